@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -119,7 +120,13 @@ def validate_splits(meta: pd.DataFrame, labels: np.ndarray, classes: list[str], 
             )
 
 
-Builder = Callable[[], tuple[list[str], np.ndarray, pd.DataFrame, np.ndarray]]
+Builder = Callable[[], tuple[list[str], np.ndarray, pd.DataFrame, "np.ndarray | Path"]]
+
+
+def cache_folder(name: str, identity: str, cache_dir: str | Path | None = None) -> Path:
+    """The folder that holds the cache of dataset ``name`` with this ``identity``."""
+    root = Path(cache_dir) if cache_dir is not None else data_cache()
+    return root / f"{name}-{identity[:16]}"
 
 
 def cached_dataset(
@@ -127,12 +134,15 @@ def cached_dataset(
 ) -> Dataset:
     """Load the dataset cached under ``identity``, or ``build()`` it and cache it atomically.
 
-    ``build`` returns ``(classes, labels, meta, images)``. The files are written one by one,
+    ``build`` returns ``(classes, labels, meta, images)``; ``images`` is a uint8 array or the
+    path of a finished uint8 ``.npy`` file on the same file system as the cache (a large set
+    decoded into a memory map), which is moved into place rather than copied. The files are
+    written one by one,
     each atomically, and a ``complete.json`` marker last: a folder without the marker (an
     interrupted build) is rebuilt from scratch, never half-read.
     """
-    root = Path(cache_dir) if cache_dir is not None else data_cache()
-    folder = root / f"{name}-{identity[:16]}"
+    folder = cache_folder(name, identity, cache_dir)
+    root = folder.parent
     marker = folder / "complete.json"
     if marker.exists():
         try:
@@ -140,9 +150,8 @@ def cached_dataset(
             if info.get("identity") == identity and info.get("format") == CACHE_FORMAT:
                 classes = io.read_json(folder / "classes.json")
                 labels = np.load(folder / "labels.npy")
-                meta = pd.read_csv(folder / "meta.csv", keep_default_na=False, na_values=[""])
-                meta["patient"] = meta["patient"].astype(str)
-                meta["image_id"] = meta["image_id"].astype(str)
+                meta = pd.read_csv(folder / "meta.csv", keep_default_na=False, na_values=[""],
+                                   dtype={"patient": str, "image_id": str})
                 images = np.load(folder / "images.npy", mmap_mode="r")
                 if images.shape[0] == len(meta) == labels.shape[0]:
                     return Dataset(name, classes, labels, meta, identity, image_size,
@@ -153,10 +162,12 @@ def cached_dataset(
         shutil.rmtree(folder)
     classes, labels, meta, images = build()
     labels = np.asarray(labels, dtype=np.uint8)
-    images = np.asarray(images, dtype=np.uint8)
     meta = meta.reset_index(drop=True)
     validate_splits(meta, labels, list(classes), name)
-    io.save_npy(folder / "images.npy", images)
+    if isinstance(images, (str, Path)):
+        _adopt_npy(Path(images), folder / "images.npy", len(meta), name)
+    else:
+        io.save_npy(folder / "images.npy", np.asarray(images, dtype=np.uint8))
     io.save_npy(folder / "labels.npy", labels)
     with io.atomic_path(folder / "meta.csv") as tmp:
         meta.to_csv(tmp, index=False)
@@ -164,3 +175,16 @@ def cached_dataset(
     io.write_json(marker, {"identity": identity, "format": CACHE_FORMAT, "name": name,
                            "n_images": int(len(meta)), "image_size": int(image_size)})
     return cached_dataset(name, identity, image_size, build, cache_dir=root)
+
+
+def _adopt_npy(source: Path, target: Path, n_rows: int, name: str) -> None:
+    """Move a finished image ``.npy`` into the cache after checking its dtype and row count."""
+    arr = np.load(source, mmap_mode="r")
+    ok = arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[0] == n_rows
+    shape, dtype = arr.shape, arr.dtype
+    del arr
+    if not ok:
+        raise DataError(f"{name}: image array {source} is {dtype} {shape}, "
+                        f"expected uint8 ({n_rows}, size, size)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)

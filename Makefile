@@ -1,0 +1,42 @@
+# Two entry points (see README.md): `make book` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PROFILE ?= default
+
+.PHONY: setup results book test test-fast nbval-refs benchmark clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[book,test]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	$(PY) -c "import prunecxr, torch, torchvision, jupyter_book, papermill, nbval, sklearn"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## The main job on the embedded default dataset: data, population, pruning sweep.
+results: $(STAMP)
+	$(PY) -m prunecxr run --profile $(PROFILE)
+
+## Runs the main job (if not cached), executes every chapter with papermill, builds _build/html.
+book: $(STAMP)
+	$(PY) -m prunecxr book --profile $(PROFILE)
+
+## The whole test suite (unit, pipeline, notebooks via nbval, book and browser checks).
+test: $(STAMP)
+	$(PY) -m pytest
+
+## Unit tests only (skips the slow end-to-end tests).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+## Regenerate the nbval reference notebooks after an intended change of results.
+nbval-refs: $(STAMP)
+	$(PY) -m prunecxr.book refs
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/sweep_speed.py
+
+clean:
+	rm -rf _build book/_generated .pytest_cache

@@ -1,0 +1,98 @@
+"""Command line: ``python -m prunecxr run|study|book``.
+
+``run`` computes data, population and sweep for a profile and prints a one-screen summary;
+errors in arguments name the bad parameter and the allowed values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .config import PROFILES, load_config
+from .data import DATASETS
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="default", help=f"one of {', '.join(PROFILES)} (default: default)")
+    p.add_argument("--dataset", default=None, help=f"one of {', '.join(DATASETS)} (default: the profile's)")
+    p.add_argument("--data-dir", default=None, help="folder (or CSV file for --dataset csv) with the data")
+    p.add_argument("--results-dir", default=None,
+                   help="root folder for results (default: $PRUNECXR_HOME/results)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a configuration field, e.g. --set population=5 (repeatable)")
+
+
+def summary(folder) -> str:
+    """One screen: where results are, the population, and mAP across the sparsity grid."""
+    from .store import load
+
+    store = load(folder)
+    lines = [f"results: {folder}", repr(store)]
+    train = store.training_summary()
+    if len(train):
+        lines.append(f"training: {len(train)} models, epochs {train['epochs'].min()}-{train['epochs'].max()}, "
+                     f"{train['seconds'].sum():.0f} s in total")
+    per_model = store.ap_table().groupby(["method", "seed", "sparsity"])["ap"].mean()  # NaN skipped
+    table = per_model.groupby(["method", "sparsity"]).median().unstack("method")
+    shown = table.loc[[k for k in table.index if round(k * 100) % 10 == 0 or k == table.index.max()]]
+    lines.append("median mAP over seeds by sparsity:")
+    lines.append(shown.round(3).to_string())
+    stages = store.manifest.get("stages", {})
+    if stages:
+        lines.append("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()))
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import ensure_results
+
+    config = load_config(args.profile, dataset=args.dataset, data_dir=args.data_dir,
+                         overrides=args.overrides)
+    t0 = time.perf_counter()
+    folder = ensure_results(config, results_root=args.results_dir, progress=not args.quiet)
+    print(summary(folder))
+    print(f"done in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    from .book import build_book
+
+    build_book(profile=args.profile, results_root=args.results_dir, out=args.out,
+               overrides=args.overrides)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m prunecxr", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train the population and run the pruning sweep")
+    _add_common(run)
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
+    book = sub.add_parser("book", help="run the pipeline, execute the notebooks, build the book")
+    _add_common(book)
+    book.add_argument("--out", default="_build", help="build folder (default: _build)")
+    book.set_defaults(func=cmd_book)
+    try:
+        from .study.cli import add_study_commands
+    except ImportError:
+        pass
+    else:
+        add_study_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,242 @@
+"""Experiment configuration: one dataclass, three named profiles, typed overrides, a key.
+
+``paper`` is the published recipe (REFERENCE.md), meant for a GPU; ``default`` is the embedded
+phantom sized for the whole main job to run in about 15 minutes on 2 CPU cores; ``smoke`` is a
+tiny version for tests. Any field can be overridden (``population=5``, ``methods=l1``,
+``data.n_images=2000`` for a dataset option). The key hashes every field that changes results
+plus the library version, so a changed parameter never reuses stale results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from . import __version__
+from .data.base import digest
+
+PROFILES = ("paper", "default", "smoke")
+# Fields that change how fast results come, not what they are: excluded from the key.
+EXECUTION_FIELDS = ("device", "threads", "data_dir", "cache_dir")
+
+
+def sparsity_grid(step: float = 0.05, stop: float = 0.95) -> tuple[float, ...]:
+    """0, step, ..., stop as exactly rounded floats (the paper's 20-level grid by default)."""
+    n = int(round(stop / step))
+    return tuple(round(i * step, 10) for i in range(n + 1))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that determines an experiment's results (and a few execution knobs)."""
+
+    profile: str = "default"
+    dataset: str = "phantom"
+    data: dict = field(default_factory=dict)  # options passed to get_dataset
+    arch: str = "resnet18"
+    weights: str = "none"  # "none", "imagenet" (torch cache) or a path to a state dict
+    image_size: int = 48
+    batch_size: int = 64
+    lr: float = 1e-3
+    max_epochs: int = 8
+    patience: int = 3
+    population: int = 10
+    first_seed: int = 0
+    augment: bool = True
+    rotation: float = 15.0
+    methods: tuple = ("l1", "random")
+    sparsities: tuple = field(default_factory=sparsity_grid)
+    eval_batch_size: int = 256
+    device: str = "auto"  # "auto", "cpu", "cuda"
+    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    data_dir: str = ""
+    cache_dir: str = ""
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.first_seed, self.first_seed + self.population))
+
+    def result_fields(self) -> dict:
+        """The fields that determine results (execution knobs removed)."""
+        d = dataclasses.asdict(self)
+        for name in EXECUTION_FIELDS:
+            d.pop(name)
+        return d
+
+    @property
+    def key(self) -> str:
+        """Short hash of the result-determining fields and the library version."""
+        return digest(self.result_fields(), __version__)[:10]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def dataset_options(self) -> dict:
+        """Keyword arguments for ``get_dataset(self.dataset, ...)``."""
+        opts = dict(self.data)
+        if self.dataset != "phantom" and self.data_dir:
+            key = "csv" if self.dataset == "csv" else "data_dir"
+            opts.setdefault(key, self.data_dir)
+        opts.setdefault("image_size", self.image_size)
+        if self.cache_dir:
+            opts.setdefault("cache_dir", self.cache_dir)
+        return opts
+
+
+_PROFILE_VALUES: dict[str, dict[str, Any]] = {
+    "paper": dict(
+        dataset="nih-cxr-lt", arch="resnet50", weights="imagenet", image_size=256,
+        batch_size=256, lr=1e-4, max_epochs=60, patience=15, population=30,
+        methods=("l1",), eval_batch_size=512,
+    ),
+    "default": dict(
+        dataset="phantom", data={"n_images": 6000}, arch="resnet18", weights="none",
+        image_size=48, batch_size=64, lr=1e-3, max_epochs=8, patience=3, population=10,
+    ),
+    "smoke": dict(
+        dataset="phantom", data={"n_images": 600}, arch="resnet18", weights="none",
+        image_size=32, batch_size=32, lr=1e-3, max_epochs=2, patience=2, population=3,
+    ),
+}
+
+
+def _field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Config)]
+
+
+def _coerce(name: str, raw: Any, current: Any) -> Any:
+    """Convert an override value (often a string from the CLI) to the field's type."""
+    if not isinstance(raw, str):
+        if isinstance(current, tuple) and isinstance(raw, (list, tuple)):
+            return tuple(raw)
+        return raw
+    text = raw.strip()
+    try:
+        if isinstance(current, bool):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+        if isinstance(current, tuple):
+            items = [t.strip() for t in text.strip("()[]").split(",") if t.strip()]
+            if name == "sparsities":
+                return tuple(round(float(t), 10) for t in items)
+            return tuple(items)
+        if isinstance(current, dict):
+            return json.loads(text)
+    except ValueError:
+        raise ValueError(
+            f"override {name}={raw!r}: expected a {type(current).__name__}"
+        ) from None
+    return text
+
+
+def _guess(value: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(value, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def parse_overrides(overrides: dict | Iterable[str] | None) -> dict[str, Any]:
+    """``["population=5", "data.n_images=2000"]`` or a dict -> dict of raw values."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    if isinstance(overrides, str):
+        overrides = [overrides] if overrides.strip() else []
+    out: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like field=value")
+        name, value = item.split("=", 1)
+        out[name.strip()] = value
+    return out
+
+
+def load_config(
+    profile: str = "default",
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    overrides: dict | Iterable[str] | None = None,
+) -> Config:
+    """The named profile with the dataset, data folder and field overrides applied.
+
+    Raises ValueError naming the bad parameter and the allowed values.
+    """
+    from .data import DATASETS
+
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}{_guess(profile, PROFILES)}")
+    values = dict(_PROFILE_VALUES[profile])
+    values["data"] = dict(values.get("data", {}))
+    if dataset:
+        if dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}{_guess(dataset, DATASETS)}")
+        if dataset != values["dataset"]:
+            values["dataset"] = dataset
+            values["data"] = {}
+    if data_dir:
+        values["data_dir"] = str(data_dir)
+    base = Config(profile=profile)
+    names = _field_names()
+    for name, raw in parse_overrides(overrides).items():
+        if name.startswith("data."):
+            values["data"][name[5:]] = _coerce_data_value(raw)
+            continue
+        if name not in names or name == "profile":
+            allowed = [n for n in names if n != "profile"] + ["data.<option>"]
+            raise ValueError(f"unknown parameter {name!r}{_guess(name, allowed)}; allowed: {', '.join(allowed)}")
+        current = values.get(name, getattr(base, name))
+        values[name] = _coerce(name, raw, current)
+    config = Config(profile=profile, **values)
+    validate(config)
+    return config
+
+
+def _coerce_data_value(raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def validate(config: Config) -> None:
+    """Check ranges once, with messages that name the parameter and what is allowed."""
+    from .data import DATASETS
+    from .prune import METHODS
+
+    if config.dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {config.dataset!r}")
+    for name in ("image_size", "batch_size", "max_epochs", "population", "eval_batch_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.patience < 1:
+        raise ValueError(f"patience must be >= 1, got {config.patience}")
+    if not config.lr > 0:
+        raise ValueError(f"lr must be > 0, got {config.lr}")
+    if not config.methods:
+        raise ValueError("methods must name at least one pruning method")
+    for m in config.methods:
+        if m not in METHODS:
+            raise ValueError(f"methods: unknown pruning method {m!r}; allowed: {sorted(METHODS)}")
+    sp = list(config.sparsities)
+    if not sp or sp[0] != 0.0:
+        raise ValueError("sparsities must start at 0.0 (the dense model)")
+    if any(b <= a for a, b in zip(sp, sp[1:])) or sp[-1] >= 1.0:
+        raise ValueError(f"sparsities must increase strictly and stay below 1, got {sp}")
+    if config.device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be one of ('auto', 'cpu', 'cuda'), got {config.device!r}")
+    from .models import ARCHS
+
+    if config.arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {config.arch!r}{_guess(config.arch, ARCHS)}")

@@ -1,0 +1,170 @@
+"""The results folder, read through one public call: ``prunecxr.store.load(results_dir)``.
+
+Layout written by the pipeline::
+
+    config.json  dataset.json  manifest.json  test_labels.npy  test_meta.csv  [test_images.npy]
+    models/seed_XXX/{best.pt, done.json, history.csv}
+    predictions/<method>/seed_XXX.npy (+ .json sidecar: shape, achieved sparsity, sha256)
+
+Every prediction file is checked against its sidecar's sha256 before it is read.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import io
+from .metrics import auroc, average_precision
+from .sweep import prediction_path, verify_predictions
+
+
+class ResultsError(FileNotFoundError):
+    """A results folder is missing, incomplete or corrupt; the message says what to run."""
+
+
+class Results:
+    """Read-only view of one experiment's results (see module docstring for the layout)."""
+
+    def __init__(self, results_dir: str | Path) -> None:
+        self.results_dir = Path(results_dir)
+        for name in ("dataset.json", "config.json", "test_labels.npy", "test_meta.csv"):
+            if not (self.results_dir / name).exists():
+                raise ResultsError(
+                    f"{self.results_dir}: missing {name}; not a finished results folder. "
+                    "Run `python -m prunecxr run` (or prunecxr.pipeline.ensure_results) first."
+                )
+        self._dataset = io.read_json(self.results_dir / "dataset.json")
+        self.config: dict = io.read_json(self.results_dir / "config.json")
+        self.dataset: str = self._dataset["name"]
+        self.classes: list[str] = list(self._dataset["classes"])
+        self.labels: np.ndarray = np.load(self.results_dir / "test_labels.npy")
+        self.meta: pd.DataFrame = pd.read_csv(self.results_dir / "test_meta.csv",
+                                              keep_default_na=False, na_values=[""])
+        self.train_counts = pd.Series(self._dataset["train_counts"]).reindex(self.classes)
+        self.test_counts = pd.Series(self._dataset["test_counts"]).reindex(self.classes)
+        self.sparsities: np.ndarray = np.asarray(self.config["sparsities"], dtype=float)
+        self.seeds: list[int] = list(range(self.config["first_seed"],
+                                           self.config["first_seed"] + self.config["population"]))
+        self.methods: list[str] = list(self.config["methods"])
+
+    def __repr__(self) -> str:
+        return (f"Results({str(self.results_dir)!r}: {self.dataset}, {len(self.classes)} classes, "
+                f"{len(self.labels)} test images, seeds {len(self.seeds)}, methods {self.methods})")
+
+    @property
+    def manifest(self) -> dict:
+        path = self.results_dir / "manifest.json"
+        return io.read_json(path) if path.exists() else {}
+
+    def _check(self, method: str, seed: int) -> None:
+        if method not in self.methods:
+            raise KeyError(f"method {method!r} not in this store; available: {self.methods}")
+        if seed not in self.seeds:
+            raise KeyError(f"seed {seed} not in this store; available: {self.seeds}")
+
+    def predictions(self, method: str, seed: int) -> np.ndarray:
+        """Sigmoid probabilities (n_sparsities, n_test, n_classes), float32, verified."""
+        self._check(method, seed)
+        return _read_predictions(prediction_path(self.results_dir, method, seed),
+                                 (len(self.sparsities), len(self.labels), len(self.classes)))
+
+    def achieved_sparsity(self, method: str, seed: int) -> np.ndarray:
+        self._check(method, seed)
+        side = prediction_path(self.results_dir, method, seed).with_suffix(".json")
+        return np.asarray(io.read_json(side)["achieved_sparsity"], dtype=float)
+
+    def _metric_table(self, name: str, fn) -> pd.DataFrame:
+        rows = []
+        for method in self.methods:
+            for seed in self.seeds:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    values = fn(self.labels, self.predictions(method, seed))  # (S, C)
+                rows.append(pd.DataFrame({
+                    "method": method, "seed": seed,
+                    "sparsity": np.repeat(self.sparsities, len(self.classes)),
+                    "class": np.tile(self.classes, len(self.sparsities)),
+                    name: values.reshape(-1),
+                }))
+        return pd.concat(rows, ignore_index=True)
+
+    @cached_property
+    def _ap(self) -> pd.DataFrame:
+        return self._metric_table("ap", average_precision)
+
+    def ap_table(self) -> pd.DataFrame:
+        """Tidy AP: columns method, seed, sparsity, class, ap (NaN where a class has no positives)."""
+        return self._ap.copy()
+
+    def auroc_table(self) -> pd.DataFrame:
+        """Tidy AUROC: columns method, seed, sparsity, class, auroc."""
+        return self._metric_table("auroc", auroc)
+
+    def history(self) -> pd.DataFrame:
+        """Training curves: columns seed, epoch, train_loss, val_loss, val_map."""
+        frames = [pd.read_csv(p) for s in self.seeds
+                  if (p := self.results_dir / "models" / f"seed_{s:03d}" / "history.csv").exists()]
+        if not frames:
+            return pd.DataFrame(columns=["seed", "epoch", "train_loss", "val_loss", "val_map"])
+        return pd.concat(frames, ignore_index=True)
+
+    def training_summary(self) -> pd.DataFrame:
+        """One row per seed from its done.json (epochs, best epoch, best val loss, seconds)."""
+        rows = [io.read_json(p) for s in self.seeds
+                if (p := self.results_dir / "models" / f"seed_{s:03d}" / "done.json").exists()]
+        return pd.DataFrame(rows)
+
+    def state_dict(self, seed: int) -> dict:
+        """The trained dense model's weights of one seed (best checkpoint)."""
+        path = self.results_dir / "models" / f"seed_{seed:03d}" / "best.pt"
+        if not path.exists():
+            raise ResultsError(f"{path} is missing; rerun the pipeline to train seed {seed}")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def prunable_weights(self, seed: int) -> np.ndarray:
+        """1-D float32 of the dense model's Conv2d and Linear weights (what pruning acts on)."""
+        from .models import build_model
+        from .prune import prunable_parameters
+
+        model = build_model(self.config["arch"], len(self.classes), "none")
+        model.load_state_dict(self.state_dict(seed))
+        return torch.cat([getattr(m, n).detach().reshape(-1)
+                          for m, n in prunable_parameters(model)]).numpy()
+
+    def test_images(self) -> np.ndarray:
+        """Test images, uint8 (n_test, H, W)."""
+        name = self._dataset.get("test_images")
+        if name:
+            return np.load(self.results_dir / name, mmap_mode="r")
+        source = Path(self._dataset["images_path"])
+        if not source.exists():
+            raise ResultsError(f"image cache {source} is gone; rerun the pipeline to rebuild it")
+        return np.asarray(np.load(source, mmap_mode="r")[self._dataset["test_indices_in_dataset"]])
+
+
+@lru_cache(maxsize=64)
+def _read_verified(path: Path, shape: tuple[int, ...], mtime: float) -> np.ndarray:
+    if verify_predictions(path, shape) is None:
+        raise ResultsError(
+            f"{path} is missing, truncated or does not match its checksum; rerun the pipeline "
+            "(python -m prunecxr run with the same settings) to recompute it"
+        )
+    array = np.load(path)
+    array.setflags(write=False)
+    return array
+
+
+def _read_predictions(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    mtime = path.stat().st_mtime if path.exists() else -1.0
+    return _read_verified(path, shape, mtime)
+
+
+def load(results_dir: str | Path) -> Results:
+    """Open a results folder written by :func:`prunecxr.pipeline.ensure_results`."""
+    return Results(results_dir)

@@ -1,0 +1,187 @@
+"""Train one model per seed; the population is a loop over seeds.
+
+Each seed's run is independent: its model initialisation, data order and augmentation come
+from generators seeded by (seed, epoch), so a run resumed from its last checkpoint continues
+exactly as an uninterrupted one would. A checkpoint is written atomically after every epoch;
+the lowest-validation-loss weights are kept as ``best.pt``; ``done.json`` marks a finished
+seed, which is then skipped. BatchNorm is trained in ``train()`` mode and evaluated in
+``eval()`` mode every epoch (the reference left it in eval mode from epoch 2 on).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import io
+from .config import Config
+from .metrics import average_precision, mean_ap
+from .models import build_model
+
+
+@dataclass
+class SplitArrays:
+    """One split held in memory: uint8 images (n, H, W) and float 0/1 labels (n, C)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    @classmethod
+    def from_dataset(cls, dataset, split: str) -> "SplitArrays":
+        images = torch.from_numpy(np.ascontiguousarray(dataset.images(split)))
+        labels = torch.from_numpy(dataset.split_labels(split).astype(np.float32))
+        return cls(images, labels)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda was asked for but no CUDA device is available")
+    return torch.device(name)
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, max_degrees: float) -> torch.Tensor:
+    """Random horizontal flip and rotation up to ``max_degrees`` of a (B, 1, H, W) batch in [0, 1].
+
+    One affine resampling per batch (vectorised); the area rotated in is filled with 0, like
+    torchvision's RandomRotation default.
+    """
+    b = x.shape[0]
+    angle = (torch.rand(b, generator=generator) * 2 - 1) * math.radians(max_degrees)
+    flip = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    zero = torch.zeros(b)
+    theta = torch.stack(
+        [torch.stack([cos * flip, -sin, zero], 1), torch.stack([sin * flip, cos, zero], 1)], 1
+    ).to(x.device, x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> np.ndarray:
+    """Sigmoid probabilities (n, C) float32 for uint8 images (n, H, W), in eval mode."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device, non_blocking=True)
+        out.append(torch.sigmoid(model(x)).float().cpu())
+    return torch.cat(out).numpy()
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(1_000_003 * (seed + 1) + epoch)
+
+
+def _train_epoch(model, opt, data: SplitArrays, config: Config, seed: int, epoch: int, device) -> float:
+    model.train()
+    gen = _epoch_generator(seed, epoch)
+    order = torch.randperm(len(data.images), generator=gen)
+    loss_fn = nn.BCEWithLogitsLoss()
+    total, seen = 0.0, 0
+    for start in range(0, len(order), config.batch_size):
+        idx = order[start:start + config.batch_size]
+        if len(idx) < 2:  # BatchNorm cannot train on a single image
+            continue
+        x = data.images[idx].unsqueeze(1).float().div_(255.0)
+        if config.augment:
+            x = augment(x, gen, config.rotation)
+        x, y = x.to(device), data.labels[idx].to(device)
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        total += float(loss) * len(idx)
+        seen += len(idx)
+    return total / max(seen, 1)
+
+
+def _validate(model, data: SplitArrays, config: Config, device) -> tuple[float, float]:
+    probs = predict(model, data.images, config.eval_batch_size, device)
+    p = torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7)
+    loss = float(F.binary_cross_entropy(p, data.labels))
+    with np.errstate(invalid="ignore"):
+        m = mean_ap(average_precision(data.labels.numpy(), probs), warn=False)
+    return loss, float(m)
+
+
+def seed_dir(results_dir: Path, seed: int) -> Path:
+    return Path(results_dir) / "models" / f"seed_{seed:03d}"
+
+
+def is_trained(results_dir: Path, seed: int) -> bool:
+    d = seed_dir(results_dir, seed)
+    return (d / "done.json").exists() and (d / "best.pt").exists()
+
+
+def _save(obj, path: Path) -> None:
+    with io.atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitArrays,
+               seed: int, results_dir: Path, device: torch.device, position: int = 1) -> dict:
+    """Train (or resume, or skip) the model of one seed; returns its ``done.json`` summary."""
+    out = seed_dir(results_dir, seed)
+    if is_trained(results_dir, seed):
+        return io.read_json(out / "done.json")
+    model = build_model(config.arch, num_classes, config.weights, seed=seed).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    state = {"epoch": -1, "best_val_loss": math.inf, "best_epoch": -1, "bad_epochs": 0,
+             "history": [], "seconds": 0.0}
+    last = out / "last.pt"
+    if last.exists():
+        try:
+            ckpt = torch.load(last, map_location=device, weights_only=False)
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            state = ckpt["state"]
+        except Exception as exc:  # a truncated checkpoint: start this seed again
+            tqdm.write(f"seed {seed}: unreadable checkpoint {last} ({exc}); restarting the seed")
+    bar = tqdm(range(state["epoch"] + 1, config.max_epochs), desc=f"seed {seed}", unit="epoch",
+               position=position, leave=False, initial=state["epoch"] + 1, total=config.max_epochs)
+    for epoch in bar:
+        if state["bad_epochs"] >= config.patience:
+            break
+        t0 = time.perf_counter()
+        train_loss = _train_epoch(model, opt, train, config, seed, epoch, device)
+        val_loss, val_map = _validate(model, val, config, device)
+        state["seconds"] += time.perf_counter() - t0
+        state["history"].append({"seed": seed, "epoch": epoch, "train_loss": train_loss,
+                                 "val_loss": val_loss, "val_map": val_map})
+        state["epoch"] = epoch
+        if val_loss < state["best_val_loss"]:
+            state.update(best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)
+            _save(model.state_dict(), out / "best.pt")
+        else:
+            state["bad_epochs"] += 1
+        _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state}, last)
+        bar.set_postfix(val_loss=f"{val_loss:.4f}", val_map=f"{val_map:.3f}")
+    bar.close()
+    with io.atomic_path(out / "history.csv") as tmp:
+        pd.DataFrame(state["history"]).to_csv(tmp, index=False)
+    summary = {"seed": seed, "epochs": state["epoch"] + 1, "best_epoch": state["best_epoch"],
+               "best_val_loss": state["best_val_loss"], "seconds": state["seconds"],
+               "stopped_early": state["bad_epochs"] >= config.patience}
+    io.write_json(out / "done.json", summary)
+    last.unlink(missing_ok=True)
+    return summary
+
+
+def load_trained(config: Config, num_classes: int, results_dir: Path, seed: int,
+                 device: torch.device) -> nn.Module:
+    """The best checkpoint of a finished seed."""
+    model = build_model(config.arch, num_classes, "none")
+    model.load_state_dict(torch.load(seed_dir(results_dir, seed) / "best.pt",
+                                     map_location="cpu", weights_only=True))
+    return model.to(device).eval()
