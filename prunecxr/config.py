@@ -17,16 +17,11 @@ from typing import Any, Iterable
 
 from . import __version__
 from .data.base import digest
+from .prune import sparsity_grid
 
 PROFILES = ("paper", "default", "smoke")
 # Fields that change how fast results come, not what they are: excluded from the key.
 EXECUTION_FIELDS = ("device", "threads", "data_dir", "cache_dir")
-
-
-def sparsity_grid(step: float = 0.05, stop: float = 0.95) -> tuple[float, ...]:
-    """0, step, ..., stop as exactly rounded floats (the paper's 20-level grid by default)."""
-    n = int(round(stop / step))
-    return tuple(round(i * step, 10) for i in range(n + 1))
 
 
 @dataclass(frozen=True)
@@ -48,7 +43,7 @@ class Config:
     augment: bool = True
     rotation: float = 15.0
     methods: tuple = ("l1", "random")
-    sparsities: tuple = field(default_factory=sparsity_grid)
+    sparsities: tuple = field(default_factory=lambda: tuple(sparsity_grid()))
     eval_batch_size: int = 256
     device: str = "auto"  # "auto", "cpu", "cuda"
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default

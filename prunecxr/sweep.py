@@ -82,7 +82,7 @@ def sweep_seed(config: Config, num_classes: int, test_images: torch.Tensor, meth
                position=position, leave=False, initial=done, total=len(levels))
     for i in bar:
         t0 = time.perf_counter()
-        achieved[i] = pruner.prune_to(levels[i])
+        achieved[i] = pruner.prune_to(levels[i]).sparsity
         probs[i] = predict(model, test_images, config.eval_batch_size, device)
         seconds += time.perf_counter() - t0
         io.save_npz(partial, probs=probs, achieved=achieved, levels=np.asarray(levels),

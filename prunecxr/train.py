@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,8 +111,9 @@ def _validate(model, data: SplitArrays, config: Config, device) -> tuple[float, 
     probs = predict(model, data.images, config.eval_batch_size, device)
     p = torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7)
     loss = float(F.binary_cross_entropy(p, data.labels))
-    with np.errstate(invalid="ignore"):
-        m = mean_ap(average_precision(data.labels.numpy(), probs), warn=False)
+    with warnings.catch_warnings():  # classes without validation positives are expected
+        warnings.simplefilter("ignore")
+        m = mean_ap(average_precision(data.labels.numpy(), probs))
     return loss, float(m)
 
 

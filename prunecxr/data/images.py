@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 DECODER_VERSION = 1
 """Bump when :func:`decode_gray` changes its output, so old caches are not reused."""
@@ -50,9 +51,8 @@ def fingerprint(paths: Sequence[Path], names: Sequence[str]) -> tuple[str, list[
         try:
             st = os.stat(path)
         except OSError:
-            missing.append(i)
-            continue
-        if not os.path.isfile(path):
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
             missing.append(i)
             continue
         h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())

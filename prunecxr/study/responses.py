@@ -49,9 +49,9 @@ def load_responses(key_dir: str | os.PathLike, csv_paths: Iterable[str | os.Path
     records: list[dict] = []
     for path in paths:
         records += _read_one(path, by_packet, owner_of_item, packet_of_reader, seen, errors)
-    answered: dict[str, set[str]] = {}
-    for rec in records:
-        answered.setdefault(rec["packet_id"], set()).add(rec["item"])
+    answered: dict[str, set[str]] = {}   # rows naming a known item, valid answers or not
+    for pid, item in seen:
+        answered.setdefault(pid, set()).add(item)
     for pid, items in answered.items():
         grp = by_packet[pid]
         left = grp.loc[~grp["item"].isin(items)].sort_values("position")

@@ -1,0 +1,41 @@
+"""Shared fixtures: an isolated PRUNECXR_HOME for the whole session and one smoke run.
+
+The smoke results are computed once per test session (about half a minute) and reused by
+the pipeline, analysis, study, notebook and book tests.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prunecxr_home(tmp_path_factory) -> Path:
+    """Keep every cache and result of the test session out of the user's home."""
+    home = Path(os.environ.get("PRUNECXR_TEST_HOME") or tmp_path_factory.mktemp("prunecxr_home"))
+    old = os.environ.get("PRUNECXR_HOME")
+    os.environ["PRUNECXR_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("PRUNECXR_HOME", None)
+    else:
+        os.environ["PRUNECXR_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def smoke_results(prunecxr_home) -> Path:
+    """Results folder of the smoke profile (computed once, then cached)."""
+    from prunecxr.config import load_config
+    from prunecxr.pipeline import ensure_results
+
+    return ensure_results(load_config("smoke"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def smoke_store(smoke_results):
+    from prunecxr.store import load
+
+    return load(smoke_results)

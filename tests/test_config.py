@@ -1,0 +1,55 @@
+"""Profiles, overrides, validation messages and the results key."""
+
+import pytest
+
+from prunecxr.config import PROFILES, load_config
+from prunecxr.prune import sparsity_grid
+
+
+def test_profiles_load_and_default_grid():
+    for name in PROFILES:
+        cfg = load_config(name)
+        assert cfg.profile == name
+    default = load_config("default")
+    assert default.sparsities == tuple(sparsity_grid())
+    assert len(default.sparsities) == 20 and default.sparsities[-1] == 0.95
+    assert default.population >= 10
+    paper = load_config("paper")
+    assert (paper.arch, paper.image_size, paper.batch_size, paper.lr) == ("resnet50", 256, 256, 1e-4)
+    assert (paper.max_epochs, paper.patience, paper.population, paper.weights) == (60, 15, 30, "imagenet")
+
+
+def test_overrides_are_typed():
+    cfg = load_config("smoke", overrides=["population=5", "lr=0.01", "augment=false",
+                                          "methods=l1", "sparsities=0,0.5,0.9", "data.n_images=300"])
+    assert cfg.population == 5 and cfg.lr == 0.01 and cfg.augment is False
+    assert cfg.methods == ("l1",) and cfg.sparsities == (0.0, 0.5, 0.9)
+    assert cfg.data["n_images"] == 300
+    assert load_config("smoke", overrides={"population": 4}).population == 4
+
+
+def test_key_tracks_results_fields_only():
+    a = load_config("smoke")
+    assert a.key == load_config("smoke").key
+    assert a.key != load_config("smoke", overrides=["population=4"]).key
+    assert a.key != load_config("smoke", overrides=["data.n_images=700"]).key
+    # execution knobs do not change results, so they do not change the key
+    assert a.key == load_config("smoke", overrides=["threads=1", "device=cpu"]).key
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"profile": "defualt"}, "did you mean 'default'"),
+    ({"dataset": "nih"}, "dataset must be one of"),
+    ({"overrides": ["populaton=3"]}, "unknown parameter 'populaton'"),
+    ({"overrides": ["population=three"]}, "population='three': expected a int"),
+    ({"overrides": ["population=0"]}, "population must be >= 1"),
+    ({"overrides": ["methods=l1,magnitude"]}, "unknown pruning method 'magnitude'"),
+    ({"overrides": ["sparsities=0.1,0.5"]}, "must start at 0.0"),
+    ({"overrides": ["sparsities=0,0.5,0.4"]}, "increase strictly"),
+    ({"overrides": ["arch=vgg16"]}, "arch must be one of"),
+    ({"overrides": ["population"]}, "must look like field=value"),
+])
+def test_bad_parameters_are_named(kwargs, message):
+    kwargs = {"profile": "smoke", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        load_config(**kwargs)

@@ -1,0 +1,40 @@
+"""Model construction: heads, deterministic init without touching the global RNG, weights errors."""
+
+import pytest
+import torch
+
+from prunecxr.models import WeightsNotFound, build_model, imagenet_weights_file
+
+
+def test_head_and_deterministic_init():
+    before = torch.random.get_rng_state()
+    a = build_model("resnet18", 7, seed=3)
+    b = build_model("resnet18", 7, seed=3)
+    c = build_model("resnet18", 7, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), before)  # caller's RNG untouched
+    assert a.backbone.fc.out_features == 7
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(sa["backbone.conv1.weight"], sc["backbone.conv1.weight"])
+    out = a.eval()(torch.randint(0, 255, (2, 32, 32), dtype=torch.uint8))
+    assert out.shape == (2, 7)
+
+
+def test_missing_imagenet_weights_say_where(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(WeightsNotFound) as err:
+        build_model("resnet50", 20, "imagenet")
+    msg = str(err.value)
+    assert str(imagenet_weights_file("resnet50")) in msg and "weights=none" in msg
+
+
+def test_weights_from_a_file(tmp_path):
+    import torchvision
+
+    ref = torchvision.models.resnet18()
+    path = tmp_path / "r18.pth"
+    torch.save(ref.state_dict(), path)
+    model = build_model("resnet18", 3, str(path))
+    assert torch.equal(model.backbone.conv1.weight, ref.conv1.weight)
+    with pytest.raises(WeightsNotFound, match="does not exist"):
+        build_model("resnet18", 3, str(tmp_path / "nope.pth"))

@@ -1,0 +1,148 @@
+"""End to end on the smoke profile: store contents, determinism, resume after SIGKILL,
+stale-cache protection, corrupt-file detection, CLI errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+
+from prunecxr import io
+from prunecxr.config import load_config
+from prunecxr.pipeline import ensure_results
+from prunecxr.store import ResultsError, load
+from prunecxr.sweep import prediction_path
+
+pytestmark = pytest.mark.slow
+
+
+def test_store_contents(smoke_store):
+    s = smoke_store
+    n, C = s.labels.shape
+    assert C == len(s.classes) == 20 and n == len(s.meta) > 0
+    assert set(s.meta["split"]) == {"test"}
+    assert list(s.sparsities) == list(load_config("smoke").sparsities)
+    assert s.methods == ["l1", "random"] and len(s.seeds) == 3
+    for method in s.methods:
+        for seed in s.seeds:
+            p = s.predictions(method, seed)
+            assert p.shape == (len(s.sparsities), n, C) and p.dtype == np.float32
+            assert np.all((p >= 0) & (p <= 1))
+            ach = s.achieved_sparsity(method, seed)
+            assert np.allclose(ach, s.sparsities, atol=1e-3)  # achieved sparsity reported
+    ap = s.ap_table()
+    assert list(ap.columns) == ["method", "seed", "sparsity", "class", "ap"]
+    assert len(ap) == len(s.methods) * len(s.seeds) * len(s.sparsities) * C
+    # one cell against scikit-learn
+    p = s.predictions("l1", s.seeds[1])[3]
+    c = int(np.argmax(s.labels.sum(0)))
+    row = ap[(ap.method == "l1") & (ap.seed == s.seeds[1]) & np.isclose(ap.sparsity, s.sparsities[3])
+             & (ap["class"] == s.classes[c])]
+    assert row["ap"].item() == pytest.approx(average_precision_score(s.labels[:, c], p[:, c]))
+    hist = s.history()
+    assert {"seed", "epoch", "train_loss", "val_loss", "val_map"} <= set(hist.columns)
+    assert set(hist.seed) == set(s.seeds)
+    assert s.prunable_weights(s.seeds[0]).ndim == 1
+    assert s.test_images().shape[0] == n
+    m = s.manifest
+    assert {"data", "train", "sweep"} <= set(m["stages"]) and m["versions"]["torch"]
+    assert s.train_counts.index.tolist() == s.classes
+
+
+def test_rerun_recomputes_nothing_and_changed_parameter_gets_new_folder(smoke_results):
+    before = {p: p.stat().st_mtime_ns for p in smoke_results.rglob("*.npy")}
+    again = ensure_results(load_config("smoke"), progress=False)
+    assert again == smoke_results
+    assert before == {p: p.stat().st_mtime_ns for p in smoke_results.rglob("*.npy")}
+    other = load_config("smoke", overrides=["lr=0.002"])
+    from prunecxr.data import get_dataset
+    from prunecxr.pipeline import results_dir_for
+
+    assert results_dir_for(other, get_dataset("phantom", **other.dataset_options())) != smoke_results
+
+
+def test_training_is_deterministic_per_seed(smoke_results, tmp_path):
+    cfg = load_config("smoke", overrides=["population=1", "methods=l1"])
+    folder = ensure_results(cfg, results_root=tmp_path, progress=False)
+    a = torch.load(folder / "models/seed_000/best.pt", weights_only=True)
+    b = torch.load(smoke_results / "models/seed_000/best.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert np.array_equal(np.load(prediction_path(folder, "l1", 0)),
+                          np.load(prediction_path(smoke_results, "l1", 0)))
+
+
+def _run(root: Path, kill_when=None) -> int:
+    cmd = [sys.executable, "-m", "prunecxr", "run", "--profile", "smoke", "--quiet",
+           "--results-dir", str(root)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+    if kill_when is None:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+        return proc.returncode
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if kill_when():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return -9
+        time.sleep(0.02)
+    proc.wait()
+    pytest.fail("process finished before it could be killed")
+
+
+def test_resume_after_sigkill_matches_uninterrupted(smoke_results, tmp_path):
+    root = tmp_path / "killed"
+    # kill mid-training: as soon as the first epoch checkpoint of the second seed exists
+    assert _run(root, lambda: any(root.glob("*/models/seed_001/last.pt"))) == -9
+    # kill mid-sweep: as soon as a partial sweep file exists
+    assert _run(root, lambda: any(root.glob("*/predictions/*/*.partial.npz"))) == -9
+    _run(root)
+    (folder,) = list(root.iterdir())
+    for method in ("l1", "random"):
+        for seed in (0, 1, 2):
+            a = np.load(prediction_path(folder, method, seed))
+            b = np.load(prediction_path(smoke_results, method, seed))
+            assert np.array_equal(a, b), (method, seed)
+    assert not list(folder.rglob("*.partial.npz")) and not list(folder.rglob("last.pt"))
+
+
+def test_corrupt_predictions_are_detected_and_recomputed(smoke_results, tmp_path):
+    import shutil
+
+    folder = tmp_path / smoke_results.name
+    shutil.copytree(smoke_results, folder)
+    target = prediction_path(folder, "l1", 1)
+    good = np.load(target)
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(ResultsError, match="truncated"):
+        load(folder).predictions("l1", 1)
+    again = ensure_results(load_config("smoke"), results_root=tmp_path, progress=False)
+    assert again == folder
+    assert np.array_equal(np.load(target), good)
+    # a flipped byte with the right length is caught by the checksum too
+    raw = bytearray(target.read_bytes())
+    raw[-1] ^= 0xFF
+    target.write_bytes(bytes(raw))
+    with pytest.raises(ResultsError):
+        load(folder).predictions("l1", 1)
+
+
+def test_cli_errors_name_the_parameter(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "prunecxr", "run", *args],
+                              capture_output=True, text=True, timeout=120)
+    r = run("--profile", "huge")
+    assert r.returncode == 2 and "profile must be one of" in r.stderr
+    r = run("--profile", "smoke", "--set", "popuation=2")
+    assert r.returncode == 2 and "unknown parameter 'popuation'" in r.stderr and "population" in r.stderr
+    r = run("--profile", "smoke", "--dataset", "nih-cxr-lt", "--data-dir", str(tmp_path))
+    assert r.returncode == 2 and "miccai2023_nih-cxr-lt_labels_train.csv" in r.stderr
