@@ -88,8 +88,8 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
         methods=("l1",), eval_batch_size=512,
     ),
     "default": dict(
-        dataset="phantom", data={"n_images": 6000}, arch="resnet18", weights="none",
-        image_size=48, batch_size=64, lr=1e-3, max_epochs=8, patience=3, population=10,
+        dataset="phantom", data={"n_images": 5000}, arch="resnet18", weights="none",
+        image_size=32, batch_size=64, lr=1e-3, max_epochs=6, patience=3, population=10,
     ),
     "smoke": dict(
         dataset="phantom", data={"n_images": 600}, arch="resnet18", weights="none",

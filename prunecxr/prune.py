@@ -167,8 +167,9 @@ def _global_order(scores: Sequence[torch.Tensor]) -> torch.Tensor:
 
     Equivalent to ``torch.sort(torch.cat(flat scores), stable=True).indices``. For float32 (and
     narrower) scores it packs each score's order-preserving 32-bit key above its 32-bit position
-    into one int64 and sorts those unique keys in place, which is about twice as fast here and
-    touches a quarter of the memory. float64 scores take the plain stable sort.
+    into one int64 and sorts those unique keys in place (one int64 array, no separate index
+    array), about twice as fast as the stable float sort on resnet50. float64 scores (and more
+    than 2**32 weights) take the plain stable sort.
     """
     sizes = [s.numel() for s in scores]
     total = sum(sizes)
@@ -219,10 +220,14 @@ def global_masks(
     weights = [getattr(m, n) for m, n in prunable_parameters(model)]
     scores = get_method(method).scores(weights, seed=seed)
     _check_scores(scores, weights)
-    total = sum(w.numel() for w in weights)
-    n = n_to_prune(amount, total)
-    keep = torch.ones(total, dtype=torch.bool)
-    keep[_global_order(scores)[:n]] = False
+    n = n_to_prune(amount, sum(w.numel() for w in weights))
+    return _keep_masks(_global_order(scores)[:n], weights)
+
+
+def _keep_masks(pruned: torch.Tensor, weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Per-weight boolean keep-masks from the global flat positions that are pruned."""
+    keep = torch.ones(sum(w.numel() for w in weights), dtype=torch.bool)
+    keep[pruned] = False
     out, off = [], 0
     for w in weights:
         out.append(keep[off : off + w.numel()].view(w.shape).to(w.device))
@@ -274,7 +279,6 @@ class NestedPruner:
         sizes = [w.numel() for w in self._weights]
         self.total = sum(sizes)
         self._offsets = torch.tensor([0, *sizes], dtype=torch.int64).cumsum(0)
-        self._masks = [torch.ones(w.shape, dtype=torch.bool, device=w.device) for w in self._weights]
         self.amount = 0.0
         self.n_pruned = 0
 
@@ -298,12 +302,12 @@ class NestedPruner:
             yield self.prune_to(a)
 
     def masks(self) -> list[torch.Tensor]:
-        """Current boolean keep-masks (True = kept), one per prunable weight (copies)."""
-        return [m.clone() for m in self._masks]
+        """Current boolean keep-masks (True = kept), one per prunable weight (built on demand)."""
+        return _keep_masks(self._order[: self.n_pruned], self._weights)
 
     def state(self) -> PruneStep:
         """Measured sparsity now (zeros among prunable weights)."""
-        zeros = [int((w.detach() == 0).sum()) for w in self._weights]
+        zeros = [w.numel() - int(torch.count_nonzero(w.detach())) for w in self._weights]
         layer = {nm: z / w.numel() for nm, z, w in zip(self.names, zeros, self._weights)}
         return PruneStep(
             amount=self.amount,
@@ -319,16 +323,17 @@ class NestedPruner:
         pos = positions.clone()
         pos.numpy().sort()
         bounds = torch.searchsorted(pos, self._offsets).tolist()
-        for i, (w, mask) in enumerate(zip(self._weights, self._masks)):
+        for i, w in enumerate(self._weights):
             lo, hi = bounds[i], bounds[i + 1]
             if lo == hi:
                 continue
             idx = (pos[lo:hi] - self._offsets[i]).to(w.device)
-            mask.view(-1).index_fill_(0, idx, False)
             if w.is_contiguous():
                 w.detach().view(-1).index_fill_(0, idx, 0)
-            else:  # e.g. channels_last: flat logical indices do not map onto a flat view
-                w.detach().masked_fill_(~mask, 0)
+            else:  # e.g. channels_last: logical flat indices do not address memory order
+                drop = torch.zeros(w.numel(), dtype=torch.bool, device=w.device)
+                drop[idx] = True
+                w.detach().masked_fill_(drop.view(w.shape), 0)
 
     def __repr__(self) -> str:
         return (

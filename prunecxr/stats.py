@@ -25,7 +25,7 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], name: str = "fr
         raise ValueError(f"{name} is missing column(s) {missing}; it has {list(frame.columns)}")
 
 
-def _finite(x, name: str) -> np.ndarray:
+def _finite(x) -> np.ndarray:
     x = np.asarray(x, dtype=float).ravel()
     return x[np.isfinite(x)]
 
@@ -41,7 +41,7 @@ def welch(a, b) -> pd.DataFrame:
     Raises ValueError when either group has fewer than two values (the variance, and so the
     test, is undefined). When both variances are zero, t and p are NaN.
     """
-    a, b = _finite(a, "a"), _finite(b, "b")
+    a, b = _finite(a), _finite(b)
     if len(a) < 2 or len(b) < 2:
         raise ValueError(
             f"Welch's t-test needs at least two values per group (got n_a={len(a)}, "
@@ -65,7 +65,7 @@ def kruskal(*groups) -> pd.DataFrame:
     Returns one row: H, df, p. p is NaN when all values are identical (H undefined) or a group
     is empty.
     """
-    groups = [_finite(g, "group") for g in groups]
+    groups = [_finite(g) for g in groups]
     if len(groups) < 2 or any(len(g) == 0 for g in groups):
         return pd.DataFrame([{"H": np.nan, "df": len(groups) - 1, "p": np.nan}])
     pooled = np.concatenate(groups)
@@ -88,7 +88,7 @@ def mann_whitney(a, b) -> pd.DataFrame:
 
     Returns one row: U (statistic of ``a``), p. NaN when a group is empty.
     """
-    a, b = _finite(a, "a"), _finite(b, "b")
+    a, b = _finite(a), _finite(b)
     if len(a) == 0 or len(b) == 0:
         return pd.DataFrame([{"U": np.nan, "p": np.nan}])
     if np.ptp(np.concatenate([a, b])) == 0:  # all equal: no evidence of a difference
@@ -161,7 +161,8 @@ def rowwise_pearson(a, b) -> np.ndarray:
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"a and b must be 2-D arrays of the same shape, got {a.shape} and {b.shape}")
+        raise ValueError(f"a and b must be 2-D arrays of the same shape, got {a.shape} and "
+                         f"{b.shape}")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("a and b must be finite (no NaN or inf)")
     ac = a - a.mean(axis=1, keepdims=True)
@@ -183,7 +184,8 @@ def rowwise_spearman(a, b) -> np.ndarray:
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"a and b must be 2-D arrays of the same shape, got {a.shape} and {b.shape}")
+        raise ValueError(f"a and b must be 2-D arrays of the same shape, got {a.shape} and "
+                         f"{b.shape}")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("a and b must be finite (no NaN or inf)")
     return rowwise_pearson(_st.rankdata(a, axis=1), _st.rankdata(b, axis=1))
@@ -207,7 +209,8 @@ def compare_groups(frame: pd.DataFrame, group_col: str, value_cols: Sequence[str
     if groups is None:
         values = pd.unique(frame[group_col].dropna())
         if len(values) != 2:
-            raise ValueError(f"group_col {group_col!r} must have exactly two values, got {list(values)}")
+            raise ValueError(f"group_col {group_col!r} must have exactly two values, "
+                             f"got {list(values)}")
         groups = tuple(sorted(values, reverse=True))
     if len(groups) != 2:
         raise ValueError(f"groups must name two values of {group_col!r}, got {groups!r}")

@@ -102,7 +102,7 @@ def _train_epoch(model, opt, data: SplitArrays, config: Config, seed: int, epoch
         loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
-        total += float(loss) * len(idx)
+        total += loss.item() * len(idx)
         seen += len(idx)
     return total / max(seen, 1)
 

@@ -256,6 +256,10 @@ def test_good_responses_round_trip(packet, tmp_path):
     rows = read_rows(paths[0])
     write_csv(paths[0], [rows[0]] + [r[:3] + [{"yes": "1", "no": "0"}[r[3]]] + r[4:]
                                      for r in rows[1:]])
+    rows = read_rows(paths[1])                     # a spreadsheet's ';' CSV with a BOM, 3.0
+    with open(paths[1], "w", newline="", encoding="utf-8-sig") as fh:
+        csv.writer(fh, delimiter=";").writerows([rows[0]] + [r[:4] + [f"{r[4]}.0"] + r[5:]
+                                                             for r in rows[1:]])
     again = load_responses(packet, paths)
     pd.testing.assert_frame_equal(again, load_responses(packet / "key" / "key.json", paths))
     assert (again["agrees_with_label"] == table["agrees_with_label"]).all()
@@ -283,7 +287,8 @@ def _mutations():
         ("unknown packet", lambda r, k: _set(r, 1, 1, "ffffffffffff"),
          r"{file}: line 2: unknown packet_id 'ffffffffffff'"),
         ("wrong columns", lambda r, k: [r[0][:4] + ["qual"] + r[0][5:]] + r[1:],
-         r"{file}: line 1: wrong columns: missing column\(s\) quality; unexpected column\(s\) qual"),
+         r"{file}: line 1: wrong columns: missing column\(s\) quality; "
+         r"unexpected column\(s\) qual"),
         ("incomplete", lambda r, k: r[:-1],
          r"reader_01 \(packet \w+\): 1 of 8 images have no answer"),
         ("empty", lambda r, k: [], r"{file}: empty file"),
@@ -328,6 +333,15 @@ def test_every_problem_is_listed_at_once(packet, tmp_path):
     assert f"{tmp_path / 'missing.csv'}: file not found" in msg
 
 
+def test_ids_survive_spreadsheets(packet):
+    key = read_key(packet)[0]
+    assert not packet_mod.spreadsheet_safe("0123456789")
+    assert not packet_mod.spreadsheet_safe("12e4567")
+    assert packet_mod.spreadsheet_safe("12e45a7") and packet_mod.spreadsheet_safe("a1")
+    assert all(map(packet_mod.spreadsheet_safe, key["item"]))
+    assert all(map(packet_mod.spreadsheet_safe, key["packet_id"]))
+
+
 def test_bad_key_location(tmp_path):
     with pytest.raises(StudyError, match="no reader-study key at"):
         load_responses(tmp_path, [])
@@ -363,9 +377,47 @@ def test_truth_table_and_missing_truth_columns(store):
         truth_table(store, store.is_hard[:10])
 
 
-@pytest.mark.skipif(not HAVE_READERS, reason="prunecxr.analysis.readers not written yet")
 def test_ground_truth_comparison_sees_the_planted_difference(store):
     from prunecxr.study import ground_truth_comparison
-    stats = ground_truth_comparison(store, store.is_hard)
+    stats = ground_truth_comparison(store, store.is_hard).set_index("variable")
     assert (stats["source"] == "ground truth").all()
-    assert len(stats) >= 3
+    assert list(stats.index) == ["agrees_with_label", "quality", "difficulty"]
+    assert (stats["n_a"] == 20).all() and (stats["n_b"] == 180).all()
+    assert stats.loc["agrees_with_label", "mean_b"] == 1.0       # only hard images corrupted
+    assert stats.loc["quality", "mean_a"] < stats.loc["quality", "mean_b"]
+    assert stats.loc["difficulty", "mean_a"] > stats.loc["difficulty", "mean_b"]
+    assert (stats["p_kruskal"] < 1e-6).all()
+
+
+@pytest.mark.skipif(not HAVE_PIES, reason="prunecxr.analysis.pies not written yet")
+def test_truth_cli(store, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(study_cli, "_load_store", lambda path: store)
+    rc = study_cli.main(["truth", "--results-dir", "x", "--fraction", "0.1",
+                         "--out", str(tmp_path)])
+    assert rc == 0, capsys.readouterr().err
+    stats = pd.read_csv(tmp_path / "ground_truth_stats.csv")
+    assert list(stats["variable"]) == ["agrees_with_label", "quality", "difficulty"]
+    bare = fake_store(truth=False)
+    monkeypatch.setattr(study_cli, "_load_store", lambda path: bare)
+    assert study_cli.main(["truth", "--results-dir", "x"]) == 2
+    assert "has no ground-truth column" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_end_to_end_on_the_smoke_results(smoke_store, tmp_path):
+    """Real store: PIEs from its predictions, images from its cache, truth from the phantom."""
+    from prunecxr.analysis.pies import pie_scores, select_pies
+    from prunecxr.analysis.readers import reader_study_stats
+    from prunecxr.study import ground_truth_comparison
+
+    out = make_packet(smoke_store, tmp_path / "p", readers=2, per_reader=8, fraction=0.1,
+                      image_size=64, seed=2)
+    key, info, _ = read_key(out)
+    pies = select_pies(pie_scores(smoke_store), fraction=0.1)
+    assert info["available"]["pies"] == int(pies.sum()) and key["is_pie"].sum() == 8
+    assert pies[key.loc[key["is_pie"], "test_row"]].all()
+    assert info["store"]["results_dir"] == str(smoke_store.results_dir)
+    stats = reader_study_stats(load_responses(out, answer(out, tmp_path / "answers")))
+    assert list(stats["variable"]) == ["agrees_with_label", "quality", "difficulty"]
+    truth = ground_truth_comparison(smoke_store, pies)
+    assert (truth["n_a"] == pies.sum()).all() and (truth["n_b"] == (~pies).sum()).all()

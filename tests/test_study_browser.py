@@ -12,11 +12,11 @@ import re
 
 import pytest
 
+import browser
 from browser import chrome_driver, wait_for_file
 from prunecxr.study import StudyError, load_responses, make_packet, read_key
 from test_study import fake_store
 
-pytestmark = pytest.mark.browser
 N = 6
 
 
@@ -30,6 +30,7 @@ def text(driver, element_id: str) -> str:
     return driver.find_element(By.ID, element_id).text
 
 
+@pytest.mark.browser
 def test_form_offline_round_trip(tmp_path):
     store = fake_store()
     packet = make_packet(store, tmp_path / "packet", readers=2, per_reader=N, image_size=96,
@@ -101,3 +102,13 @@ def test_form_offline_round_trip(tmp_path):
     with pytest.raises(StudyError, match=re.escape(f"{broken}: line 5: quality must be an "
                                                    "integer 1-5, got '9'")):
         load_responses(packet, [broken])
+
+
+def test_missing_browser_skips_locally_and_fails_under_ci(monkeypatch):
+    monkeypatch.setattr(browser, "CHROMIUM", ("/nonexistent/chromium",))
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="browser test needs chromium; install"):
+        browser.browser_paths()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true: browser tests may not be skipped"):
+        browser.browser_paths()

@@ -100,7 +100,8 @@ def welch_by_sparsity(table: pd.DataFrame, alpha: float = 0.001, method: str = "
     out = []
     for k, grp in rows[~is_dense(rows["sparsity"])].groupby("sparsity", sort=True):
         res = welch(dense["map"], grp["map"]).iloc[0]
-        out.append({"method": method, "sparsity": k, "n_dense": res.n_a, "n_sparse": res.n_b,
+        out.append({"method": method, "sparsity": k,
+                    "n_dense": int(res.n_a), "n_sparse": int(res.n_b),
                     "mean_dense": res.mean_a, "mean_sparse": res.mean_b,
                     "diff": res.mean_b - res.mean_a, "t": res.t, "df": res.df, "p": res.p})
     out = pd.DataFrame(out)

@@ -1,4 +1,4 @@
-"""``python -m prunecxr.study {packet,analyze,truth} ...`` (same as ``python -m prunecxr study``)."""
+"""``python -m prunecxr.study {packet,analyze,truth} ...``, same as ``python -m prunecxr study``."""
 
 import sys
 

@@ -12,8 +12,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from .packet import StudyError
-
 EXIT_BAD_INPUT = 2
 
 
@@ -106,7 +104,7 @@ def cmd_packet(args: argparse.Namespace) -> int:
                           per_reader=args.per_reader, seed=args.seed, method=args.method,
                           dense=args.dense, sparse=args.sparse, fraction=args.fraction,
                           image_size=args.image_size, force=args.force)
-    except (StudyError, OSError, KeyError) as exc:
+    except (ValueError, OSError, KeyError) as exc:
         return _fail(exc)
     _, info, _ = read_key(out)
     print(f"wrote reader-study packet {out}: {args.readers} readers x {args.per_reader} images "
@@ -124,19 +122,23 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         table = load_responses(args.key, args.responses)
         from ..analysis.readers import reader_study_stats
         stats = reader_study_stats(table)
-    except (StudyError, OSError, KeyError) as exc:
+        fig = None
+        if args.out is not None:          # everything computed before anything is written
+            from ..plots import figure6
+            fig = figure6(stats)
+    except (ValueError, OSError, KeyError) as exc:
         return _fail(exc)
     print(f"{len(table)} answers from {table['reader'].nunique()} reader(s) "
           f"({int(table['is_pie'].sum())} on PIEs)")
     print(stats.to_string(index=False))
-    if args.out is not None:
-        from ..plots import figure6
+    if fig is not None:
+        import matplotlib.pyplot as plt
         out = Path(args.out)
         io.write_text(out / "responses.csv", table.to_csv(index=False))
         io.write_text(out / "reader_study_stats.csv", stats.to_csv(index=False))
-        fig = figure6(stats)
         with io.atomic_path(out / "figure6.png") as tmp:
             fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+        plt.close(fig)
         print(f"wrote {out / 'responses.csv'}, {out / 'reader_study_stats.csv'}, "
               f"{out / 'figure6.png'}")
     return 0
@@ -150,7 +152,7 @@ def cmd_truth(args: argparse.Namespace) -> int:
         store = _load_store(args.results_dir)
         scores = pie_scores(store, method=args.method, dense=args.dense, sparse=args.sparse)
         stats = ground_truth_comparison(store, select_pies(scores, fraction=args.fraction))
-    except (StudyError, OSError, KeyError) as exc:
+    except (ValueError, OSError, KeyError) as exc:
         return _fail(exc)
     print(stats.to_string(index=False))
     if args.out is not None:

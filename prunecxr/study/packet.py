@@ -28,6 +28,7 @@ import hashlib
 import io as _io
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -108,23 +109,35 @@ def assign_items(is_pie: np.ndarray, readers: int, per_reader: int,
     pie_rows, other_rows = np.flatnonzero(is_pie), np.flatnonzero(~is_pie)
     for what, rows in (("PIEs", pie_rows), ("non-PIEs", other_rows)):
         if len(rows) < need:
+            fits = [f"--readers {len(rows) // half}"] if len(rows) >= half else []
+            if len(rows) >= readers:
+                fits.append(f"--per-reader {2 * (len(rows) // readers)}")
             raise StudyError(
                 f"not enough {what}: the design needs {need} ({readers} readers x {half}) but "
                 f"only {len(rows)} of {len(is_pie)} test images are {what}; lower --readers or "
-                f"--per-reader, or change --fraction"
+                f"--per-reader" + (f" (e.g. {' or '.join(fits)})" if fits else "")
+                + ", change --fraction, or use a larger test set"
             )
     pies = rng.choice(pie_rows, size=need, replace=False).reshape(readers, half)
     others = rng.choice(other_rows, size=need, replace=False).reshape(readers, half)
     return [rng.permutation(np.concatenate([pies[r], others[r]])) for r in range(readers)]
 
 
+_NUMBER_LIKE = re.compile(r"^[0-9]+(e[0-9]+)?$")
+
+
+def spreadsheet_safe(token: str) -> bool:
+    """False for hex strings a spreadsheet would turn into a number (``0123``, ``12e45``)."""
+    return not _NUMBER_LIKE.match(token)
+
+
 def item_tokens(n: int, rng: np.random.Generator, length: int = 10) -> list[str]:
-    """``n`` distinct random lowercase-hex tokens (opaque item ids)."""
+    """``n`` distinct random lowercase-hex tokens (opaque item ids), none number-like."""
     tokens: list[str] = []
     seen: set[str] = set()
     while len(tokens) < n:
         tok = rng.bytes(length // 2).hex()
-        if tok not in seen and not tok.isdigit():
+        if tok not in seen and spreadsheet_safe(tok):
             seen.add(tok)
             tokens.append(tok)
     return tokens
@@ -161,7 +174,10 @@ def packet_id(reader: str, items: list[str], seed: int, identity: dict) -> str:
     """A short hash naming one reader's packet (reader, items, seed and store identity)."""
     blob = json.dumps({"reader": reader, "items": items, "seed": seed,
                        "test": identity["test_sha256"]}, sort_keys=True)
-    return _sha256(blob.encode())[:12]
+    digest = _sha256(blob.encode())
+    while not spreadsheet_safe(digest[:12]):
+        digest = _sha256(digest.encode())
+    return digest[:12]
 
 
 def render_form(reader: str, pid: str, items: list[dict]) -> str:
@@ -230,8 +246,8 @@ def make_packet(store: Any, out: str | os.PathLike, readers: int = 6, per_reader
                 png = png_bytes(images[row], image_size)
                 (folder / "images" / f"{item}.png").write_bytes(png)
                 names = [c for c, y in zip(classes, labels[row]) if y]
-                form_items.append({"item": item, "labels": names,
-                                   "src": "data:image/png;base64," + base64.b64encode(png).decode()})
+                src = "data:image/png;base64," + base64.b64encode(png).decode()
+                form_items.append({"item": item, "labels": names, "src": src})
                 key_rows.append({"reader": name, "packet_id": pid, "position": pos, "item": item,
                                  "test_row": int(row), "image_id": image_ids[row],
                                  "is_pie": bool(pies[row]), "pie_score": float(scores[row]),
@@ -296,11 +312,11 @@ def _readme(readers: int) -> str:
         "                    just reader_NN.html: it is self-contained (images embedded) and\n"
         "                    works offline in any modern browser. The PNGs are the same images,\n"
         "                    for viewing at full size outside the form.\n"
-        "key/               which item is which test image and which are PIEs. Keep it private:\n"
+        "key/                which item is which test image and which are PIEs. Keep it private:\n"
         "                    never send it to a reader.\n\n"
         "Each reader answers every image and presses 'Save answers', which downloads\n"
         "reader_NN_responses.csv (or copy the text shown below the button into a file).\n"
-        "Collect the files, then run:\n\n"
+        "Collect the files, then run (from this folder):\n\n"
         "    python -m prunecxr study analyze --key key --responses reader_*_responses.csv "
         "--out analysis\n"
     )

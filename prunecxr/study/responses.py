@@ -84,7 +84,11 @@ def _read_one(path: Path, by_packet: dict, owner_of_item: dict, packet_of_reader
     """Parse and check one answer file; append problems to ``errors``, return good rows."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
+            first = fh.readline()
+            fh.seek(0)
+            # a spreadsheet in a decimal-comma locale saves ';'-separated "CSV"
+            delimiter = ";" if ";" in first and "," not in first else ","
+            reader = csv.reader(fh, delimiter=delimiter)
             header = next(reader, None)
             rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
     except FileNotFoundError:
@@ -210,12 +214,14 @@ def truth_table(store: Any, pies: np.ndarray) -> pd.DataFrame:
 def ground_truth_comparison(store: Any, pies: np.ndarray) -> pd.DataFrame:
     """PIEs vs non-PIEs on the phantom's known truth, with the reader study's statistics.
 
-    Builds :func:`truth_table` over all test images and runs the same
-    ``reader_study_stats`` as the reader study on it, so the two tables line up question by
-    question (label agreement = not corrupted, quality, difficulty).
+    Builds :func:`truth_table` over all test images and compares PIEs with non-PIEs per
+    question by :func:`prunecxr.stats.compare_groups`, the function behind
+    ``reader_study_stats`` (which itself insists on 1-5 answers, so it cannot take the
+    continuous truth). Columns as ``reader_study_stats`` plus ``source = "ground truth"``; the
+    rows line up question by question (label agreement = not corrupted, quality, difficulty).
     """
     table = truth_table(store, pies)
-    from ..analysis.readers import reader_study_stats
-    stats = reader_study_stats(table)
+    from ..stats import compare_groups
+    stats = compare_groups(table, "is_pie", list(TIDY_COLUMNS[3:]), groups=(True, False))
     stats.insert(0, "source", "ground truth")
     return stats

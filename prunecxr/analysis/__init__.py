@@ -1,0 +1,32 @@
+"""Analysis of a results store, one module per research question.
+
+- :mod:`.overall` (Q1): mAP per model and per sparsity, Welch's t-tests, weight magnitudes.
+- :mod:`.forgetting` (Q2): relative change in AP, forgettability curves, frequency correlations.
+- :mod:`.cooccurrence` (Q3): class-pair FCD, log-frequency difference, IoU, OLS of Eq. 2.
+- :mod:`.pies` (Q4): pruning-identified exemplars and their enrichment.
+- :mod:`.readers`: the reader-study (and phantom ground-truth) comparison of PIEs and non-PIEs.
+
+Functions are pure (tables in, tidy tables out); the figures live in :mod:`prunecxr.plots` and
+are re-exported here so a notebook needs one import.
+"""
+
+from ..plots import figure1, figure2, figure3, figure4, figure5, figure6, pie_gallery
+from .cooccurrence import class_pair_table, fcd, fcd_correlations, fcd_ols
+from .forgetting import (curve_matrix, forgettability_curves, forgetting_summary,
+                         relative_change)
+from .overall import (first_significant_drop, fraction_below, map_per_model, overall_map,
+                      weight_magnitudes, welch_by_sparsity)
+from .pies import (class_enrichment, findings_enrichment, mean_probabilities, pie_enrichment,
+                   pie_scores, select_pies)
+from .readers import phantom_truth_stats, reader_study_stats, validate_responses
+
+__all__ = [
+    "map_per_model", "overall_map", "welch_by_sparsity", "first_significant_drop",
+    "weight_magnitudes", "fraction_below",
+    "relative_change", "forgettability_curves", "curve_matrix", "forgetting_summary",
+    "class_pair_table", "fcd", "fcd_ols", "fcd_correlations",
+    "mean_probabilities", "pie_scores", "select_pies", "class_enrichment", "findings_enrichment",
+    "pie_enrichment",
+    "reader_study_stats", "phantom_truth_stats", "validate_responses",
+    "figure1", "figure2", "figure3", "figure4", "figure5", "figure6", "pie_gallery",
+]

@@ -1,0 +1,272 @@
+"""Every figure of the book, made in exactly one place.
+
+Each function takes the tidy tables of :mod:`prunecxr.analysis` and returns a
+``matplotlib.figure.Figure`` built with the object-oriented API (no pyplot state, so it works
+under Agg, in tests and in papermill alike; notebooks display the returned figure). Every
+statistic printed on a figure (r, rho, P) is read from the computed tables, never typed in.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .stats import correlation, require_columns
+
+PIE_COLOR, NONPIE_COLOR = "tab:red", "tab:blue"
+
+
+def format_p(p: float) -> str:
+    """'P < 0.001' for tiny p-values, else 'P = 0.xx' (two significant digits)."""
+    if p is None or not np.isfinite(p):
+        return "P = n/a"
+    if p < 0.001:
+        return "P < 0.001"
+    return f"P = {p:.2g}" if p < 0.01 else f"P = {p:.2f}"
+
+
+def corr_text(row) -> str:
+    """'r = 0.64 (P = 0.002), ρ = 0.61 (P = 0.005), n = 20' from a correlation row."""
+    return (f"r = {row['r']:.2f} ({format_p(row['p_r'])}), "
+            f"ρ = {row['rho']:.2f} ({format_p(row['p_rho'])}), n = {int(row['n'])}")
+
+
+def _figure(ncols: int, nrows: int = 1, width: float = 5.0, height: float = 3.8) -> tuple:
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes.ravel()
+
+
+# -------------------------------------------------------------------------------------------
+# Q1
+# -------------------------------------------------------------------------------------------
+
+def figure1(overall: pd.DataFrame, weights_hist: pd.DataFrame,
+            first_drop: float | Mapping[str, float] | None = None,
+            threshold: float | None = 0.01, fraction_below: float | None = None) -> Figure:
+    """Fig. 1: mAP median (line) and IQR (band) vs sparsity per method (left), with the first
+    significant drop marked (``first_drop``: a sparsity, or {method: sparsity}); log-scale
+    histogram of weight magnitudes (right), with the ``threshold`` line and, if given, the
+    ``fraction_below`` it.
+
+    ``overall`` is :func:`prunecxr.analysis.overall_map`'s table, ``weights_hist``
+    :func:`prunecxr.analysis.weight_magnitudes`'.
+    """
+    require_columns(overall, ["method", "sparsity", "median", "q25", "q75"], "overall")
+    require_columns(weights_hist, ["left", "right", "fraction"], "weights_hist")
+    fig, (ax, axh) = _figure(2)
+    for method, grp in overall.groupby("method", sort=False):
+        grp = grp.sort_values("sparsity")
+        line, = ax.plot(grp["sparsity"], grp["median"], marker="o", ms=3, label=method)
+        ax.fill_between(grp["sparsity"], grp["q25"], grp["q75"], alpha=0.25, color=line.get_color())
+    drops = first_drop if isinstance(first_drop, Mapping) else (
+        {} if first_drop is None else {None: first_drop})
+    for method, k in drops.items():
+        if k is not None and np.isfinite(k):
+            label = f"first significant drop: k = {k:.2f}" + (f" ({method})" if method else "")
+            ax.axvline(k, ls="--", color="0.3", lw=1, label=label)
+    ax.set(xlabel="sparsity k", ylabel="mAP (median, IQR over seeds)",
+           title="Overall effect of pruning")
+    ax.legend(fontsize=8)
+    edges = np.append(weights_hist["left"].to_numpy(), weights_hist["right"].to_numpy()[-1])
+    axh.stairs(weights_hist["fraction"].to_numpy(), edges, fill=True, alpha=0.7)
+    axh.set_xscale("log")
+    axh.set(xlabel="|weight|", ylabel="fraction of weights", title="Weight magnitudes")
+    if threshold is not None:
+        text = f"|w| = {threshold:g}"
+        if fraction_below is not None:
+            text += f": {100 * fraction_below:.1f}% below"
+        axh.axvline(threshold, ls=":", color="k", label=text)
+        axh.legend(fontsize=8)
+    return fig
+
+
+# -------------------------------------------------------------------------------------------
+# Q2
+# -------------------------------------------------------------------------------------------
+
+def spread_classes(train_counts: pd.Series, n: int = 6) -> list[str]:
+    """n classes spread evenly over the frequency ranking (most to least frequent)."""
+    order = train_counts.sort_values(ascending=False, kind="stable").index.tolist()
+    if n >= len(order):
+        return order
+    return [order[i] for i in np.unique(np.round(np.linspace(0, len(order) - 1, n)).astype(int))]
+
+
+def figure2(curves: pd.DataFrame, classes: Sequence[str] | None = None,
+            train_counts: pd.Series | None = None, method: str | None = None,
+            n: int = 6) -> Figure:
+    """Fig. 2: forgettability curves (median relative change in AP vs sparsity) of a subset of
+    classes. Default subset: ``n`` classes spread across the frequency ranking (needs
+    ``train_counts``; without it, spread across the table's class order). The legend gives each
+    class's train count when ``train_counts`` is given."""
+    from .analysis.forgetting import curve_matrix
+
+    mat = curve_matrix(curves, method)
+    if classes is None:
+        classes = (spread_classes(train_counts.reindex(mat.index), n) if train_counts is not None
+                   else [mat.index[i] for i in np.unique(
+                       np.round(np.linspace(0, len(mat) - 1, min(n, len(mat)))).astype(int))])
+    fig, (ax,) = _figure(1, width=6.5, height=4.2)
+    ks = mat.columns.to_numpy(dtype=float)
+    for c in classes:
+        label = c if train_counts is None else f"{c} (n = {int(train_counts[c]):,})"
+        ax.plot(ks, mat.loc[c].to_numpy(dtype=float), marker="o", ms=3, label=label)
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.axhline(-0.2, color="0.6", lw=0.8, ls=":")
+    ax.set(xlabel="sparsity k", ylabel="relative change in AP (median over seeds)",
+           title="Forgettability curves")
+    ax.legend(fontsize=8, title="class (train count)" if train_counts is not None else None)
+    return fig
+
+
+def _label_extremes(ax, frame: pd.DataFrame, x: str, y: str, n_label: int) -> None:
+    d = frame.dropna(subset=[x, y]).sort_values(x)
+    for _, row in pd.concat([d.head(n_label), d.tail(n_label)]).drop_duplicates("class").iterrows():
+        ax.annotate(row["class"], (row[x], row[y]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+
+
+def figure3(summary: pd.DataFrame, correlations: pd.DataFrame, n_label: int = 1) -> Figure:
+    """Fig. 3: log train count vs first sparsity of a 20% drop (left) and vs relative change at
+    the largest sparsity (right); r and rho printed from ``correlations`` (the second output of
+    :func:`prunecxr.analysis.forgetting_summary`); the ``n_label`` most and least frequent
+    classes labelled."""
+    require_columns(summary, ["class", "log_train_count", "first_drop", "final_change"], "summary")
+    require_columns(correlations, ["outcome", "n", "r", "p_r", "rho", "p_rho"], "correlations")
+    fig, axes = _figure(2)
+    final_k = summary.attrs.get("final_sparsity")
+    ylabels = {"first_drop": "first sparsity with a ≥20% drop in AP",
+               "final_change": "relative change in AP at k = "
+                               + (f"{final_k:.2f}" if final_k is not None else "max")}
+    for ax, outcome in zip(axes, ("first_drop", "final_change")):
+        ax.scatter(summary["log_train_count"], summary[outcome], s=18)
+        _label_extremes(ax, summary, "log_train_count", outcome, n_label)
+        row = correlations.set_index("outcome").loc[outcome]
+        ax.set_title(corr_text(row), fontsize=8)
+        ax.set(xlabel="ln(train count)", ylabel=ylabels[outcome])
+    return fig
+
+
+# -------------------------------------------------------------------------------------------
+# Q3
+# -------------------------------------------------------------------------------------------
+
+def figure4(pair_table: pd.DataFrame, highlight: Sequence[tuple[str, str]] | None = None) -> Figure:
+    """Fig. 4: FCD vs |difference in log test frequency| (left) and vs IoU^(1/4) (right), one
+    point per class pair; r and rho computed from ``pair_table``; ``highlight`` pairs
+    (class_a, class_b), in either order, drawn in black and named."""
+    require_columns(pair_table, ["class_a", "class_b", "fcd", "dlogfreq", "iou4"], "pair_table")
+    fig, axes = _figure(2)
+    hl = np.zeros(len(pair_table), dtype=bool)
+    for a, b in highlight or []:
+        hit = (((pair_table["class_a"] == a) & (pair_table["class_b"] == b))
+               | ((pair_table["class_a"] == b) & (pair_table["class_b"] == a))).to_numpy()
+        if not hit.any():
+            raise ValueError(f"highlight pair ({a!r}, {b!r}) is not in pair_table")
+        hl |= hit
+    xlabels = {"dlogfreq": "|difference in ln(test count)|", "iou4": "IoU$^{1/4}$"}
+    for ax, x in zip(axes, ("dlogfreq", "iou4")):
+        ax.scatter(pair_table.loc[~hl, x], pair_table.loc[~hl, "fcd"], s=12, alpha=0.7)
+        if hl.any():
+            ax.scatter(pair_table.loc[hl, x], pair_table.loc[hl, "fcd"], s=30, color="k")
+            for _, row in pair_table[hl].iterrows():
+                ax.annotate(f"{row['class_a']} / {row['class_b']}", (row[x], row["fcd"]),
+                            fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_title(corr_text(correlation(pair_table[x], pair_table["fcd"]).iloc[0]), fontsize=8)
+        ax.set(xlabel=xlabels[x], ylabel=f"FCD ({pair_table.attrs.get('metric', 'euclidean')})")
+    return fig
+
+
+# -------------------------------------------------------------------------------------------
+# Q4
+# -------------------------------------------------------------------------------------------
+
+def _ratio_bars(ax, names, ratios) -> None:
+    ratios = np.asarray(ratios, dtype=float)
+    finite = ratios[np.isfinite(ratios)]
+    top = (finite.max() if len(finite) else 1.0) * 1.15
+    heights = np.where(np.isinf(ratios), top, np.nan_to_num(ratios, nan=0.0))
+    x = np.arange(len(names))
+    bars = ax.bar(x, heights, color="tab:purple", alpha=0.8)
+    for xi, r, bar in zip(x, ratios, bars):
+        if np.isinf(r):
+            bar.set_hatch("//")
+            ax.text(xi, top, "only\nPIEs", ha="center", va="bottom", fontsize=6)
+        elif np.isnan(r):
+            ax.text(xi, 0, "n/a", ha="center", va="bottom", fontsize=6)
+    ax.axhline(1.0, ls=":", color="k", lw=1)
+    ax.set_xticks(x, names, rotation=90 if len(names) > 6 else 0, fontsize=7)
+
+
+def figure5(class_enrichment: pd.DataFrame, count_enrichment: pd.DataFrame,
+            train_counts: pd.Series) -> Figure:
+    """Fig. 5: prevalence in PIEs / prevalence in non-PIEs per class, classes sorted from most to
+    least frequent in training (left), and per number of findings (right); dotted line = 1:1.
+    Classes found only in PIEs (ratio inf) get a hatched bar at the top; NaN ratios say n/a."""
+    require_columns(class_enrichment, ["class", "ratio"], "class_enrichment")
+    require_columns(count_enrichment, ["findings", "ratio"], "count_enrichment")
+    fig, (ax, axd) = _figure(2, width=5.5)
+    ce = class_enrichment.assign(_n=train_counts.reindex(class_enrichment["class"]).to_numpy())
+    ce = ce.sort_values("_n", ascending=False, kind="stable")
+    _ratio_bars(ax, [f"{c} ({int(n):,})" for c, n in zip(ce["class"], ce["_n"])], ce["ratio"])
+    ax.set(ylabel="prevalence in PIEs / in non-PIEs", title="Classes (train count)")
+    _ratio_bars(axd, list(count_enrichment["findings"]), count_enrichment["ratio"])
+    axd.set(xlabel="number of findings per image", ylabel="share in PIEs / in non-PIEs",
+            title="Findings per image")
+    return fig
+
+
+def pie_gallery(images, labels, classes: Sequence[str], dense_probs, sparse_probs, idx,
+                n: int = 8, top: int = 3, ncols: int = 4) -> Figure:
+    """Up to ``n`` test images (positions ``idx``), each titled with its labels and the ``top``
+    classes of the mean dense and the mean pruned predictions."""
+    idx = np.asarray(idx).ravel()
+    idx = list((np.flatnonzero(idx) if idx.dtype == bool else idx)[:n])  # a mask or positions
+    if not idx:
+        raise ValueError("idx is empty: no images to show")
+    classes = list(classes)
+    labels, dense_probs, sparse_probs = map(np.asarray, (labels, dense_probs, sparse_probs))
+    ncols = min(ncols, len(idx))
+    nrows = int(np.ceil(len(idx) / ncols))
+    fig, axes = _figure(ncols, nrows, width=3.0, height=4.0)
+    for ax in axes[len(idx):]:
+        ax.set_axis_off()
+
+    def short(p):
+        return ", ".join(f"{classes[j]} {p[j]:.2f}" for j in np.argsort(-p, kind="stable")[:top])
+
+    for ax, i in zip(axes, idx):
+        img = np.asarray(images[i])
+        rng = (0, 255) if img.dtype == np.uint8 else (None, None)  # no per-image contrast stretch
+        ax.imshow(img, cmap="gray", vmin=rng[0], vmax=rng[1])
+        ax.set_xticks([]), ax.set_yticks([])
+        lab = ", ".join(c for c, v in zip(classes, labels[i]) if v) or "(none)"
+        title = "\n".join([*textwrap.wrap(f"#{i} labels: {lab}", 48),
+                           *textwrap.wrap(f"dense: {short(dense_probs[i])}", 48),
+                           *textwrap.wrap(f"pruned: {short(sparse_probs[i])}", 48)])
+        ax.set_title(title, fontsize=6, loc="left")
+    return fig
+
+
+def figure6(stats: pd.DataFrame, labels: tuple[str, str] = ("PIE", "non-PIE"),
+            titles: Mapping[str, str] | None = None) -> Figure:
+    """Fig. 6: mean ± SD per question (or ground-truth variable) for PIEs vs non-PIEs, one panel
+    per row of ``stats`` (:func:`prunecxr.analysis.reader_study_stats` or
+    :func:`prunecxr.analysis.phantom_truth_stats`), Kruskal-Wallis P in each title."""
+    require_columns(stats, ["variable", "mean_a", "sd_a", "mean_b", "sd_b", "p_kruskal"], "stats")
+    titles = {"agrees_with_label": "fully agrees with label", "quality": "image quality (1-5)",
+              "difficulty": "diagnosis difficulty (1-5)", "label_corrupted": "label corrupted",
+              **(titles or {})}
+    fig, axes = _figure(len(stats), width=3.2)
+    for ax, (_, row) in zip(axes, stats.iterrows()):
+        ax.bar([0, 1], [row["mean_a"], row["mean_b"]], yerr=[row["sd_a"], row["sd_b"]],
+               color=[PIE_COLOR, NONPIE_COLOR], capsize=4, alpha=0.8)
+        ax.set_xticks([0, 1], list(labels))
+        ax.set_title(f"{titles.get(row['variable'], row['variable'])}\n"
+                     f"Kruskal-Wallis {format_p(row['p_kruskal'])}", fontsize=9)
+    return fig

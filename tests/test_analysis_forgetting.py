@@ -1,0 +1,125 @@
+"""Q2 (prunecxr.analysis.forgetting) against plain Python loops and scipy."""
+
+import math
+import statistics
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+from sklearn.metrics import average_precision_score
+
+from prunecxr.analysis import forgetting
+
+KS = [0.0, 0.3, 0.6, 0.9]
+
+
+def make_ap_table(seeds=(0, 1, 2), n=60, n_classes=3, rng_seed=0):
+    """AP of random predictions by scikit-learn; class c2 has no test positives (AP NaN)."""
+    rng = np.random.default_rng(rng_seed)
+    y = (rng.uniform(size=(n, n_classes)) < 0.3).astype(int)
+    y[:, 2] = 0
+    rows = []
+    for seed in seeds:
+        base = rng.normal(size=(n, n_classes))
+        for k in KS:
+            s = y * (1 - k) * 2 + base + rng.normal(0, 0.5, base.shape)
+            for c in range(n_classes):
+                ap = np.nan if y[:, c].sum() == 0 else average_precision_score(y[:, c], s[:, c])
+                rows.append(("l1", seed, k, f"c{c}", ap))
+    return pd.DataFrame(rows, columns=["method", "seed", "sparsity", "class", "ap"])
+
+
+def test_relative_change_matches_loop():
+    ap = make_ap_table()
+    rel = forgetting.relative_change(ap)
+    lookup = {(r.seed, r.sparsity, r._4): r.ap for r in ap.itertuples()}
+    for r in rel.itertuples():
+        ap0 = lookup[(r.seed, 0.0, r._4)]
+        if math.isnan(ap0):
+            assert math.isnan(r.rel_change)
+        else:
+            assert r.rel_change == pytest.approx((r.ap - ap0) / ap0)
+            assert r.ap0 == ap0
+    assert list(rel.columns) == ["method", "seed", "sparsity", "class", "ap", "ap0", "rel_change"]
+    assert (rel.loc[rel.sparsity == 0, "rel_change"].dropna() == 0).all()
+
+
+def test_relative_change_ap0_zero_is_nan_not_inf():
+    ap = pd.DataFrame({"method": "l1", "seed": 0, "sparsity": [0.0, 0.5, 0.0, 0.5],
+                       "class": ["a", "a", "b", "b"], "ap": [0.0, 0.3, 0.4, 0.1]})
+    rel = forgetting.relative_change(ap).set_index(["class", "sparsity"])["rel_change"]
+    assert np.isnan(rel[("a", 0.5)]) and not np.isinf(rel).any()
+    assert rel[("b", 0.5)] == pytest.approx(-0.75)
+
+
+def test_relative_change_uses_shared_dense_when_method_has_none():
+    ap = pd.DataFrame({"method": ["l1", "l1", "random"], "seed": 0, "sparsity": [0.0, 0.5, 0.5],
+                       "class": "a", "ap": [0.4, 0.2, 0.1]})
+    rel = forgetting.relative_change(ap)
+    assert rel.loc[rel.method == "random", "rel_change"].iloc[0] == pytest.approx(-0.75)
+
+
+def test_forgettability_curves_are_seed_medians_excluding_k0():
+    ap = make_ap_table(seeds=(0, 1, 2, 3))
+    rel = forgetting.relative_change(ap)
+    curves = forgetting.forgettability_curves(ap)
+    pd.testing.assert_frame_equal(curves, forgetting.forgettability_curves(rel))
+    assert sorted(curves["sparsity"].unique()) == KS[1:]
+    assert list(pd.unique(curves["class"])) == ["c0", "c1", "c2"]
+    for r in curves.itertuples():
+        vals = [x.rel_change for x in rel.itertuples()
+                if x._4 == r._2 and x.sparsity == r.sparsity and not math.isnan(x.rel_change)]
+        if vals:
+            assert r.median_rel_change == pytest.approx(statistics.median(vals))
+        else:
+            assert math.isnan(r.median_rel_change)
+        assert r.n_seeds == len(vals)
+
+
+def hand_curves():
+    ks = [0.25, 0.5, 0.75, 0.95]
+    values = {"common": [0.0, -0.05, -0.1, -0.15],   # never drops 20%
+              "mid": [-0.05, -0.2, -0.5, -0.7],       # exactly -0.2 counts as a drop
+              "rare": [-0.3, -0.6, -0.9, -0.99],
+              "rarer": [-0.1, -0.4, -0.95, -1.0],
+              "empty": [np.nan] * 4}                   # no test positives
+    rows = [("l1", c, k, v) for c, vs in values.items() for k, v in zip(ks, vs)]
+    return pd.DataFrame(rows, columns=["method", "class", "sparsity", "median_rel_change"])
+
+
+def test_forgetting_summary_hand_case_and_correlations():
+    counts = pd.Series({"common": 5000, "mid": 800, "rare": 50, "rarer": 20, "empty": 10})
+    per_class, corr = forgetting.forgetting_summary(hand_curves(), counts)
+    pc = per_class.set_index("class")
+    assert np.isnan(pc.loc["common", "first_drop"]) and not pc.loc["common", "dropped"]
+    assert pc.loc["mid", "first_drop"] == 0.5
+    assert pc.loc["rare", "first_drop"] == 0.25
+    assert pc.loc["rarer", "first_drop"] == 0.5
+    assert pc.loc["rare", "final_change"] == -0.99
+    assert pc.loc["common", "log_train_count"] == pytest.approx(math.log(5000))
+    assert per_class.attrs["final_sparsity"] == 0.95
+
+    c = corr.set_index("outcome")
+    # first_drop: common (never) and empty (NaN) are dropped -> mid, rare, rarer
+    x = [math.log(800), math.log(50), math.log(20)]
+    assert c.loc["first_drop", "n"] == 3
+    assert c.loc["first_drop", "r"] == pytest.approx(st.pearsonr(x, [0.5, 0.25, 0.5]).statistic)
+    x4 = [math.log(n) for n in (5000, 800, 50, 20)]
+    y4 = [-0.15, -0.7, -0.99, -1.0]
+    assert c.loc["final_change", "n"] == 4
+    assert c.loc["final_change", "r"] == pytest.approx(st.pearsonr(x4, y4).statistic)
+    assert c.loc["final_change", "rho"] == pytest.approx(st.spearmanr(x4, y4).statistic)
+    assert c.loc["final_change", "p_rho"] == pytest.approx(st.spearmanr(x4, y4).pvalue)
+
+
+def test_forgetting_summary_threshold_and_errors():
+    counts = pd.Series({"common": 5000, "mid": 800, "rare": 50, "rarer": 20, "empty": 10})
+    pc, _ = forgetting.forgetting_summary(hand_curves(), counts, threshold=-0.1)
+    assert pc.set_index("class").loc["common", "first_drop"] == 0.75
+    two = pd.concat([hand_curves(), hand_curves().assign(method="random")])
+    with pytest.raises(ValueError, match="method="):
+        forgetting.forgetting_summary(two, counts)
+    forgetting.forgetting_summary(two, counts, method="random")
+    with pytest.raises(ValueError, match="train_counts has no count"):
+        forgetting.forgetting_summary(hand_curves(), counts.drop("mid"))

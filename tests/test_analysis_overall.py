@@ -1,0 +1,141 @@
+"""Q1 (prunecxr.analysis.overall) against loops, scipy, statsmodels and scikit-learn's AP."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+from sklearn.metrics import average_precision_score
+from statsmodels.stats.multitest import multipletests
+
+from prunecxr.analysis import overall
+
+SPARSITIES = [0.0, 0.25, 0.5, 0.75]
+
+
+def make_ap_table(seeds=(0, 1, 2, 3), n=80, n_classes=4, empty_class=None, rng_seed=0):
+    """AP of random predictions that lose signal as sparsity grows, by scikit-learn.
+
+    ``empty_class`` (an index) has no test positives: AP NaN, as the store reports it.
+    """
+    rng = np.random.default_rng(rng_seed)
+    y = (rng.uniform(size=(n, n_classes)) < 0.3).astype(int)
+    if empty_class is not None:
+        y[:, empty_class] = 0
+    rows = []
+    for method in ("l1", "random"):
+        for seed in seeds:
+            signal = rng.normal(size=(n, n_classes))
+            for k in SPARSITIES:
+                scores = y * (1 - k) * 2 + signal + rng.normal(0, 0.3, (n, n_classes))
+                for c in range(n_classes):
+                    ap = (np.nan if y[:, c].sum() == 0
+                          else average_precision_score(y[:, c], scores[:, c]))
+                    rows.append((method, seed, k, f"c{c}", ap))
+    return pd.DataFrame(rows, columns=["method", "seed", "sparsity", "class", "ap"])
+
+
+def test_map_per_model_is_nanmean_over_classes_and_warns_once():
+    ap = make_ap_table(empty_class=2)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        maps = overall.map_per_model(ap)
+    assert len([w for w in rec if "excludes 1 class" in str(w.message)]) == 1
+    assert "c2" in str(rec[0].message)
+    for (m, s, k), grp in ap.groupby(["method", "seed", "sparsity"]):
+        vals = [v for v in grp["ap"] if not np.isnan(v)]
+        row = maps[(maps.method == m) & (maps.seed == s) & (maps.sparsity == k)].iloc[0]
+        assert row["map"] == pytest.approx(sum(vals) / len(vals))
+        assert row["n_classes"] == 3
+    assert len(maps) == 2 * 4 * len(SPARSITIES)
+
+
+def test_overall_map_median_and_iqr_over_seeds():
+    ap = make_ap_table()
+    maps = overall.map_per_model(ap)
+    out = overall.overall_map(ap)
+    pd.testing.assert_frame_equal(out, overall.overall_map(maps))  # both inputs accepted
+    for _, row in out.iterrows():
+        v = maps[(maps.method == row.method) & (maps.sparsity == row.sparsity)]["map"].to_numpy()
+        assert row["median"] == pytest.approx(np.median(v))
+        assert row["q25"] == pytest.approx(np.percentile(v, 25))
+        assert row["q75"] == pytest.approx(np.percentile(v, 75))
+        assert row["n"] == 4
+
+
+def test_welch_by_sparsity_matches_scipy_and_statsmodels_holm():
+    ap = make_ap_table(seeds=range(6))
+    maps = overall.map_per_model(ap)
+    out = overall.welch_by_sparsity(ap, alpha=0.01)
+    l1 = maps[maps.method == "l1"]
+    dense = l1[l1.sparsity == 0]["map"].to_numpy()
+    assert list(out["sparsity"]) == SPARSITIES[1:]
+    for _, row in out.iterrows():
+        sparse = l1[l1.sparsity == row.sparsity]["map"].to_numpy()
+        ref = st.ttest_ind(dense, sparse, equal_var=False)
+        assert row.t == pytest.approx(ref.statistic) and row.p == pytest.approx(ref.pvalue)
+        assert row.mean_dense == pytest.approx(dense.mean())
+        assert row.mean_sparse == pytest.approx(sparse.mean())
+    np.testing.assert_allclose(out["p_holm"], multipletests(out["p"], method="holm")[1])
+    assert (out["significant"] == (out["p"] < 0.01)).all()
+    holm = overall.welch_by_sparsity(ap, alpha=0.01, adjust="holm")
+    assert (holm["significant"] == (holm["p_holm"] < 0.01)).all()
+    assert out.attrs == {"alpha": 0.01, "adjust": None}
+    with pytest.raises(ValueError, match="adjust"):
+        overall.welch_by_sparsity(ap, adjust="bonferroni")
+    with pytest.raises(ValueError, match="method 'snip'"):
+        overall.welch_by_sparsity(ap, method="snip")
+
+
+def test_welch_by_sparsity_one_seed_needs_two():
+    """A population of one seed: Welch's test is undefined and the error says so."""
+    ap = make_ap_table(seeds=(0,))
+    with pytest.raises(ValueError, match="at least two seeds"):
+        overall.welch_by_sparsity(ap)
+    assert overall.overall_map(ap)["n"].eq(1).all()  # the summary itself still works
+
+
+def test_first_significant_drop_ignores_increases_and_respects_p_column():
+    t = pd.DataFrame({"sparsity": [0.1, 0.2, 0.3, 0.4], "mean_dense": [0.5] * 4,
+                      "mean_sparse": [0.49, 0.6, 0.4, 0.3], "p": [0.01, 1e-5, 5e-4, 1e-6],
+                      "p_holm": [0.03, 4e-5, 1.5e-3, 4e-6]})
+    assert overall.first_significant_drop(t, alpha=0.001) == 0.3  # 0.2 is an increase
+    assert overall.first_significant_drop(t, use="p_holm", alpha=0.001) == 0.4
+    assert np.isnan(overall.first_significant_drop(t, alpha=1e-9))
+    t.attrs["alpha"] = 0.05
+    assert overall.first_significant_drop(t) == 0.1
+    with pytest.raises(ValueError, match="use"):
+        overall.first_significant_drop(t, use="q")
+
+
+def test_first_significant_drop_end_to_end():
+    ap = make_ap_table(seeds=range(8))
+    w = overall.welch_by_sparsity(ap, alpha=0.001)
+    first = overall.first_significant_drop(w)
+    hits = [r.sparsity for r in w.itertuples() if r.p < 0.001 and r.mean_sparse < r.mean_dense]
+    assert hits, "the fixture loses signal with k, so some sparsity must drop"
+    assert first == min(hits)
+
+
+def test_weight_magnitudes_hand_case():
+    w = np.array([0.0, 0.001, -0.005, 0.02, -0.5, 3.0])
+    h = overall.weight_magnitudes(w, bins=np.array([-3.0, -2.0, -1.0, 0.0, 1.0]))
+    assert list(h["count"]) == [2, 1, 1, 1]
+    np.testing.assert_allclose(h["fraction"], np.array([2, 1, 1, 1]) / 6)
+    np.testing.assert_allclose(h["left"], [0.001, 0.01, 0.1, 1.0])
+    assert h.attrs["n_zero"] == 1 and h.attrs["n"] == 6
+    assert overall.fraction_below(w, 0.01) == pytest.approx(3 / 6)
+
+
+def test_weight_magnitudes_random_counts_every_nonzero_weight():
+    rng = np.random.default_rng(1)
+    w = rng.normal(0, 0.02, 5000)
+    w[:100] = 0
+    h = overall.weight_magnitudes(w, bins=40)
+    assert h["count"].sum() == 4900 and len(h) == 40
+    assert h["log10_left"].iloc[0] <= np.log10(np.abs(w[100:]).min())
+    assert overall.fraction_below(w, 0.01) == pytest.approx(
+        sum(abs(x) < 0.01 for x in w) / len(w))
+    with pytest.raises(ValueError, match="empty"):
+        overall.fraction_below([])

@@ -1,0 +1,114 @@
+"""Q4 (prunecxr.analysis.pies) on a small fake store, against scipy and loops."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+
+from prunecxr.analysis import pies
+
+SPARSITIES = np.array([0.0, 0.3, 0.6, 0.9])
+
+
+@dataclass
+class FakeStore:
+    """The parts of prunecxr.store.Results that pie_scores reads, from random data."""
+
+    n: int = 40
+    n_classes: int = 5
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
+    sparsities: np.ndarray = field(default_factory=lambda: SPARSITIES.copy())
+
+    def __post_init__(self):
+        rng = np.random.default_rng(0)
+        self.meta = pd.DataFrame({"image_id": [f"img{i}" for i in range(self.n)]},
+                                 index=np.arange(100, 100 + self.n))
+        self.preds = {s: rng.uniform(size=(len(self.sparsities), self.n, self.n_classes))
+                      .astype(np.float32) for s in self.seeds}
+        # image 0: every seed's pruned output is constant -> undefined rank correlation
+        for s in self.seeds:
+            self.preds[s][3, 0, :] = 0.5
+
+    def predictions(self, method, seed):
+        assert method == "l1"
+        return self.preds[seed]
+
+
+def test_mean_probabilities_and_pie_scores_match_scipy():
+    store = FakeStore()
+    dense = np.mean([store.preds[s][0] for s in store.seeds], axis=0, dtype=np.float64)
+    sparse = np.mean([store.preds[s][3] for s in store.seeds], axis=0, dtype=np.float64)
+    np.testing.assert_allclose(pies.mean_probabilities(store, "l1", 0.0), dense)
+    both = pies.mean_probabilities(store, "l1", [0.0, 0.9])
+    assert both.shape == (2, 40, 5)
+    scores = pies.pie_scores(store)
+    assert scores.name == "spearman" and list(scores.index) == list(store.meta.index)
+    assert np.isnan(scores.iloc[0])
+    for i in range(1, 40):
+        assert scores.iloc[i] == pytest.approx(st.spearmanr(dense[i], sparse[i]).statistic)
+
+
+def test_pie_scores_unknown_sparsity_is_a_clear_error():
+    with pytest.raises(ValueError, match="sparse=0.95 is not among"):
+        pies.pie_scores(FakeStore(), sparse=0.95)
+    with pytest.raises(ValueError, match="not among"):
+        pies.mean_probabilities(FakeStore(), "l1", 0.5)
+
+
+def test_select_pies_lowest_fraction_with_stable_ties():
+    s = np.array([0.5, 0.1, 0.1, 0.1, 0.9, 0.2, 0.3, 0.4, 0.6, 0.7])
+    mask = pies.select_pies(s, fraction=0.2)  # int(0.2 * 10) = 2
+    assert mask.dtype == bool and np.flatnonzero(mask).tolist() == [1, 2]
+    assert pies.select_pies(s, fraction=0.05).sum() == 0  # int(0.5) = 0
+    rng = np.random.default_rng(2)
+    r = rng.normal(size=1000)
+    m = pies.select_pies(r)
+    assert m.sum() == 50 and r[m].max() < r[~m].min()
+
+
+def test_select_pies_nan_policies():
+    s = np.array([0.5, np.nan, 0.2, 0.3, 0.9, 0.8, 0.7, 0.6, 0.4, 0.1])
+    with pytest.warns(UserWarning, match="1 image"):
+        mask = pies.select_pies(s, fraction=0.2)
+    assert np.flatnonzero(mask).tolist() == [2, 9]
+    mask = pies.select_pies(s, fraction=0.2, nan_policy="lowest")
+    assert np.flatnonzero(mask).tolist() == [1, 9]
+    with pytest.raises(ValueError, match="nan_policy"):
+        pies.select_pies(s, nan_policy="drop")
+    with pytest.warns(UserWarning):
+        assert pies.select_pies([np.nan, np.nan], fraction=1.0).sum() == 0
+
+
+def test_enrichment_matches_loop():
+    rng = np.random.default_rng(3)
+    classes = ["No Finding", "a", "b", "c", "d", "e"]
+    labels = (rng.uniform(size=(200, 6)) < [0.4, 0.5, 0.4, 0.3, 0.3, 0.2]).astype(np.uint8)
+    mask = rng.uniform(size=200) < 0.2
+    ce, fe = pies.pie_enrichment(mask, labels, classes)
+    for j, c in enumerate(classes):
+        pp = sum(labels[i][j] for i in range(200) if mask[i]) / mask.sum()
+        pn = sum(labels[i][j] for i in range(200) if not mask[i]) / (~mask).sum()
+        row = ce.set_index("class").loc[c]
+        assert row.prevalence_pie == pytest.approx(pp) and row.ratio == pytest.approx(pp / pn)
+    d = [min(sum(labels[i][1:]), 4) for i in range(200)]  # No Finding not counted
+    for k, name in enumerate(["0", "1", "2", "3", "4+"]):
+        row = fe.set_index("findings").loc[name]
+        assert row.n_pie == sum(1 for i in range(200) if mask[i] and d[i] == k)
+        assert row.n_nonpie == sum(1 for i in range(200) if not mask[i] and d[i] == k)
+    assert fe.n_pie.sum() == mask.sum()
+
+
+def test_enrichment_inf_and_nan_ratios():
+    classes = ["No Finding", "rare", "absent"]
+    labels = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [1, 0, 0]])
+    mask = np.array([False, True, False, False])
+    ce = pies.class_enrichment(mask, labels, classes).set_index("class")
+    assert np.isinf(ce.loc["rare", "ratio"])
+    assert np.isnan(ce.loc["absent", "ratio"])
+    assert ce.loc["No Finding", "ratio"] == 0.0
+    with pytest.raises(ValueError, match="at least one PIE"):
+        pies.class_enrichment(np.zeros(4, bool), labels, classes)
+    with pytest.raises(TypeError, match="boolean"):
+        pies.class_enrichment(mask.astype(int), labels, classes)

@@ -1,0 +1,79 @@
+"""Reader-study statistics (prunecxr.analysis.readers) against scipy and numpy."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+
+from prunecxr.analysis import readers
+
+
+def make_responses(seed=0):
+    """6 readers x 40 images (20 PIE, 20 non-PIE), as in the paper's study design."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for reader in range(6):
+        for j in range(40):
+            pie = j < 20
+            rows.append({"reader": f"r{reader}", "image": f"img{reader}_{j}", "is_pie": pie,
+                         "agrees_with_label": bool(rng.uniform() < (0.55 if pie else 0.6)),
+                         "quality": int(rng.integers(2, 6) if not pie else rng.integers(1, 6)),
+                         "difficulty": int(rng.integers(1, 5) if not pie else rng.integers(2, 6))})
+    return pd.DataFrame(rows)
+
+
+def test_reader_study_stats_matches_scipy():
+    resp = make_responses()
+    out = readers.reader_study_stats(resp).set_index("variable")
+    assert list(out.index) == ["agrees_with_label", "quality", "difficulty"]
+    for q in out.index:
+        a = resp.loc[resp.is_pie, q].astype(float).to_numpy()
+        b = resp.loc[~resp.is_pie, q].astype(float).to_numpy()
+        row = out.loc[q]
+        assert (row.n_a, row.n_b) == (120, 120)
+        assert row.mean_a == pytest.approx(a.mean()) and row.mean_b == pytest.approx(b.mean())
+        assert row.sd_a == pytest.approx(a.std(ddof=1)) and row.sd_b == pytest.approx(b.std(ddof=1))
+        assert row.p_kruskal == pytest.approx(st.kruskal(a, b).pvalue)
+        assert row.p_welch == pytest.approx(st.ttest_ind(a, b, equal_var=False).pvalue)
+        assert row.p_mannwhitney == pytest.approx(
+            st.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    assert out.loc["agrees_with_label", "group_a"] == 1  # PIE first
+
+
+def test_agreement_mean_is_the_fraction_agreeing():
+    resp = make_responses()
+    resp["agrees_with_label"] = np.r_[[1] * 11 + [0] * 9, [1] * 12 + [0] * 8].tolist() * 6
+    out = readers.reader_study_stats(resp).set_index("variable")
+    assert out.loc["agrees_with_label", "mean_a"] == pytest.approx(0.55)
+    assert out.loc["agrees_with_label", "mean_b"] == pytest.approx(0.60)
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda r: r.drop(columns="quality"), "missing column"),
+    (lambda r: r.assign(quality=r.quality.where(r.index != 3, 6)), "integers 1-5"),
+    (lambda r: r.assign(difficulty=r.difficulty.astype(float).where(r.index != 3, 2.5)), "1-5"),
+    (lambda r: r.assign(agrees_with_label=r.agrees_with_label.astype(int).where(r.index != 0, 2)),
+     "0/1"),
+    (lambda r: pd.concat([r, r.head(1)]), "duplicated"),
+    (lambda r: r.assign(is_pie=True), "both PIE and non-PIE"),
+])
+def test_validation_errors_name_the_column(change, match):
+    with pytest.raises(ValueError, match=match):
+        readers.reader_study_stats(change(make_responses()))
+
+
+def test_phantom_truth_stats_same_table_shape():
+    rng = np.random.default_rng(1)
+    meta = pd.DataFrame({"label_corrupted": rng.uniform(size=100) < 0.2,
+                         "quality": rng.normal(size=100), "difficulty": rng.normal(size=100)})
+    mask = np.zeros(100, bool)
+    mask[:10] = True
+    out = readers.phantom_truth_stats(meta, mask)
+    assert list(out.variable) == ["label_corrupted", "quality", "difficulty"]
+    row = out.set_index("variable").loc["quality"]
+    assert (row.n_a, row.n_b) == (10, 90)
+    assert row.p_kruskal == pytest.approx(st.kruskal(meta.quality[:10], meta.quality[10:]).pvalue)
+    assert out.set_index("variable").loc["label_corrupted", "mean_a"] == pytest.approx(
+        meta.label_corrupted[:10].mean())
+    with pytest.raises(ValueError, match="boolean mask"):
+        readers.phantom_truth_stats(meta, mask[:50])

@@ -1,0 +1,341 @@
+"""Global pruning: masks equal torch's global_unstructured, nesting, determinism, validation."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+from torch.nn.utils import prune as tprune
+
+from prunecxr.prune import (
+    METHODS,
+    ImportanceMethod,
+    NestedPruner,
+    _global_order,
+    get_method,
+    global_masks,
+    n_to_prune,
+    prunable_parameters,
+    sparsity_grid,
+)
+
+GRID = sparsity_grid()
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _randomise(model: nn.Module, seed: int) -> nn.Module:
+    """Overwrite every parameter and BN buffer from an explicit generator (no global RNG)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+        for name, b in model.named_buffers():
+            if b.is_floating_point():
+                b.copy_(torch.rand(b.shape, generator=gen) + 0.5)
+    return model
+
+
+def _tie_free(model: nn.Module, seed: int) -> nn.Module:
+    """Prunable weights get distinct magnitudes (a shuffled 1..total), so every mask is unique."""
+    _randomise(model, seed)
+    weights = [getattr(m, n) for m, n in prunable_parameters(model)]
+    total = sum(w.numel() for w in weights)
+    assert total < 2**24  # integers stay exact in float32
+    gen = torch.Generator().manual_seed(seed + 1)
+    mags = (torch.randperm(total, generator=gen) + 1).float() * 2.0**-24
+    signs = torch.randint(0, 2, (total,), generator=gen).float() * 2 - 1
+    flat, off = mags * signs, 0
+    with torch.no_grad():
+        for w in weights:
+            w.copy_(flat[off : off + w.numel()].view(w.shape))
+            off += w.numel()
+    return model
+
+
+def tiny(seed: int = 0) -> nn.Module:
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.Conv2d(6, 5, 1, bias=False),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(5, 4),
+        nn.Linear(4, 3),
+    )
+    return _randomise(model, seed)
+
+
+def resnet18() -> nn.Module:
+    return torchvision.models.resnet18(num_classes=5)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def torch_masks(model: nn.Module, amount: float) -> list[torch.Tensor]:
+    """Keep-masks of torch's global L1 pruning, from scratch on a deep copy."""
+    clone = copy.deepcopy(model)
+    params = prunable_parameters(clone)
+    tprune.global_unstructured(params, pruning_method=tprune.L1Unstructured, amount=amount)
+    return [m.weight_mask.bool() for m, _ in params]
+
+
+def flat(masks: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([m.reshape(-1) for m in masks])
+
+
+def flat_scores(model: nn.Module) -> torch.Tensor:
+    return torch.cat([getattr(m, n).detach().abs().reshape(-1) for m, n in prunable_parameters(model)])
+
+
+def untouched_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    pruned = {id(m) for m, _ in prunable_parameters(model)}
+    names = {f"{n}.weight" for n, m in model.named_modules() if id(m) in pruned}
+    return {k: v.clone() for k, v in model.state_dict().items() if k not in names}
+
+
+# --------------------------------------------------------------------------- what is prunable
+
+
+def test_prunable_parameters_resnet18():
+    model = resnet18()
+    params = prunable_parameters(model)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 20 and len(params) == 21  # 17 convs + 3 downsample convs + fc
+    assert [m for m, _ in params] == [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert all(name == "weight" for _, name in params)
+    assert params[-1][0] is model.fc
+    assert any(m is model.layer2[0].downsample[0] for m, _ in params)
+
+
+def test_sparsity_grid():
+    expected = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45,
+                0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]  # fmt: skip
+    assert GRID == expected
+    assert sparsity_grid(0.25, 1.0) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    with pytest.raises(ValueError, match="multiple"):
+        sparsity_grid(0.3, 0.95)
+
+
+# --------------------------------------------------------------------------- amounts
+
+
+@pytest.mark.parametrize("total", [0, 1, 7, 10, 101, 11_689_512])
+def test_n_to_prune_matches_torch(total):
+    for amount in [*GRID, 1.0, 0.125, 1 / 3, 0.5]:
+        assert n_to_prune(amount, total) == tprune._compute_nparams_toprune(amount, total)
+
+
+@pytest.mark.parametrize("bad", [-0.05, 1.01, float("nan"), float("inf")])
+def test_bad_amount_raises(bad):
+    with pytest.raises(ValueError, match=r"amount must be a fraction in \[0, 1\]"):
+        n_to_prune(bad, 100)
+    with pytest.raises(ValueError, match="amount"):
+        NestedPruner(tiny(), "l1").prune_to(bad)
+    with pytest.raises(ValueError, match="amount"):
+        global_masks(tiny(), "l1", bad)
+
+
+@pytest.mark.parametrize("bad", ["0.5", None, True])
+def test_amount_type_raises(bad):
+    with pytest.raises(TypeError, match="amount must be a real number"):
+        n_to_prune(bad, 100)
+
+
+def test_decreasing_amount_raises():
+    pruner = NestedPruner(tiny(), "l1")
+    pruner.prune_to(0.5)
+    pruner.prune_to(0.5)  # equal is fine (no-op)
+    with pytest.raises(ValueError, match="non-decreasing.*0.5.*0.3"):
+        pruner.prune_to(0.3)
+
+
+def test_unknown_method_lists_allowed():
+    with pytest.raises(ValueError, match="unknown pruning method 'snip'.*l1, random"):
+        get_method("snip")
+    assert isinstance(get_method("l1"), METHODS["l1"])
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def test_global_order_is_stable_argsort():
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(500, generator=gen).round(decimals=1)  # many ties, negatives
+    b = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), 0.0, 1e-45, -1e-45, 3.0])
+    c = torch.randint(0, 3, (7, 11), generator=gen).float()
+    scores = [a, b, c]
+    ref = torch.sort(torch.cat([s.reshape(-1) for s in scores]), stable=True).indices
+    assert torch.equal(_global_order(scores), ref)
+    assert torch.equal(_global_order([s.double() for s in scores]), ref)  # float64 path
+    with pytest.raises(ValueError, match="NaN"):
+        _global_order([torch.tensor([1.0, float("nan")])])
+
+
+# --------------------------------------------------------------------------- L1 vs torch
+
+
+def _assert_walk_equals_torch(model: nn.Module, levels=GRID) -> list:
+    before = untouched_state(model)
+    reference = copy.deepcopy(model)
+    pruner = NestedPruner(model, "l1")
+    steps = []
+    for k in levels:
+        step = pruner.prune_to(k)
+        ours, theirs = pruner.masks(), torch_masks(reference, k)
+        assert [m.shape for m in ours] == [m.shape for m in theirs]
+        assert torch.equal(flat(ours), flat(theirs)), f"masks differ from torch at k={k}"
+        # the weights themselves: zero exactly where pruned, untouched elsewhere
+        for (m, n), mask, (rm, _) in zip(prunable_parameters(model), ours, prunable_parameters(reference)):
+            w, w0 = getattr(m, n).detach(), getattr(rm, n).detach()
+            assert torch.equal(w, torch.where(mask, w0, torch.zeros_like(w0)))
+        assert step.n_pruned == n_to_prune(k, pruner.total)
+        assert step.sparsity == step.n_pruned / pruner.total
+        sizes = {nm: getattr(m, n).numel() for nm, (m, n) in zip(pruner.names, prunable_parameters(model))}
+        layer_zeros = sum(step.layer_sparsity[nm] * sizes[nm] for nm in pruner.names)
+        assert round(layer_zeros) == step.n_pruned
+        steps.append(step)
+    after = untouched_state(model)
+    assert after.keys() == before.keys() and len(after) > 0
+    assert all(torch.equal(after[k], before[k]) for k in before), "bias/BN changed"
+    return steps
+
+
+def test_l1_walk_equals_torch_tiny():
+    _assert_walk_equals_torch(_tie_free(tiny(), seed=1))
+
+
+def test_l1_walk_equals_torch_resnet18_jumps():
+    """Upward in uneven jumps (each level still compared with torch from scratch)."""
+    steps = _assert_walk_equals_torch(_tie_free(resnet18(), seed=2), levels=[0.0, 0.05, 0.5, 0.95])
+    assert [s.n_pruned for s in steps] == [0, 558474, 5584736, 10610998]  # round(k * 11169472)
+
+
+@pytest.mark.slow
+def test_l1_walk_equals_torch_resnet18_full_grid():
+    """All 20 levels (about a minute on 2 CPU cores: torch's global_unstructured dominates)."""
+    steps = _assert_walk_equals_torch(_tie_free(resnet18(), seed=2))
+    print("resnet18 achieved sparsity:", [round(s.sparsity, 6) for s in steps])
+
+
+def test_l1_natural_init_agrees_up_to_ties():
+    """As initialised (no forced distinct values), float32 weights of an 11M model do tie."""
+    model = _randomise(resnet18(), seed=4)
+    scores = flat_scores(model)
+    reference = copy.deepcopy(model)
+    pruner = NestedPruner(model, "l1")
+    for k in [0.3, 0.95]:
+        pruner.prune_to(k)
+        n = n_to_prune(k, scores.numel())
+        _assert_agree_off_ties(flat(pruner.masks()), flat(torch_masks(reference, k)), scores, n)
+
+
+def _assert_agree_off_ties(ours, theirs, scores, n):
+    assert int((~ours).sum()) == int((~theirs).sum()) == n
+    if n == 0:
+        return
+    threshold = scores.sort().values[n - 1]
+    off_tie = scores != threshold
+    assert torch.equal(ours[off_tie], theirs[off_tie])
+    assert not ours[scores < threshold].any() and ours[scores > threshold].all()
+    # our tie rule: among weights tied at the threshold, the lowest flat indices are pruned
+    tied = torch.nonzero(~off_tie).squeeze(1)
+    n_tied_pruned = n - int((scores < threshold).sum())
+    assert torch.equal(ours[tied], torch.arange(tied.numel()) >= n_tied_pruned)
+
+
+def test_l1_tie_heavy_model():
+    model = tiny(seed=5)
+    with torch.no_grad():  # magnitudes in {0, 1, 2, 3}: almost every weight is tied
+        for m, n in prunable_parameters(model):
+            w = getattr(m, n)
+            w.copy_(torch.randint(-3, 4, w.shape, generator=torch.Generator().manual_seed(w.numel())).float())
+    scores = flat_scores(model)
+    reference = copy.deepcopy(model)
+    pruner = NestedPruner(model, "l1")
+    previous = flat(pruner.masks())
+    for k in GRID:
+        step = pruner.prune_to(k)
+        ours = flat(pruner.masks())
+        n = n_to_prune(k, pruner.total)
+        _assert_agree_off_ties(ours, flat(torch_masks(reference, k)), scores, n)
+        assert torch.equal(ours, flat(global_masks(reference, "l1", k)))
+        assert not (ours & ~previous).any()  # nested
+        previous = ours
+        # weights that were already 0 count as sparsity even before they are "pruned"
+        assert step.sparsity == max(n, int((scores == 0).sum())) / pruner.total
+
+
+def test_l1_channels_last_matches_contiguous():
+    model = _tie_free(tiny(seed=6), seed=6)
+    cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    assert not prunable_parameters(cl)[0][0].weight.is_contiguous()
+    a, b = NestedPruner(model, "l1"), NestedPruner(cl, "l1")
+    for k in [0.1, 0.6, 0.95]:
+        a.prune_to(k)
+        b.prune_to(k)
+        assert torch.equal(flat(a.masks()), flat(b.masks()))
+        for (m1, _), (m2, _) in zip(prunable_parameters(model), prunable_parameters(cl)):
+            assert torch.equal(m1.weight, m2.weight)
+
+
+def test_float64_model_equals_torch():
+    _assert_walk_equals_torch(_tie_free(tiny(seed=7), seed=7).double(), levels=[0.0, 0.3, 0.95])
+
+
+# --------------------------------------------------------------------------- random method
+
+
+def test_random_method_deterministic_nested_and_exact():
+    model = tiny(seed=8)
+    walks = {}
+    for seed in (0, 0, 1):
+        pruner = NestedPruner(copy.deepcopy(model), "random", seed=seed)
+        masks, previous = [], flat(pruner.masks())
+        for k in GRID:
+            step = pruner.prune_to(k)
+            current = flat(pruner.masks())
+            assert step.sparsity == n_to_prune(k, pruner.total) / pruner.total
+            assert int((~current).sum()) == step.n_pruned
+            assert not (current & ~previous).any()  # nested
+            assert torch.equal(current, flat(global_masks(model, "random", k, seed=seed)))
+            masks.append(current)
+            previous = current
+        walks.setdefault(seed, []).append(torch.stack(masks))
+    assert torch.equal(walks[0][0], walks[0][1])  # same seed, same masks
+    assert not torch.equal(walks[0][0], walks[1][0])  # different seed, different masks
+    # random pruning ignores magnitude: it prunes large weights too
+    s = flat_scores(model)
+    assert s[~walks[0][0][10]].max() > s[walks[0][0][10]].median()
+
+
+def test_random_does_not_touch_global_rng():
+    model = tiny()  # building modules draws from the global RNG; pruning must not
+    state = torch.random.get_rng_state()
+    NestedPruner(model, "random", seed=3).prune_to(0.5)
+    global_masks(model, "random", 0.7, seed=4)
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+# --------------------------------------------------------------------------- extension
+
+
+def test_new_method_slots_in():
+    class LargestFirst(ImportanceMethod):
+        name = "largest"
+
+        def scores(self, weights, seed=0):
+            return [-w.detach().abs() for w in weights]
+
+    model = _tie_free(tiny(seed=9), seed=9)
+    pruner = NestedPruner(model, LargestFirst())
+    s = flat_scores(model)
+    pruner.prune_to(0.25)
+    keep = flat(pruner.masks())
+    assert s[~keep].min() > s[keep].max()
