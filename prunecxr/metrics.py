@@ -76,7 +76,7 @@ def average_precision(labels, scores) -> np.ndarray:
 
 
 def auroc(labels, scores) -> np.ndarray:
-    """Per-class area under the ROC curve, shape ``(..., C)``; NaN without positives or negatives."""
+    """Per-class ROC AUC, shape ``(..., C)``; NaN for a class without positives or negatives."""
     y, s = _sorted_columns(labels, scores)
     n = s.shape[-1]
     pos = np.arange(n)

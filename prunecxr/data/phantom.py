@@ -105,10 +105,10 @@ SIGNATURES = {
 # within a small factor of each other (see tests/test_phantom.py::test_signatures_comparable).
 GAIN = {
     "Infiltration": 0.30, "Effusion": 0.25, "Atelectasis": 0.30, "Nodule": 0.42, "Mass": 0.22,
-    "Consolidation": 0.17, "Pneumothorax": 0.22, "Pleural Thickening": 0.32,
+    "Consolidation": 0.17, "Pneumothorax": 0.22, "Pleural Thickening": 0.42,
     "Cardiomegaly": 0.40, "Emphysema": 0.05, "Edema": 0.18, "Fibrosis": 0.30,
-    "Subcutaneous Emphysema": 0.30, "Pneumonia": 0.36, "Tortuous Aorta": 0.30,
-    "Calcification of the Aorta": 0.50, "Pneumoperitoneum": 0.35, "Hernia": 0.40,
+    "Subcutaneous Emphysema": 0.40, "Pneumonia": 0.36, "Tortuous Aorta": 0.22,
+    "Calcification of the Aorta": 0.38, "Pneumoperitoneum": 0.45, "Hernia": 0.40,
     "Pneumomediastinum": 0.22,
 }
 
@@ -499,7 +499,7 @@ def _render_batch(true, severity, side, p, grid, rng) -> np.ndarray:
     p["heart_ax"] = p["heart_ax"] * (1 + GAIN["Cardiomegaly"] * cm)
     p["heart_ay"] = p["heart_ay"] * (1 + GAIN["Cardiomegaly"] / 3 * cm)
     p["heart_cx"] = p["heart_cx"] + GAIN["Cardiomegaly"] / 8 * cm
-    p["lung_ay"] = p["lung_ay"] * p["inspiration"] * (1 + 0.06 * em)
+    p["lung_ay"] = p["lung_ay"] * p["inspiration"] * (1 + 0.08 * em)
     p["lung_ax"] = p["lung_ax"] * (1 + 0.03 * em)
     p["dome_y"] = p["dome_y"] + 0.04 * em
     p["dome_k"] = p["dome_k"] * (1 - 0.5 * em)
@@ -634,7 +634,7 @@ def _pneumothorax(g, sev, side, mk, rng, size):
 def _pleural_thickening(g, sev, side, mk, rng, size):
     u, v = g.local(side)
     lung, d = g.lung(side)
-    w = 0.12 + 0.06 * sev
+    w = 0.14 + 0.06 * sev
     band = _smoothstep(1.0 - w - 0.05, 1.0 - w, d) * lung
     return band * _smoothstep(0.0, 0.4, u) * _smoothstep(-0.5, -0.2, v) * _smoothstep(0.8, 0.6, v)
 
@@ -692,7 +692,7 @@ def _calcification_aorta(g, sev, side, mk, rng, size):
 def _pneumoperitoneum(g, sev, side, mk, rng, size):
     p = g.p
     top = g.dome(-1.0) + 0.035
-    th = 0.05 + 0.04 * sev
+    th = 0.06 + 0.05 * sev
     crescent = _smoothstep(top - g.e, top + g.e, g.Y) * _smoothstep(top + th + g.e, top + th, g.Y)
     lateral = _smoothstep(p["lung_ax"] * 0.95, p["lung_ax"] * 0.6,
                           np.abs(g.X + p["lung_x"]))
