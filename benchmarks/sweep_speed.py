@@ -52,7 +52,7 @@ def predict(model, images, batch):
 
 def ours(model, images, levels, batch):
     work = copy.deepcopy(model)
-    pruner = NestedPruner(work, "l1")
+    pruner = NestedPruner(work, "l1", levels=levels)
     out = []
     for k in levels:
         pruner.prune_to(k)

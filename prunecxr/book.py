@@ -134,7 +134,11 @@ def results(config, results_dir: str | os.PathLike = "", progress: bool = True):
     ``results_dir`` is the root that holds one folder per configuration key ("" means
     ``$PRUNECXR_HOME/results``), the same root ``python -m prunecxr run --results-dir`` takes.
     """
-    from .pipeline import ensure_results
+    import warnings
+
+    with warnings.catch_warnings():  # tqdm.auto without ipywidgets: text bars are fine
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from .pipeline import ensure_results
     from .store import load
 
     if results_dir is not None and not isinstance(results_dir, (str, os.PathLike)):
@@ -392,7 +396,8 @@ def render_html(stage: Path, html: Path, doctrees: Path | None = None) -> Path:
         "src, out, dt = map(Path, sys.argv[1:4])\n"
         "result = build_sphinx(src, out, doctreedir=dt, noconfig=True,\n"
         "    path_config=src / '_config.yml',\n"
-        "    confoverrides={'external_toc_path': (src / '_toc.yml').as_posix()},\n"
+        "    confoverrides={'external_toc_path': (src / '_toc.yml').as_posix(),\n"
+        "                   'latex_individualpages': False},\n"
         "    warningiserror=True, keep_going=True, freshenv=True)\n"
         "sys.exit(result if isinstance(result, int) else 1)\n"
     )
@@ -401,9 +406,10 @@ def render_html(stage: Path, html: Path, doctrees: Path | None = None) -> Path:
     log = html.parent / "jupyter-book.log"
     io.write_text(log, done.stdout + "\n--- stderr ---\n" + done.stderr)
     if done.returncode != 0 or not (html / "index.html").is_file():
-        warnings = [line for line in done.stderr.splitlines()
+        stderr = re.sub(r"\x1b\[[0-9;]*m", "", done.stderr)
+        warnings = [line for line in stderr.splitlines()
                     if "WARNING" in line or "ERROR" in line or "Error" in line]
-        shown = "\n  ".join(warnings[:40]) or done.stderr.strip()[-3000:]
+        shown = "\n  ".join(warnings[:40]) or stderr.strip()[-3000:]
         raise BookError(f"jupyter-book build failed (exit {done.returncode}); full log {log}:\n  {shown}")
     return html
 
@@ -516,6 +522,8 @@ class _Refs(HTMLParser):
                 self.resources.append(("link", a["href"]))
 
 
+# A role or directive left as text (e.g. MyST inside pasted inline markdown) is a bug.
+RAW_ROLE = re.compile(r"\{(?:numref|ref|doc|eq|cite(?::[pt])?|glue(?::[a-z]+)?|math)\}")
 GLUE_ERROR_MARKERS = ("No key ", "glue data for this document", "Failed to format",
                       "pending_glue", 'class="system-message"', 'class="problematic"')
 
@@ -527,7 +535,9 @@ def audit_html(html: str | os.PathLike, pages: Iterable[str] | None = None) -> l
     Returns a list of ``page: problem`` strings (empty when the book is clean).
     """
     html = Path(html)
-    files = [html / p for p in pages] if pages is not None else sorted(html.rglob("*.html"))
+    files = ([html / p for p in pages] if pages is not None else
+             sorted(p for p in html.rglob("*.html")
+                    if not p.relative_to(html).as_posix().startswith(("_static/", "_sources/"))))
     problems = []
     for page in files:
         rel = page.relative_to(html).as_posix()
@@ -553,6 +563,9 @@ def audit_html(html: str | os.PathLike, pages: Iterable[str] | None = None) -> l
                 problems.append(f"{rel}: contains {marker!r} (an unresolved reference or glue)")
         if re.search(r">\s*\?\?\s*<", body):
             problems.append(f"{rel}: contains an unresolved reference '??'")
+        raw = RAW_ROLE.search(re.sub(r"<pre.*?</pre>|<code.*?</code>", "", body, flags=re.S))
+        if raw:
+            problems.append(f"{rel}: shows an unrendered MyST role or directive {raw.group(0)!r}")
     return problems
 
 

@@ -104,7 +104,7 @@ def ensure_results(config: Config, results_root: str | Path | None = None, progr
         train = SplitArrays.from_dataset(dataset, "train")
         val = SplitArrays.from_dataset(dataset, "val")
         for seed in tqdm(pending, desc="training population", unit="model", disable=not progress):
-            train_seed(config, C, train, val, seed, folder, device)
+            train_seed(config, C, train, val, seed, folder, device, progress)
         _update_manifest(folder, config, dataset, "train", time.perf_counter() - t0)
 
     t0 = time.perf_counter()
@@ -114,6 +114,6 @@ def ensure_results(config: Config, results_root: str | Path | None = None, progr
     if jobs:
         test_images = torch.from_numpy(np.ascontiguousarray(dataset.images("test")))
         for method, seed in tqdm(jobs, desc="pruning sweep", unit="model", disable=not progress):
-            sweep_seed(config, C, test_images, method, seed, folder, device)
+            sweep_seed(config, C, test_images, method, seed, folder, device, progress)
         _update_manifest(folder, config, dataset, "sweep", time.perf_counter() - t0)
     return folder

@@ -162,8 +162,13 @@ def get_method(name: str | ImportanceMethod) -> ImportanceMethod:
 _LOW32 = 0xFFFFFFFF
 
 
-def _global_order(scores: Sequence[torch.Tensor]) -> torch.Tensor:
+def _global_order(scores: Sequence[torch.Tensor], kth: Sequence[int] | None = None) -> torch.Tensor:
     """Flat positions of all scores, ascending by score, ties by position (int64, CPU).
+
+    With ``kth`` (prefix lengths, e.g. the counts pruned at each planned level), the order is
+    only guaranteed at those cut points: each prefix ``[:n]`` holds exactly the same positions as
+    the full sort's prefix (the packed keys are unique), found by one multi-point partition
+    instead of a full sort.
 
     Equivalent to ``torch.sort(torch.cat(flat scores), stable=True).indices``. For float32 (and
     narrower) scores it packs each score's order-preserving 32-bit key above its 32-bit position
@@ -197,7 +202,12 @@ def _global_order(scores: Sequence[torch.Tensor]) -> torch.Tensor:
         dst <<= 32
         dst |= torch.arange(off, off + n, dtype=torch.int64)
         off += n
-    keys.numpy().sort()  # in place; keys are unique, so any sort gives the stable order
+    cuts = sorted({int(k) for k in kth if 0 < k < total}) if kth is not None else None
+    if cuts is not None and len(cuts) < 64:
+        if cuts:
+            keys.numpy().partition(cuts)  # in place; unique keys, so prefixes are exact
+    else:
+        keys.numpy().sort()  # in place; keys are unique, so any sort gives the stable order
     return keys.bitwise_and_(_LOW32)
 
 
@@ -222,6 +232,28 @@ def global_masks(
     _check_scores(scores, weights)
     n = n_to_prune(amount, sum(w.numel() for w in weights))
     return _keep_masks(_global_order(scores)[:n], weights)
+
+
+def _flatten_into_buffer(weights: Sequence[nn.Parameter]) -> torch.Tensor | None:
+    """Re-home the weights as views of one flat buffer, so pruning is one ``index_fill_``.
+
+    Values, shapes and strides are unchanged (``param.data`` becomes a contiguous view); only
+    possible when every weight is contiguous, of one dtype, on one device. Returns the buffer,
+    or None (then weights are zeroed one tensor at a time).
+    """
+    first = weights[0]
+    if any(not w.is_contiguous() or w.dtype != first.dtype or w.device != first.device for w in weights):
+        return None
+    flat = torch.empty(sum(w.numel() for w in weights), dtype=first.dtype, device=first.device)
+    off = 0
+    with torch.no_grad():
+        for w in weights:
+            n = w.numel()
+            view = flat[off : off + n].view(w.shape)
+            view.copy_(w)
+            w.data = view
+            off += n
+    return flat
 
 
 def _keep_masks(pruned: torch.Tensor, weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -264,7 +296,8 @@ class NestedPruner:
     BatchNorm are never modified. No fine-tuning is done.
     """
 
-    def __init__(self, model: nn.Module, method: str | ImportanceMethod = "l1", seed: int = 0):
+    def __init__(self, model: nn.Module, method: str | ImportanceMethod = "l1", seed: int = 0,
+                 levels: Sequence[float] | None = None):
         self.model = model
         self.method = get_method(method)
         self.seed = seed
@@ -272,13 +305,18 @@ class NestedPruner:
         self._weights = [getattr(m, n) for m, n in prunable_parameters(model)]
         if not self._weights:
             raise ValueError("model has no Conv2d or Linear weights to prune")
-        scores = self.method.scores(self._weights, seed=seed)
-        _check_scores(scores, self._weights)
-        self._order = _global_order(scores)
-        del scores
         sizes = [w.numel() for w in self._weights]
         self.total = sum(sizes)
         self._offsets = torch.tensor([0, *sizes], dtype=torch.int64).cumsum(0)
+        # With known levels only their cut points need ordering (a partition, not a sort).
+        self._planned = None if levels is None else {n_to_prune(a, self.total) for a in levels}
+        scores = self.method.scores(self._weights, seed=seed)
+        _check_scores(scores, self._weights)
+        self._order = _global_order(scores, kth=None if levels is None else sorted(self._planned))
+        del scores
+        self._flat = _flatten_into_buffer(self._weights)
+        self._layer_zeros = torch.tensor(
+            [w.numel() - int(torch.count_nonzero(w.detach())) for w in self._weights])
         self.amount = 0.0
         self.n_pruned = 0
 
@@ -289,6 +327,11 @@ class NestedPruner:
             raise ValueError(
                 f"amount must be non-decreasing: already pruned to {self.amount}, asked for "
                 f"{amount}; reload the weights and make a new NestedPruner to go back down"
+            )
+        if self._planned is not None and n not in self._planned and n != self.n_pruned:
+            raise ValueError(
+                f"amount {amount} is not one of the levels this pruner was planned for; make "
+                "the NestedPruner with levels=None (full ranking) to prune to any amount"
             )
         if n > self.n_pruned:
             self._zero(self._order[self.n_pruned : n])
@@ -306,8 +349,8 @@ class NestedPruner:
         return _keep_masks(self._order[: self.n_pruned], self._weights)
 
     def state(self) -> PruneStep:
-        """Measured sparsity now (zeros among prunable weights)."""
-        zeros = [w.numel() - int(torch.count_nonzero(w.detach())) for w in self._weights]
+        """Measured sparsity now: zeros among prunable weights (tracked as weights are zeroed)."""
+        zeros = self._layer_zeros.tolist()
         layer = {nm: z / w.numel() for nm, z, w in zip(self.names, zeros, self._weights)}
         return PruneStep(
             amount=self.amount,
@@ -319,8 +362,15 @@ class NestedPruner:
 
     @torch.no_grad()
     def _zero(self, positions: torch.Tensor) -> None:
-        """Zero the weights at global flat ``positions`` (split per parameter by one small sort)."""
-        pos = positions.clone()
+        """Zero the weights at global flat ``positions``, counting the ones that were not zero."""
+        if self._flat is not None:  # one gather and one fill on the shared buffer
+            pos = positions.to(self._flat.device)
+            was_nonzero = self._flat[pos] != 0
+            layer = torch.bucketize(pos[was_nonzero], self._offsets[1:].to(pos.device), right=True)
+            self._layer_zeros += torch.bincount(layer, minlength=len(self._weights)).cpu()
+            self._flat.index_fill_(0, pos, 0)
+            return
+        pos = positions.clone()  # weights in several buffers: split positions by one small sort
         pos.numpy().sort()
         bounds = torch.searchsorted(pos, self._offsets).tolist()
         for i, w in enumerate(self._weights):
@@ -328,12 +378,11 @@ class NestedPruner:
             if lo == hi:
                 continue
             idx = (pos[lo:hi] - self._offsets[i]).to(w.device)
-            if w.is_contiguous():
-                w.detach().view(-1).index_fill_(0, idx, 0)
-            else:  # e.g. channels_last: logical flat indices do not address memory order
-                drop = torch.zeros(w.numel(), dtype=torch.bool, device=w.device)
-                drop[idx] = True
-                w.detach().masked_fill_(drop.view(w.shape), 0)
+            drop = torch.zeros(w.numel(), dtype=torch.bool, device=w.device)
+            drop[idx] = True
+            drop = drop.view(w.shape)
+            self._layer_zeros[i] += int(torch.count_nonzero(w.detach()[drop]))
+            w.detach().masked_fill_(drop, 0)
 
     def __repr__(self) -> str:
         return (

@@ -54,7 +54,7 @@ def verify_predictions(path: Path, shape: tuple[int, ...] | None = None) -> dict
 
 
 def sweep_seed(config: Config, num_classes: int, test_images: torch.Tensor, method: str, seed: int,
-               results_dir: Path, device: torch.device, position: int = 1) -> dict:
+               results_dir: Path, device: torch.device, progress: bool = True) -> dict:
     """Probabilities of one trained model at every sparsity of ``config.sparsities``."""
     path = prediction_path(results_dir, method, seed)
     levels = list(config.sparsities)
@@ -77,9 +77,9 @@ def sweep_seed(config: Config, num_classes: int, test_images: torch.Tensor, meth
             tqdm.write(f"{partial}: unreadable ({exc}); sweeping seed {seed} again")
             done = 0
     model = load_trained(config, num_classes, results_dir, seed, device)
-    pruner = NestedPruner(model, method, seed=seed)
+    pruner = NestedPruner(model, method, seed=seed, levels=levels)
     bar = tqdm(range(done, len(levels)), desc=f"{method} seed {seed}", unit="level",
-               position=position, leave=False, initial=done, total=len(levels))
+               position=1, leave=False, disable=not progress, initial=done, total=len(levels))
     for i in bar:
         t0 = time.perf_counter()
         achieved[i] = pruner.prune_to(levels[i]).sparsity

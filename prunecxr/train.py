@@ -132,7 +132,7 @@ def _save(obj, path: Path) -> None:
 
 
 def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitArrays,
-               seed: int, results_dir: Path, device: torch.device, position: int = 1) -> dict:
+               seed: int, results_dir: Path, device: torch.device, progress: bool = True) -> dict:
     """Train (or resume, or skip) the model of one seed; returns its ``done.json`` summary."""
     out = seed_dir(results_dir, seed)
     if is_trained(results_dir, seed):
@@ -151,7 +151,7 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
         except Exception as exc:  # a truncated checkpoint: start this seed again
             tqdm.write(f"seed {seed}: unreadable checkpoint {last} ({exc}); restarting the seed")
     bar = tqdm(range(state["epoch"] + 1, config.max_epochs), desc=f"seed {seed}", unit="epoch",
-               position=position, leave=False, initial=state["epoch"] + 1, total=config.max_epochs)
+               position=1, leave=False, disable=not progress, initial=state["epoch"] + 1, total=config.max_epochs)
     for epoch in bar:
         if state["bad_epochs"] >= config.patience:
             break

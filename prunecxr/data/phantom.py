@@ -40,7 +40,6 @@ on the CPU), and the rotation is parametrised rationally by ``t = tan(angle/2)``
 from __future__ import annotations
 
 import math
-import time
 from numbers import Integral, Real
 from pathlib import Path
 
