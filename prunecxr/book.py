@@ -566,7 +566,17 @@ def audit_html(html: str | os.PathLike, pages: Iterable[str] | None = None) -> l
         raw = RAW_ROLE.search(re.sub(r"<pre.*?</pre>|<code.*?</code>", "", body, flags=re.S))
         if raw:
             problems.append(f"{rel}: shows an unrendered MyST role or directive {raw.group(0)!r}")
+    if pages is None:
+        for css in sorted(html.rglob("*.css")):
+            text = css.read_text(encoding="utf-8", errors="replace")
+            for match in CSS_EXTERNAL.finditer(text):
+                problems.append(f"{css.relative_to(html).as_posix()}: external stylesheet "
+                                f"resource {match.group(0)}")
     return problems
+
+
+# A stylesheet that pulls fonts or styles from the network (url(https://...), @import "//...").
+CSS_EXTERNAL = re.compile(r"(?:url\(\s*|@import\s+)['\"]?(?:https?:)?//[^)'\";\s]+")
 
 
 def _main_text(text: str) -> str:

@@ -120,8 +120,7 @@ def cooccurrence_figure(iou: pd.DataFrame, power: float = 0.25, title: str | Non
     size = max(4.5, 0.33 * n + 2.0)
     fig = Figure(figsize=(size + 0.9, size), layout="constrained")
     ax = fig.add_subplot()
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#f2f2f2")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#f2f2f2")
     image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=0.0,
                       vmax=max(float(np.nanmax(shown)) if np.isfinite(shown).any() else 1.0, 1e-6))
     ax.set_xticks(np.arange(n), list(iou.columns), rotation=90, fontsize=7)

@@ -1,0 +1,462 @@
+"""The book: data-and-methods tables, the runner's helpers, and one real build from smoke results.
+
+Fast tests (no marker) check :mod:`prunecxr.analysis.overview`, the parameter helpers the
+notebooks use and the HTML audit on hand-written pages. The ``slow`` tests build the whole book
+once per session from the smoke results (``smoke_book``) and check every chapter's HTML: it
+exists, its figures are there, nothing is left unresolved (glue, references, raw roles), no page
+needs the network; then rerun one chapter with papermill on other parameters, and show that a
+bad parameter stops a notebook in its first cells with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prunecxr import book
+from prunecxr.analysis import overview
+
+CHAPTERS = {  # page -> minimum number of figures (img elements) it must show
+    "book/intro.html": 0,
+    "book/_generated/data_methods.html": 4,
+    "book/_generated/q1_overall.html": 1,
+    "book/_generated/q2_forgetting.html": 2,
+    "book/_generated/q3_cooccurrence.html": 1,
+    "book/_generated/q4_pies.html": 3,
+    "book/_generated/paper_vs_build.html": 0,
+    "book/_generated/reproducibility.html": 0,
+    "book/references.html": 0,
+}
+
+
+# ------------------------------------------------------------------------------- overview
+
+def _labels(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    prev = np.array([0.5, 0.3, 0.2, 0.1, 0.05, 0.0])
+    return (rng.random((n, len(prev))) < prev).astype(np.uint8)
+
+
+CLASSES = ["No Finding", "A", "B", "C", "D", "E"]
+
+
+def test_class_table_sorted_with_shares_and_ranks():
+    y = _labels()
+    table = overview.class_table(CLASSES, pd.Series(y.sum(0), index=CLASSES), y[:100].sum(0),
+                                 n_train=len(y))
+    assert list(table["rank"]) == list(range(1, 7))
+    assert table["train"].is_monotonic_decreasing
+    assert table.loc[0, "class"] == "No Finding"
+    np.testing.assert_allclose(table["train_share"], table["train"] / len(y))
+    assert set(table.columns) == {"rank", "class", "train", "train_share", "test"}
+
+
+def test_class_table_rejects_misaligned_counts():
+    with pytest.raises(ValueError, match="lacks classes"):
+        overview.class_table(CLASSES, pd.Series([1, 2], index=["A", "B"]))
+    with pytest.raises(ValueError, match="one count per class"):
+        overview.class_table(CLASSES, [1, 2, 3])
+
+
+def test_iou_matrix_matches_set_definition():
+    y = _labels(200, 1)
+    iou = overview.iou_matrix(y, CLASSES)
+    for i in range(len(CLASSES)):
+        for j in range(len(CLASSES)):
+            a, b = set(np.flatnonzero(y[:, i])), set(np.flatnonzero(y[:, j]))
+            expected = len(a & b) / len(a | b) if a | b else np.nan
+            assert (np.isnan(expected) and np.isnan(iou.iloc[i, j])) or \
+                iou.iloc[i, j] == pytest.approx(expected)
+    assert np.allclose(iou.to_numpy(), iou.to_numpy().T, equal_nan=True)
+    with pytest.raises(ValueError, match="shape"):
+        overview.iou_matrix(y[:, :3], CLASSES)
+
+
+def test_findings_per_image_excludes_no_finding_and_bins_4_plus():
+    y = np.array([[1, 0, 0, 0, 0, 0], [0, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0],
+                  [0, 1, 1, 0, 0, 0], [0, 1, 1, 1, 0, 0]], dtype=np.uint8)
+    table = overview.findings_per_image(y, CLASSES)
+    assert list(table["findings"]) == ["0", "1", "2", "3", "4+"]
+    assert list(table["images"]) == [1, 1, 1, 1, 1]
+    assert table["share"].sum() == pytest.approx(1.0)
+
+
+def test_training_summary_picks_lowest_validation_loss():
+    h = pd.DataFrame({"seed": [0, 0, 0, 1, 1], "epoch": [1, 2, 3, 1, 2],
+                      "train_loss": [1, 0.8, 0.7, 1, 0.9], "val_loss": [0.5, 0.4, 0.45, 0.6, 0.7],
+                      "val_map": [0.1, 0.2, 0.25, 0.3, 0.35]})
+    s = overview.training_summary(h).set_index("seed")
+    assert s.loc[0, "best_epoch"] == 2 and s.loc[0, "epochs"] == 3
+    assert s.loc[0, "val_map_at_best"] == pytest.approx(0.2)
+    assert s.loc[1, "best_epoch"] == 1
+    assert overview.training_summary(h.iloc[:0]).empty
+
+
+def test_figures_are_figures():
+    from matplotlib.figure import Figure
+
+    y = _labels()
+    table = overview.class_table(CLASSES, y.sum(0), y.sum(0))
+    h = pd.DataFrame({"seed": [0, 0], "epoch": [1, 2], "train_loss": [1, 0.5],
+                      "val_loss": [1, 0.6], "val_map": [0.1, 0.2]})
+    for fig in (overview.class_counts_figure(table),
+                overview.cooccurrence_figure(overview.iou_matrix(y, CLASSES)),
+                overview.training_curves_figure(h), overview.training_curves_figure(h.iloc[:0])):
+        assert isinstance(fig, Figure) and fig.axes
+
+
+def test_sparsity_table_checks_alignment():
+    t = overview.sparsity_table([0, 0.5], {"l1": np.array([0.0, 0.5])})
+    assert list(t.columns) == ["k", "l1"]
+    with pytest.raises(ValueError, match="shape"):
+        overview.sparsity_table([0, 0.5], {"l1": np.array([0.0])})
+
+
+def _numbers(**changes):
+    n = dict(
+        dense_map=0.3, first_drop=0.65, fraction_below_001=0.55,
+        freq_first_drop_n=20, freq_first_drop_r=0.6, freq_first_drop_p_r=0.01,
+        freq_first_drop_rho=0.6, freq_first_drop_p_rho=0.004,
+        freq_final_change_n=20, freq_final_change_r=0.1, freq_final_change_p_r=0.6,
+        freq_final_change_rho=0.1, freq_final_change_p_rho=0.6, final_sparsity=0.95,
+        frequent_class="No Finding", frequent_train_count=100, frequent_final_change=-0.4,
+        frequent_first_drop=0.9, rare_class="Hernia", rare_train_count=5,
+        rare_final_change=-0.9, rare_first_drop=np.nan,
+        fcd_dlogfreq_n=190, fcd_dlogfreq_r=0.7, fcd_dlogfreq_p_r=1e-6, fcd_dlogfreq_rho=0.6,
+        fcd_dlogfreq_p_rho=1e-6, fcd_iou_n=190, fcd_iou_r=-0.4, fcd_iou_p_r=1e-4,
+        fcd_iou_rho=0.1, fcd_iou_p_rho=0.2, ols_intercept=0.27, ols_dlogfreq=0.21,
+        ols_iou4=-0.05, ols_interaction=-0.31, ols_interaction_p=0.005, ols_r2=0.5,
+        n_pies=5, rare_ratio_min=3.0, rare_ratio_max=15.0, rare_ratio_n_defined=5,
+        rare_ratio_n_only_pies=1, rare_classes="a, b, c, d, e", many_findings_label="4+",
+        many_findings_ratio=np.inf, reader_n=0,
+        truth_label_corrupted_mean_a=np.nan, truth_label_corrupted_mean_b=np.nan,
+        truth_label_corrupted_p_kruskal=np.nan, truth_quality_mean_a=np.nan,
+        truth_quality_mean_b=np.nan, truth_quality_p_kruskal=np.nan,
+        truth_difficulty_mean_a=np.nan, truth_difficulty_mean_b=np.nan,
+        truth_difficulty_p_kruskal=np.nan)
+    n.update(changes)
+    return n
+
+
+def test_comparison_table_verdicts_follow_the_stated_criteria():
+    table = overview.comparison_table(_numbers())
+
+    def verdict(start):
+        (row,) = [v for c, v in zip(table["claim"], table["verdict"]) if c.startswith(start)]
+        return row
+
+    assert verdict("mAP holds up to high sparsity") == "holds"
+    assert verdict("over half of the trained weights") == "holds"
+    assert verdict("rarer classes are forgotten earlier") == "holds"
+    assert verdict("rarer classes lose more AP") == "does not hold"        # P = 0.6
+    assert verdict("pairs that co-occur more") == "does not hold"          # wrong sign
+    assert verdict("negative interaction") == "holds"
+    assert verdict("the five rarest classes") == "holds"
+    assert verdict("readers see PIEs") == "n/a"                            # no responses
+    assert verdict("PIEs have more label noise") == "n/a"                  # no ground truth
+    table = overview.comparison_table(_numbers())
+    assert {"paper (NIH-CXR-LT)", "paper (MIMIC-CXR-LT)", "this build", "verdict"} <= set(table)
+    assert "no human responses" in table.set_index("question").loc["Q4", "this build"].iloc[-1]
+    early = overview.comparison_table(_numbers(first_drop=0.3))
+    assert early.loc[0, "verdict"] == "does not hold"
+    none = overview.comparison_table(_numbers(first_drop=float("nan")))
+    assert none.loc[0, "verdict"] == "holds" and "no significant drop" in none.loc[0, "this build"]
+
+
+# ------------------------------------------------------------------- notebook parameter helpers
+
+@pytest.mark.parametrize("given, expected", [
+    (None, []), ("", []), ([], []), (["population=2", " max_epochs=1 "], ["population=2", "max_epochs=1"]),
+    ("population=2;max_epochs=1", ["population=2", "max_epochs=1"]),
+    ({"population": 2}, ["population=2"]),
+])
+def test_normalize_overrides(given, expected):
+    assert book.normalize_overrides(given) == expected
+
+
+def test_normalize_overrides_rejects_garbage():
+    with pytest.raises(ValueError, match="field=value"):
+        book.normalize_overrides(["population"])
+    with pytest.raises(ValueError, match="strings"):
+        book.normalize_overrides([3])
+
+
+def test_configure_names_bad_parameters():
+    with pytest.raises(ValueError, match="profile must be one of"):
+        book.configure("fast")
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        book.configure("smoke", dataset="nih")
+    with pytest.raises(ValueError, match="data_dir is required"):
+        book.configure("smoke", dataset="nih-cxr-lt")
+    with pytest.raises(ValueError, match="unknown parameter 'populaton'"):
+        book.configure("smoke", overrides=["populaton=2"])
+    assert book.configure("smoke", overrides="population=2").population == 2
+
+
+def test_check_helpers():
+    book.check_choice("method", "l1", ["l1", "random"])
+    with pytest.raises(ValueError, match=r"parameter method must be one of \['l1'\]"):
+        book.check_choice("method", "lasso", ["l1"])
+    with pytest.raises(ValueError, match=r"alpha must be a number in \(0, 1\)"):
+        book.check_range("alpha", 1.0, 0, 1, inclusive=False)
+    with pytest.raises(ValueError, match="must be a number"):
+        book.check_range("n", "3", 0, 10)
+    assert book.nearest_level("sparse", 0.9000000001, [0.0, 0.9]) == 0.9
+    with pytest.raises(ValueError, match="not a sparsity level"):
+        book.nearest_level("sparse", 0.85, [0.0, 0.9])
+    assert book.plain(np.float64(0.5)) == 0.5 and type(book.plain(np.int64(3))) is int
+
+
+# --------------------------------------------------------------------------------- HTML audit
+
+PAGE = """<html><head>{head}</head><body><main>{body}</main></body></html>"""
+
+
+def _page(tmp_path, name, head="", body="", files=()):
+    for f in files:
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_bytes(b"x")
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(PAGE.format(head=head, body=body))
+    return path
+
+
+def test_audit_flags_external_missing_and_unresolved(tmp_path):
+    _page(tmp_path, "ok.html", head='<script src="_static/a.js"></script>',
+          body='<img src="_images/f.png"><a href="https://example.org">a link is fine</a>',
+          files=["_static/a.js", "_images/f.png"])
+    _page(tmp_path, "cdn.html", head='<script src="https://cdn.example/mathjax.js"></script>'
+                                     '<link rel="stylesheet" href="//fonts.example/x.css">')
+    _page(tmp_path, "missing.html", body='<img src="_images/gone.png">')
+    _page(tmp_path, "glue.html", body="<p>No key 'x' found in glue data for this document.</p>")
+    _page(tmp_path, "ref.html", body="<p>see <span>??</span></p>")
+    _page(tmp_path, "role.html", body="<p>{numref}<code>fig-x</code></p>")
+    _page(tmp_path, "_static/template.html", head='<script src="{{ pathto(x) }}"></script>')
+    (tmp_path / "_static" / "fonts.css").write_text(
+        "/* see https://example.org */ @import url('https://fonts.example/css?family=x');\n"
+        "svg { background: url(data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg'/>) }")
+    problems = book.audit_html(tmp_path)
+    by_page = {}
+    for p in problems:
+        by_page.setdefault(p.split(":")[0], []).append(p)
+    assert "ok.html" not in by_page and "_static/template.html" not in by_page
+    assert len(by_page["cdn.html"]) == 2
+    assert "missing file" in by_page["missing.html"][0]
+    assert "glue" in by_page["glue.html"][0]
+    assert "??" in by_page["ref.html"][0]
+    assert "{numref}" in by_page["role.html"][0]
+    assert len(by_page["_static/fonts.css"]) == 1 and "fonts.example" in by_page["_static/fonts.css"][0]
+
+
+def test_fetch_mathjax_uses_a_folder_given_by_environment(tmp_path, monkeypatch):
+    (tmp_path / "tex-mml-svg.js").write_text("// mathjax")
+    monkeypatch.setenv("PRUNECXR_MATHJAX", str(tmp_path))
+    assert book.fetch_mathjax() == tmp_path
+    monkeypatch.setenv("PRUNECXR_MATHJAX", str(tmp_path / "nope"))
+    with pytest.raises(book.BookError, match="no tex-mml-svg.js"):
+        book.fetch_mathjax()
+
+
+def test_fetch_mathjax_rejects_a_wrong_checksum(tmp_path):
+    wheel = tmp_path / "x.whl"
+    wheel.write_bytes(b"not mathjax")
+    with pytest.raises(book.BookError, match="does not match the pinned"):
+        book._checked(wheel, "0" * 64)
+
+
+def test_sources_are_consistent():
+    """Every chapter in the toc has a notebook, every notebook is in the toc, notebooks are
+    committed without outputs and have exactly one literal-only parameters cell."""
+    import ast
+
+    import nbformat
+
+    root = book.repo_root()
+    toc = (root / "_toc.yml").read_text()
+    for name in book.NOTEBOOKS:
+        assert f"book/_generated/{name}" in toc
+        nb = nbformat.read(root / "notebooks" / f"{name}.ipynb", as_version=4)
+        params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1, name
+        for node in ast.parse(params[0].source).body:
+            assert isinstance(node, ast.Assign), (name, ast.dump(node))
+            ast.literal_eval(node.value)  # literals only
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, name
+        assert any("# NBVAL_CHECK_OUTPUT" in c.source for c in nb.cells if c.cell_type == "code")
+    listed = set(re.findall(r"book/_generated/(\w+)", toc))
+    assert listed == set(book.NOTEBOOKS)
+
+
+# ------------------------------------------------------------------------- the built book
+
+def build_once(base: Path, results_dir: Path) -> book.BookBuild:
+    """Build the smoke book under ``base`` once per session (a later call reuses it)."""
+    out = base / "smoke-book"
+    marker = out / "build.json"
+    if marker.exists():
+        info = json.loads(marker.read_text())
+        return book.BookBuild(html=Path(info["html"]), source=Path(info["source"]),
+                              results_dir=Path(info["results_dir"]), timings=info["timings"])
+    built = book.build_book(profile="smoke", out=out, progress=False)
+    assert built.results_dir == results_dir
+    marker.write_text(json.dumps({"html": str(built.html), "source": str(built.source),
+                                  "results_dir": str(built.results_dir),
+                                  "timings": built.timings}))
+    return built
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory, smoke_results) -> book.BookBuild:
+    return build_once(tmp_path_factory.getbasetemp(), smoke_results)
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.src = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.src.append(dict(attrs).get("src", ""))
+
+
+@pytest.mark.slow
+def test_book_builds_warning_free_and_offline(smoke_book):
+    html = smoke_book.html
+    assert (html / "index.html").is_file()
+    assert book.audit_html(html) == []
+    assert (html / "_static" / "mathjax" / "tex-mml-svg.js").is_file()
+    intro = (html / "book" / "intro.html").read_text()
+    assert 'src="../_static/mathjax/tex-mml-svg.js' in intro
+    assert "mathjax@" not in intro and "cdn.jsdelivr" not in intro
+    # The build log holds no warning (the build runs with warnings as errors anyway).
+    log = (html.parent / "jupyter-book.log").read_text()
+    assert "WARNING" not in log
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", sorted(CHAPTERS))
+def test_chapter_html_shows_its_figures(smoke_book, page):
+    path = smoke_book.html / page
+    assert path.is_file(), f"{page} was not built"
+    text = path.read_text()
+    parser = _Images()
+    parser.feed(text)
+    figures = [s for s in parser.src if "_images/" in s]
+    assert len(figures) >= CHAPTERS[page], f"{page}: {len(figures)} figures"
+    for src in figures:
+        target = (path.parent / src).resolve()
+        assert target.is_file() and target.stat().st_size > 1000, src
+    assert book.audit_html(smoke_book.html, [page]) == []
+    if page.startswith("book/_generated/q"):
+        assert 'class="caption"' in text or "<figcaption" in text
+
+
+@pytest.mark.slow
+def test_glued_numbers_match_the_store(smoke_book, smoke_store):
+    intro = (smoke_book.html / "book" / "intro.html").read_text()
+    text = re.sub(r"<[^>]+>", "", intro)
+    assert f"{len(smoke_store.labels):,} test images" in text
+    assert f"{len(smoke_store.seeds)}\nresnet18" in text or f"{len(smoke_store.seeds)} resnet18" in text
+    assert "smoke" in text and smoke_store.dataset in text
+    q4 = re.sub(r"<[^>]+>", "", (smoke_book.html / "book/_generated/q4_pies.html").read_text())
+    assert "No human responses are included in this build." in q4
+    assert "ground truth of a synthetic dataset" in q4
+
+
+@pytest.mark.slow
+def test_timings_recorded(smoke_book):
+    t = smoke_book.timings
+    assert set(t["notebooks"]) == set(book.NOTEBOOKS)
+    assert t["jupyter_book"] > 0
+
+
+# --------------------------------------------------------------------------- papermill reruns
+
+def _papermill(name, out, parameters, cwd):
+    import papermill as pm
+
+    return pm.execute_notebook(str(book.repo_root() / "notebooks" / f"{name}.ipynb"), str(out),
+                               parameters=parameters, kernel_name="python3", progress_bar=False,
+                               cwd=str(cwd))
+
+
+def _outputs(nb_path) -> str:
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    return "\n".join("".join(o.get("text", "")) for c in nb.cells if c.cell_type == "code"
+                     for o in c.get("outputs", []))
+
+
+@pytest.mark.slow
+def test_rerun_a_chapter_with_other_parameters(tmp_path, prunecxr_home):
+    """papermill, as the intro documents it: a chapter on a different configuration computes
+    its own results (here a tiny population) and reports them."""
+    overrides = ["population=2", "max_epochs=1", "methods=l1", "sparsities=0,0.5,0.9",
+                 "data.n_images=300"]
+    out = tmp_path / "q1_small.ipynb"
+    _papermill("q1_overall", out, {"profile": "smoke", "overrides": overrides}, tmp_path)
+    text = _outputs(out)
+    assert "seeds 2, methods ['l1']" in text
+    assert "dense median mAP:" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, parameters, message", [
+    ("q1_overall", {"profile": "fastest"}, "profile must be one of"),
+    ("q2_forgetting", {"profile": "smoke", "method": "lasso"}, "parameter method must be one of"),
+    ("q4_pies", {"profile": "smoke", "sparse": 0.93}, "is not a sparsity level"),
+])
+def test_bad_parameter_fails_early_with_a_clear_message(tmp_path, name, parameters, message):
+    from papermill.exceptions import PapermillExecutionError
+
+    with pytest.raises(PapermillExecutionError) as err:
+        _papermill(name, tmp_path / "bad.ipynb", parameters, tmp_path)
+    assert message in str(err.value)
+    # It fails in the cell right after the parameters, before any analysis ran.
+    assert err.value.exec_count <= 4
+
+
+@pytest.mark.slow
+def test_q4_analyses_reader_responses_when_given(tmp_path, smoke_store):
+    """The reader-study branch of Q4: a packet drawn from the smoke results, one answer file per
+    reader, and the chapter rerun with ``study_key`` and ``responses`` reports their analysis."""
+    import csv
+
+    from prunecxr.study import RESPONSE_COLUMNS, make_packet, read_key
+
+    packet = make_packet(smoke_store, tmp_path / "packet", readers=2, per_reader=4, seed=1,
+                         image_size=32)
+    key = read_key(packet)[0]
+    paths = []
+    for name, grp in key.groupby("reader"):
+        path = tmp_path / f"{name}.csv"
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(RESPONSE_COLUMNS)
+            for r in grp.sort_values("position").itertuples():
+                w.writerow([name, r.packet_id, r.item, "no" if r.is_pie else "yes",
+                            2 if r.is_pie else 4, 4 if r.is_pie else 2])
+        paths.append(str(path))
+    out = tmp_path / "q4_readers.ipynb"
+    _papermill("q4_pies", out, {"profile": "smoke", "study_key": str(packet),
+                                "responses": paths}, tmp_path)
+    import nbformat
+
+    nb = nbformat.read(out, as_version=4)
+    shown = json.dumps([o for c in nb.cells if c.cell_type == "code" for o in c.outputs])
+    assert "The analysis below uses 8 answers from 2 reader(s), 4 of them about PIEs." in shown
+    assert "No human responses are included" not in shown
+    (figure_cell,) = [c for c in nb.cells if c.metadata.get("mystnb", {}).get("figure", {})
+                      .get("name") == "fig-q4-readers"]
+    assert any("image/png" in o.get("data", {}) for o in figure_cell.outputs)
