@@ -60,8 +60,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_book(args: argparse.Namespace) -> int:
     from .book import build_book
 
-    build_book(profile=args.profile, results_root=args.results_dir, out=args.out,
-               overrides=args.overrides)
+    build = build_book(profile=args.profile, results_root=args.results_dir, out=args.out,
+                       overrides=args.overrides, dataset=args.dataset, data_dir=args.data_dir)
+    print(summary(build.results_dir))
+    print(f"book: {build.index} (" + ", ".join(
+        f"{k} {v:.0f} s" for k, v in build.timings.items() if isinstance(v, (int, float))) + ")")
     return 0
 
 
@@ -93,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # e.g. prunecxr.book.BookError: a chapter or the HTML build failed
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
