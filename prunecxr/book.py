@@ -22,7 +22,6 @@ build does.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -277,16 +276,8 @@ def _ensure_dir(path: Path) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _checked(path: Path, expected: str) -> Path:
-    got = _sha256(path)
+    got = sha256_file(path)
     if got != expected:
         raise BookError(f"{path.name}: sha256 {got} does not match the pinned {expected}")
     return path

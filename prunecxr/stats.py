@@ -159,12 +159,7 @@ def rowwise_pearson(a, b) -> np.ndarray:
     A row in which either vector is constant has no defined correlation: NaN, explicitly
     (no division warning).
     """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"a and b must be 2-D arrays of the same shape, got {a.shape} and "
-                         f"{b.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("a and b must be finite (no NaN or inf)")
+    a, b = _paired_rows(a, b)
     ac = a - a.mean(axis=1, keepdims=True)
     bc = b - b.mean(axis=1, keepdims=True)
     den = np.sqrt((ac ** 2).sum(axis=1) * (bc ** 2).sum(axis=1))
@@ -175,6 +170,17 @@ def rowwise_pearson(a, b) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
+def _paired_rows(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` as finite 2-D float arrays of one shape, or a ValueError saying why not."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"a and b must be 2-D arrays of the same shape, got {a.shape} and "
+                         f"{b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("a and b must be finite (no NaN or inf)")
+    return a, b
+
+
 def rowwise_spearman(a, b) -> np.ndarray:
     """Spearman rank correlation of each row of ``a`` with the same row of ``b``, vectorised.
 
@@ -182,12 +188,7 @@ def rowwise_spearman(a, b) -> np.ndarray:
     ``scipy.stats.spearmanr`` does), then correlated with :func:`rowwise_pearson`. A row where
     either vector is constant (all ranks tied) gives NaN.
     """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"a and b must be 2-D arrays of the same shape, got {a.shape} and "
-                         f"{b.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("a and b must be finite (no NaN or inf)")
+    a, b = _paired_rows(a, b)
     return rowwise_pearson(_st.rankdata(a, axis=1), _st.rankdata(b, axis=1))
 
 

@@ -11,7 +11,6 @@ recomputed, never silently read.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -29,14 +28,6 @@ def prediction_path(results_dir: Path, method: str, seed: int) -> Path:
     return Path(results_dir) / "predictions" / method / f"seed_{seed:03d}.npy"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify_predictions(path: Path, shape: tuple[int, ...] | None = None) -> dict | None:
     """The sidecar of a finished prediction file if the file is intact, else None."""
     side = path.with_suffix(".json")
@@ -46,7 +37,7 @@ def verify_predictions(path: Path, shape: tuple[int, ...] | None = None) -> dict
         info = io.read_json(side)
     except ValueError:
         return None
-    if info.get("sha256") != sha256_file(path):
+    if info.get("sha256") != io.sha256_file(path):
         return None
     if shape is not None and tuple(info.get("shape", ())) != tuple(shape):
         return None
@@ -91,7 +82,7 @@ def sweep_seed(config: Config, num_classes: int, test_images: torch.Tensor, meth
     io.save_npy(path, probs)
     info = {"method": method, "seed": seed, "shape": list(shape), "sparsities": levels,
             "achieved_sparsity": achieved.tolist(), "seconds": seconds,
-            "sha256": sha256_file(path)}
+            "sha256": io.sha256_file(path)}
     io.write_json(path.with_suffix(".json"), info)
     partial.unlink(missing_ok=True)
     return info

@@ -34,7 +34,7 @@ DEFAULT_OUT = REPO / "prunecxr" / "data" / "nih_label_structure.json"
 NAME_MAP = {"Pleural_Thickening": "Pleural Thickening"}
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:  # the same as prunecxr.io.sha256_file; kept so the script runs standalone
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

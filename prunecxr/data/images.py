@@ -29,15 +29,6 @@ MAX_REPORTED = 5
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of one file's bytes (used for the label files, which are small)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fingerprint(paths: Sequence[Path], names: Sequence[str]) -> tuple[str, list[int]]:
     """Digest of the image files' names, sizes and mtimes, and the rows whose file is missing.
 

@@ -25,7 +25,8 @@ from numpy.lib.format import open_memmap
 
 from .base import SPLITS, DataError, Dataset, cache_folder, cached_dataset, digest
 from .classes import MIMIC_CXR_LT_CLASSES, NIH_CXR_LT_CLASSES
-from .images import DECODER_VERSION, MAX_REPORTED, decode_into, file_sha256, fingerprint
+from ..io import sha256_file
+from .images import DECODER_VERSION, MAX_REPORTED, decode_into, fingerprint
 
 NIH_LABEL_FILE = "miccai2023_nih-cxr-lt_labels_{split}.csv"
 MIMIC_LABEL_FILE = "miccai2023_mimic-cxr-lt_labels_{split}.csv"
@@ -441,7 +442,7 @@ def _finish(name: str, options: dict, label_files: Sequence[Path], classes: Sequ
         raise DataError(f"{name}: {len(missing)} of {len(paths)} image file(s) missing: "
                         f"{listed}{more} ({hint})")
     identity = digest(name, options, DECODER_VERSION, list(classes),
-                      {p.name: file_sha256(p) for p in label_files}, image_digest)
+                      {p.name: sha256_file(p) for p in label_files}, image_digest)
     folder = cache_folder(name, identity, cache_dir)
     partial = folder.parent / f".{folder.name}.images.partial.npy"
 
