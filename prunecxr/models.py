@@ -42,6 +42,8 @@ def _load_state(arch: str, weights: str) -> dict | None:
                 f"at run time. Put the file {path.name} (from {url}) at {path}, or pass "
                 f"weights=<path to the .pth file>, or train from scratch with weights=none."
             )
+        # The file is in the hub cache, so torchvision's weights API loads it without a download.
+        return torchvision.models.get_model_weights(arch).DEFAULT.get_state_dict(progress=False)
     else:
         path = Path(weights).expanduser()
         if not path.exists():

@@ -38,3 +38,17 @@ def test_weights_from_a_file(tmp_path):
     assert torch.equal(model.backbone.conv1.weight, ref.conv1.weight)
     with pytest.raises(WeightsNotFound, match="does not exist"):
         build_model("resnet18", 3, str(tmp_path / "nope.pth"))
+
+
+def test_imagenet_weights_come_from_the_hub_cache(monkeypatch, tmp_path):
+    """A file already in the torch hub cache is loaded through torchvision's weights API."""
+    import torchvision
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    ref = torchvision.models.resnet18()
+    path = imagenet_weights_file("resnet18")
+    path.parent.mkdir(parents=True)
+    torch.save(ref.state_dict(), path)
+    model = build_model("resnet18", 4, "imagenet")
+    assert torch.equal(model.backbone.layer1[0].conv1.weight, ref.layer1[0].conv1.weight)
+    assert model.backbone.fc.out_features == 4

@@ -79,9 +79,14 @@ def test_training_is_deterministic_per_seed(smoke_results, tmp_path):
                           np.load(prediction_path(smoke_results, "l1", 0)))
 
 
+# A smaller population and one method: each seed's training and sweep do not depend on them,
+# so the predictions must still equal the smoke run's for the seeds and method they share.
+RESUME_SETTINGS = ["--set", "population=2", "--set", "methods=l1"]
+
+
 def _run(root: Path, kill_when=None) -> int:
     cmd = [sys.executable, "-m", "prunecxr", "run", "--profile", "smoke", "--quiet",
-           "--results-dir", str(root)]
+           "--results-dir", str(root), *RESUME_SETTINGS]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
     if kill_when is None:
         _, err = proc.communicate(timeout=300)
@@ -106,11 +111,10 @@ def test_resume_after_sigkill_matches_uninterrupted(smoke_results, tmp_path):
     assert _run(root, lambda: any(root.glob("*/predictions/*/*.partial.npz"))) == -9
     _run(root)
     (folder,) = list(root.iterdir())
-    for method in ("l1", "random"):
-        for seed in (0, 1, 2):
-            a = np.load(prediction_path(folder, method, seed))
-            b = np.load(prediction_path(smoke_results, method, seed))
-            assert np.array_equal(a, b), (method, seed)
+    for seed in (0, 1):
+        a = np.load(prediction_path(folder, "l1", seed))
+        b = np.load(prediction_path(smoke_results, "l1", seed))
+        assert np.array_equal(a, b), seed
     assert not list(folder.rglob("*.partial.npz")) and not list(folder.rglob("last.pt"))
 
 
