@@ -277,7 +277,7 @@ def _ensure_dir(path: Path) -> Path:
 
 
 def _checked(path: Path, expected: str) -> Path:
-    got = sha256_file(path)
+    got = io.sha256_file(path)
     if got != expected:
         raise BookError(f"{path.name}: sha256 {got} does not match the pinned {expected}")
     return path

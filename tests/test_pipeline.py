@@ -15,7 +15,6 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from prunecxr import io
 from prunecxr.config import load_config
 from prunecxr.pipeline import ensure_results
 from prunecxr.store import ResultsError, load
