@@ -7,6 +7,7 @@ reuses stale results and an unchanged one never recomputes.
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from importlib import metadata
@@ -67,7 +68,7 @@ def environment() -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = None
     machine = {"platform": platform.platform(), "processor": platform.processor(),
-               "cpu_count": __import__("os").cpu_count(), "torch_threads": torch.get_num_threads(),
+               "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     return {"versions": versions, "machine": machine}
 
