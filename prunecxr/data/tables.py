@@ -69,6 +69,23 @@ class _Rows:
 # --------------------------------------------------------------------------- public loaders
 
 
+def _benchmark_tables(files, classes, id_col: str, id_name: str, patient_col: str):
+    """Read the three split files of a benchmark and check ids: (rows, labels, ids, patient).
+
+    ``patient`` is None when the optional ``patient_col`` is absent (the caller parses it).
+    """
+    rows = _read_split_files(files, [id_col, *classes])
+    labels = _binary_labels(rows, classes)
+    ids = rows.frame[id_col].to_numpy()
+    _check_nonempty_values(rows, id_col)
+    _check_unique(rows, ids, id_name)
+    patient = None
+    if patient_col in rows.frame:
+        _check_nonempty_values(rows, patient_col)
+        patient = rows.frame[patient_col].to_numpy()
+    return rows, labels, ids, patient
+
+
 def load_nih_cxr_lt(
     data_dir: str | os.PathLike,
     images_dir: str | os.PathLike | None = None,
@@ -88,15 +105,8 @@ def load_nih_cxr_lt(
     data_dir = Path(data_dir).expanduser().absolute()
     files = [data_dir / NIH_LABEL_FILE.format(split=s) for s in SPLITS]
     classes = list(NIH_CXR_LT_CLASSES)
-    rows = _read_split_files(files, ["id", *classes])
-    labels = _binary_labels(rows, classes)
-    ids = rows.frame["id"].to_numpy()
-    _check_nonempty_values(rows, "id")
-    _check_unique(rows, ids, "image id")
-    if "subj_id" in rows.frame:
-        _check_nonempty_values(rows, "subj_id")
-        patient = rows.frame["subj_id"].to_numpy()
-    else:  # NIH file names start with the patient number: 00000001_000.png
+    rows, labels, ids, patient = _benchmark_tables(files, classes, "id", "image id", "subj_id")
+    if patient is None:  # NIH file names start with the patient number: 00000001_000.png
         patient = np.array([str(int(m.group(1))) if (m := re.match(r"(\d+)_", i)) else ""
                             for i in ids], dtype=object)
         _check_parsed(rows, patient, "patient (no subj_id column; parsed from id)")
@@ -137,15 +147,9 @@ def load_mimic_cxr_lt(
     data_dir = Path(data_dir).expanduser().absolute()
     files = [data_dir / MIMIC_LABEL_FILE.format(split=s) for s in SPLITS]
     classes = list(MIMIC_CXR_LT_CLASSES)
-    rows = _read_split_files(files, ["path", *classes])
-    labels = _binary_labels(rows, classes)
-    rel = rows.frame["path"].to_numpy()
-    _check_nonempty_values(rows, "path")
-    _check_unique(rows, rel, "image path")
-    if "subject_id" in rows.frame:
-        _check_nonempty_values(rows, "subject_id")
-        patient = rows.frame["subject_id"].to_numpy()
-    else:
+    rows, labels, rel, patient = _benchmark_tables(files, classes, "path", "image path",
+                                                   "subject_id")
+    if patient is None:
         patient = np.array([m.group(1) if (m := re.search(r"(?:^|/)p(\d+)/s\d+/", p)) else ""
                             for p in rel], dtype=object)
         _check_parsed(rows, patient, "patient (no subject_id column; parsed from path "
