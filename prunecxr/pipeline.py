@@ -22,7 +22,7 @@ from .config import Config
 from .data import Dataset, get_dataset
 from .paths import results_root as default_results_root
 from .sweep import prediction_path, sweep_seed, verify_predictions
-from .train import SplitArrays, resolve_device, train_seed
+from .train import SplitArrays, is_trained, resolve_device, train_seed
 
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scipy", "statsmodels", "matplotlib")
 # Test images are copied into the results folder up to this size; larger sets are referenced.
@@ -100,7 +100,7 @@ def ensure_results(config: Config, results_root: str | Path | None = None, progr
 
     seeds = config.seeds
     t0 = time.perf_counter()
-    pending = [s for s in seeds if not (folder / "models" / f"seed_{s:03d}" / "done.json").exists()]
+    pending = [s for s in seeds if not is_trained(folder, s)]
     if pending:
         train = SplitArrays.from_dataset(dataset, "train")
         val = SplitArrays.from_dataset(dataset, "val")

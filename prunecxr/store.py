@@ -22,6 +22,7 @@ import torch
 from . import io
 from .metrics import auroc, average_precision
 from .sweep import prediction_path, verify_predictions
+from .train import seed_dir
 
 
 class ResultsError(FileNotFoundError):
@@ -109,7 +110,7 @@ class Results:
     def history(self) -> pd.DataFrame:
         """Training curves: columns seed, epoch, train_loss, val_loss, val_map."""
         frames = [pd.read_csv(p) for s in self.seeds
-                  if (p := self.results_dir / "models" / f"seed_{s:03d}" / "history.csv").exists()]
+                  if (p := seed_dir(self.results_dir, s) / "history.csv").exists()]
         if not frames:
             return pd.DataFrame(columns=["seed", "epoch", "train_loss", "val_loss", "val_map"])
         return pd.concat(frames, ignore_index=True)
@@ -117,12 +118,12 @@ class Results:
     def training_summary(self) -> pd.DataFrame:
         """One row per seed from its done.json (epochs, best epoch, best val loss, seconds)."""
         rows = [io.read_json(p) for s in self.seeds
-                if (p := self.results_dir / "models" / f"seed_{s:03d}" / "done.json").exists()]
+                if (p := seed_dir(self.results_dir, s) / "done.json").exists()]
         return pd.DataFrame(rows)
 
     def state_dict(self, seed: int) -> dict:
         """The trained dense model's weights of one seed (best checkpoint)."""
-        path = self.results_dir / "models" / f"seed_{seed:03d}" / "best.pt"
+        path = seed_dir(self.results_dir, seed) / "best.pt"
         if not path.exists():
             raise ResultsError(f"{path} is missing; rerun the pipeline to train seed {seed}")
         return torch.load(path, map_location="cpu", weights_only=True)
