@@ -75,6 +75,25 @@ def resnet18() -> nn.Module:
     return torchvision.models.resnet18(num_classes=5)
 
 
+class SmallResNet18(torchvision.models.ResNet):
+    """torchvision's ResNet-18 (same blocks, strides, downsample convs and fc: 21 prunable
+    layers) with every channel count divided by 64 / ``width``: 0.7M weights at width 16, so
+    the fast tier checks the same layer structure as resnet18 in a fraction of the time."""
+
+    def __init__(self, width: int = 16, num_classes: int = 5) -> None:
+        self._width, self._stem_done = width, False
+        super().__init__(torchvision.models.resnet.BasicBlock, [2, 2, 2, 2],
+                         num_classes=num_classes)
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.fc = nn.Linear(8 * width, num_classes)
+
+    def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
+        if not self._stem_done:
+            self.inplanes, self._stem_done = self._width, True
+        return super()._make_layer(block, planes * self._width // 64, blocks, stride, dilate)
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -104,8 +123,9 @@ def untouched_state(model: nn.Module) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------- what is prunable
 
 
-def test_prunable_parameters_resnet18():
-    model = resnet18()
+@pytest.mark.parametrize("make", [resnet18, SmallResNet18], ids=["resnet18", "small"])
+def test_prunable_parameters_resnet18(make):
+    model = make()
     params = prunable_parameters(model)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 20 and len(params) == 21  # 17 convs + 3 downsample convs + fc
@@ -216,9 +236,13 @@ def test_l1_walk_equals_torch_tiny():
 
 
 def test_l1_walk_equals_torch_resnet18_jumps():
-    """Upward in uneven jumps (each level still compared with torch from scratch)."""
-    steps = _assert_walk_equals_torch(_tie_free(resnet18(), seed=2), levels=[0.0, 0.05, 0.5, 0.95])
-    assert [s.n_pruned for s in steps] == [0, 558474, 5584736, 10610998]  # round(k * 11169472)
+    """Upward in uneven jumps (each level still compared with torch from scratch), on the
+    resnet18 layer structure at a quarter of the channels (the full model: the slow test below)."""
+    model = _tie_free(SmallResNet18(), seed=2)
+    total = sum(getattr(m, n).numel() for m, n in prunable_parameters(model))
+    assert total == 700_336
+    steps = _assert_walk_equals_torch(model, levels=[0.0, 0.05, 0.5, 0.95])
+    assert [s.n_pruned for s in steps] == [0, 35_017, 350_168, 665_319]  # round(k * total)
 
 
 @pytest.mark.slow
@@ -228,6 +252,7 @@ def test_l1_walk_equals_torch_resnet18_full_grid():
     print("resnet18 achieved sparsity:", [round(s.sparsity, 6) for s in steps])
 
 
+@pytest.mark.slow
 def test_l1_natural_init_agrees_up_to_ties():
     """As initialised (no forced distinct values), float32 weights of an 11M model do tie."""
     model = _randomise(resnet18(), seed=4)
@@ -239,6 +264,23 @@ def test_l1_natural_init_agrees_up_to_ties():
         pruner.prune_to(k)
         n = n_to_prune(k, scores.numel())
         assert ordered[n - 1] == ordered[n], "test data no longer has a tie at the threshold"
+        _assert_agree_off_ties(flat(pruner.masks()), flat(torch_masks(reference, k)), scores, n)
+
+
+def test_l1_natural_init_agrees_up_to_ties_small():
+    """The same on the small resnet18: levels chosen where its float32 weights do tie."""
+    model = _randomise(SmallResNet18(width=8), seed=4)
+    scores = flat_scores(model)
+    reference = copy.deepcopy(model)
+    pruner = NestedPruner(model, "l1")
+    ordered = scores.sort().values
+    tied_at = torch.nonzero(ordered[1:] == ordered[:-1]).squeeze(1) + 1  # ordered[n-1] == ordered[n]
+    total = scores.numel()
+    levels = [int(tied_at[tied_at >= f * total][0]) / total for f in (0.25, 0.75)]
+    for k in levels:
+        pruner.prune_to(k)
+        n = n_to_prune(k, total)
+        assert ordered[n - 1] == ordered[n], "the chosen level does not cut through a tie"
         _assert_agree_off_ties(flat(pruner.masks()), flat(torch_masks(reference, k)), scores, n)
 
 
@@ -355,7 +397,7 @@ def test_planned_levels_give_the_same_masks_as_the_full_ranking():
     from prunecxr.prune import NestedPruner, sparsity_grid
 
     for method in ("l1", "random"):
-        base = torchvision.models.resnet18(num_classes=4)
+        base = SmallResNet18(width=8, num_classes=4)
         full_model, planned_model = copy.deepcopy(base), copy.deepcopy(base)
         full = NestedPruner(full_model, method, seed=3)
         planned = NestedPruner(planned_model, method, seed=3, levels=sparsity_grid())
@@ -366,4 +408,4 @@ def test_planned_levels_give_the_same_masks_as_the_full_ranking():
         assert all(torch.equal(x, y) for x, y in
                    zip(full_model.state_dict().values(), planned_model.state_dict().values()))
     with pytest.raises(ValueError, match="not one of the levels"):
-        NestedPruner(torchvision.models.resnet18(num_classes=4), "l1", levels=[0.0, 0.5]).prune_to(0.3)
+        NestedPruner(SmallResNet18(num_classes=4), "l1", levels=[0.0, 0.5]).prune_to(0.3)
