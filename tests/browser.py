@@ -91,6 +91,48 @@ def chrome_driver(tmp_path: Path, download_dir: Path | None = None, offline: boo
     return driver
 
 
+def network_blocked(driver, timeout: float = 10.0) -> bool:
+    """Whether ``driver`` fails to load a page from a live HTTP server on 127.0.0.1.
+
+    Proves that the offline emulation holds at the network level. ``navigator.onLine`` is no
+    proof: Chromium 150 reports ``true`` again after every navigation although requests still
+    fail. Navigates the driver (load the page under test afterwards).
+    """
+    import functools
+    import http.server
+    import threading
+
+    from selenium.common.exceptions import WebDriverException
+
+    marker = "prunecxr-network-probe"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            body = f"<html><body>{marker}</body></html>".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=functools.partial(server.serve_forever, 0.05), daemon=True)
+    thread.start()
+    try:
+        driver.set_page_load_timeout(timeout)
+        try:
+            driver.get(f"http://127.0.0.1:{server.server_address[1]}/probe.html")
+        except WebDriverException:
+            return True
+        return marker not in driver.page_source
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def wait_for_file(folder: Path, pattern: str, timeout: float = 15.0) -> Path:
     """The first finished download matching ``pattern`` in ``folder`` (waits up to timeout)."""
     deadline = time.monotonic() + timeout

@@ -40,8 +40,8 @@ def test_form_offline_round_trip(tmp_path):
     downloads = tmp_path / "downloads"
     driver = chrome_driver(tmp_path, download_dir=downloads)
     try:
+        assert browser.network_blocked(driver)      # the network really is off
         driver.get(form.as_uri())
-        assert driver.execute_script("return navigator.onLine") is False
         assert driver.title == "Reader study: reader_01"
         expected = {}
         for k in range(1, N + 1):
@@ -104,11 +104,39 @@ def test_form_offline_round_trip(tmp_path):
         load_responses(packet, [broken])
 
 
-def test_missing_browser_skips_locally_and_fails_under_ci(monkeypatch):
-    monkeypatch.setattr(browser, "CHROMIUM", ("/nonexistent/chromium",))
-    monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="browser test needs chromium; install"):
-        browser.browser_paths()
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI=true: browser tests may not be skipped"):
+def test_missing_browser_skips_locally_and_fails_under_ci(monkeypatch, tmp_path):
+    """Whatever this machine has installed: a missing piece skips naming exactly what is
+    missing and how to install it; under CI=true the same situation fails instead."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "selenium", types.ModuleType("selenium"))  # "installed"
+    fake_chromium = tmp_path / "chromium"
+    fake_chromium.write_text("#!/bin/sh\n")
+    fake_chromium.chmod(0o755)
+    cases = [  # (chromium candidates, chromedriver candidates, what the message must name)
+        (("/nonexistent/chromium",), ("/nonexistent/chromedriver",), "chromium, chromedriver"),
+        ((str(fake_chromium),), ("/nonexistent/chromedriver",), "chromedriver"),
+        (("/nonexistent/chromium",), (str(fake_chromium),), "chromium"),
+    ]
+    for chromium, driver, named in cases:
+        monkeypatch.setattr(browser, "CHROMIUM", chromium)
+        monkeypatch.setattr(browser, "CHROMEDRIVER", driver)
+        monkeypatch.delenv("CI", raising=False)
+        with pytest.raises(pytest.skip.Exception) as skipped:
+            browser.browser_paths()
+        message = str(skipped.value)
+        assert message.startswith(f"browser test needs {named}; install with: "), message
+        assert browser.INSTALL_HINT in message
+        monkeypatch.setenv("CI", "true")
+        with pytest.raises(pytest.fail.Exception) as failed:
+            browser.browser_paths()
+        assert f"browser test needs {named}; install" in str(failed.value)
+        assert "CI=true: browser tests may not be skipped" in str(failed.value)
+    # Everything present: the paths come back, nothing is skipped, with or without CI.
+    monkeypatch.setattr(browser, "CHROMIUM", (str(fake_chromium),))
+    monkeypatch.setattr(browser, "CHROMEDRIVER", (str(fake_chromium),))
+    assert browser.browser_paths() == (str(fake_chromium), str(fake_chromium))
+    monkeypatch.setitem(sys.modules, "selenium", None)  # not installed: import fails
+    with pytest.raises(pytest.fail.Exception, match=r"needs selenium \(python package\)"):
         browser.browser_paths()
