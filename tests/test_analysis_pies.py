@@ -50,6 +50,26 @@ def test_mean_probabilities_and_pie_scores_match_scipy():
         assert scores.iloc[i] == pytest.approx(st.spearmanr(dense[i], sparse[i]).statistic)
 
 
+def test_pie_scores_use_the_dense_and_sparse_levels_asked_for():
+    """A non-default ``dense`` (and ``sparse``) level is the one compared, not 0.0 / 0.9."""
+    store = FakeStore()
+
+    def mean_at(level):
+        i = list(SPARSITIES).index(level)
+        return np.mean([store.preds[s][i] for s in store.seeds], axis=0, dtype=np.float64)
+
+    for dense, sparse in [(0.3, 0.9), (0.3, 0.6), (0.0, 0.6)]:
+        scores = pies.pie_scores(store, dense=dense, sparse=sparse)
+        a, b = mean_at(dense), mean_at(sparse)
+        expected = [st.spearmanr(a[i], b[i]).statistic for i in range(store.n)]
+        np.testing.assert_allclose(scores.to_numpy(), expected, equal_nan=True)
+    default = pies.pie_scores(store).to_numpy()
+    moved = pies.pie_scores(store, dense=0.3).to_numpy()
+    assert not np.allclose(default[1:], moved[1:])  # image 0 is NaN in both
+    with pytest.raises(ValueError, match="dense=0.5 is not among"):
+        pies.pie_scores(store, dense=0.5)
+
+
 def test_pie_scores_unknown_sparsity_is_a_clear_error():
     with pytest.raises(ValueError, match="sparse=0.95 is not among"):
         pies.pie_scores(FakeStore(), sparse=0.95)
