@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,6 @@ from prunecxr.study import StudyError, load_responses, make_packet, read_key, tr
 from prunecxr.study import cli as study_cli
 from prunecxr.study import packet as packet_mod
 
-HAVE_PIES = importlib.util.find_spec("prunecxr.analysis.pies") is not None
-HAVE_READERS = importlib.util.find_spec("prunecxr.analysis.readers") is not None
 DATA_URI = re.compile(rb"data:image/png;base64,[A-Za-z0-9+/=]+")
 
 
@@ -195,7 +192,6 @@ def test_refuses_to_overwrite_and_never_leaves_half_a_packet(store, tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "p"]   # no temp leftovers
 
 
-@pytest.mark.skipif(not HAVE_PIES, reason="prunecxr.analysis.pies not written yet")
 def test_packet_from_pie_scores_and_cli(store, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(study_cli, "_load_store", lambda path: store)
     rc = study_cli.main(["packet", "--results-dir", "x", "--out", str(tmp_path / "p"),
@@ -347,18 +343,40 @@ def test_bad_key_location(tmp_path):
         load_responses(tmp_path, [])
 
 
-@pytest.mark.skipif(not HAVE_READERS, reason="prunecxr.analysis.readers not written yet")
+def expected_reader_stats(table: pd.DataFrame) -> pd.DataFrame:
+    """Kruskal-Wallis per question by scipy, straight from the tidy answers (PIEs vs not)."""
+    from scipy import stats as st
+
+    rows = []
+    for q in ("agrees_with_label", "quality", "difficulty"):
+        a = table.loc[table["is_pie"].astype(bool), q].astype(float)
+        b = table.loc[~table["is_pie"].astype(bool), q].astype(float)
+        rows.append({"variable": q, "n_a": len(a), "mean_a": a.mean(), "n_b": len(b),
+                     "mean_b": b.mean(), "p_kruskal": st.kruskal(a, b).pvalue,
+                     "p_welch": st.ttest_ind(a, b, equal_var=False).pvalue})
+    return pd.DataFrame(rows)
+
+
 def test_analyze_writes_table_stats_and_figure(packet, tmp_path, capsys):
+    from prunecxr.analysis.readers import reader_study_stats
+
     paths = answer(packet, tmp_path / "answers")
     out = tmp_path / "analysis"
     rc = study_cli.main(["analyze", "--key", str(packet / "key"), "--responses",
                          *map(str, paths), "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
+    direct = load_responses(packet / "key", paths)
     table = pd.read_csv(out / "responses.csv")
     assert len(table) == 24 and table["is_pie"].sum() == 12
-    assert (out / "reader_study_stats.csv").stat().st_size > 0
+    pd.testing.assert_frame_equal(table, direct.reset_index(drop=True), check_dtype=False)
+    written = pd.read_csv(out / "reader_study_stats.csv")
+    pd.testing.assert_frame_equal(written, reader_study_stats(direct), check_dtype=False)
+    mine = expected_reader_stats(direct).set_index("variable")
+    got = written.set_index("variable")
+    for col in mine.columns:
+        np.testing.assert_allclose(got.loc[mine.index, col], mine[col], rtol=1e-9, err_msg=col)
     with Image.open(out / "figure6.png") as img:
-        assert img.format == "PNG"
+        assert img.format == "PNG" and img.size[0] > 200
 
 
 # ---------------------------------------------------------------- ground truth
@@ -389,14 +407,36 @@ def test_ground_truth_comparison_sees_the_planted_difference(store):
     assert (stats["p_kruskal"] < 1e-6).all()
 
 
-@pytest.mark.skipif(not HAVE_PIES, reason="prunecxr.analysis.pies not written yet")
 def test_truth_cli(store, tmp_path, monkeypatch, capsys):
+    from scipy import stats as st
+
+    from prunecxr.analysis.pies import pie_scores, select_pies
+    from prunecxr.analysis.readers import phantom_truth_stats
+
     monkeypatch.setattr(study_cli, "_load_store", lambda path: store)
     rc = study_cli.main(["truth", "--results-dir", "x", "--fraction", "0.1",
                          "--out", str(tmp_path)])
     assert rc == 0, capsys.readouterr().err
-    stats = pd.read_csv(tmp_path / "ground_truth_stats.csv")
-    assert list(stats["variable"]) == ["agrees_with_label", "quality", "difficulty"]
+    stats = pd.read_csv(tmp_path / "ground_truth_stats.csv").set_index("variable")
+    assert list(stats.index) == ["agrees_with_label", "quality", "difficulty"]
+    pies = select_pies(pie_scores(store), fraction=0.1)
+    assert pies.sum() == 20 and (pies == store.is_hard).all()   # the planted hard images
+    truth = phantom_truth_stats(store.meta, pies).set_index("variable")
+    for col in ("n_a", "n_b", "p_kruskal", "p_welch", "p_mannwhitney"):
+        np.testing.assert_allclose(stats.loc[["quality", "difficulty"], col],
+                                   truth.loc[["quality", "difficulty"], col], rtol=1e-9)
+        # agreement with the label is "not corrupted": the same test on the complement
+        assert stats.loc["agrees_with_label", col] == pytest.approx(
+            truth.loc["label_corrupted", col], rel=1e-9)
+    for col in ("mean_a", "mean_b"):
+        np.testing.assert_allclose(stats.loc[["quality", "difficulty"], col],
+                                   truth.loc[["quality", "difficulty"], col], rtol=1e-9)
+        assert stats.loc["agrees_with_label", col] == pytest.approx(
+            1 - truth.loc["label_corrupted", col])
+    q = store.meta["quality"].to_numpy()
+    assert stats.loc["quality", "p_kruskal"] == pytest.approx(
+        st.kruskal(q[pies], q[~pies]).pvalue, rel=1e-9)
+    assert stats.loc["quality", "mean_a"] == pytest.approx(q[pies].mean())
     bare = fake_store(truth=False)
     monkeypatch.setattr(study_cli, "_load_store", lambda path: bare)
     assert study_cli.main(["truth", "--results-dir", "x"]) == 2
