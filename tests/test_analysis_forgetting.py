@@ -117,9 +117,27 @@ def test_forgetting_summary_threshold_and_errors():
     counts = pd.Series({"common": 5000, "mid": 800, "rare": 50, "rarer": 20, "empty": 10})
     pc, _ = forgetting.forgetting_summary(hand_curves(), counts, threshold=-0.1)
     assert pc.set_index("class").loc["common", "first_drop"] == 0.75
-    two = pd.concat([hand_curves(), hand_curves().assign(method="random")])
+    # Two methods with different curves: each summary must come from its own method's curves.
+    rand = hand_curves().assign(method="random")
+    rand["median_rel_change"] = (rand["median_rel_change"] * 0.5).where(rand["class"] != "common",
+                                                                        -0.5)
+    two = pd.concat([hand_curves(), rand])
     with pytest.raises(ValueError, match="method="):
         forgetting.forgetting_summary(two, counts)
-    forgetting.forgetting_summary(two, counts, method="random")
+    pc_l1, corr_l1 = forgetting.forgetting_summary(two, counts, method="l1")
+    pc_rand, corr_rand = forgetting.forgetting_summary(two, counts, method="random")
+    pc_l1, pc_rand = pc_l1.set_index("class"), pc_rand.set_index("class")
+    alone = forgetting.forgetting_summary(hand_curves(), counts)[0].set_index("class")
+    pd.testing.assert_frame_equal(pc_l1, alone)
+    # random: common at -0.5 from the start; mid halves to -0.1, -0.25 (first drop at 0.75)
+    assert pc_rand.loc["common", "first_drop"] == 0.25 and pc_rand.loc["common", "dropped"]
+    assert pc_rand.loc["mid", "first_drop"] == 0.75 and pc_l1.loc["mid", "first_drop"] == 0.5
+    assert pc_rand.loc["rare", "final_change"] == pytest.approx(-0.495)
+    assert pc_rand.loc["common", "final_change"] == -0.5
+    x4 = [math.log(n) for n in (5000, 800, 50, 20)]
+    assert corr_rand.set_index("outcome").loc["final_change", "r"] == pytest.approx(
+        st.pearsonr(x4, [-0.5, -0.35, -0.495, -0.5]).statistic)
+    assert corr_l1.set_index("outcome").loc["final_change", "r"] == pytest.approx(
+        st.pearsonr(x4, [-0.15, -0.7, -0.99, -1.0]).statistic)
     with pytest.raises(ValueError, match="train_counts has no count"):
         forgetting.forgetting_summary(hand_curves(), counts.drop("mid"))
