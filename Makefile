@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= default
 
-.PHONY: setup results book test test-fast nbval-refs benchmark clean
+.PHONY: setup results book test test-fast nbval-refs mutation benchmark clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,20 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
-## Regenerate the nbval reference notebooks after an intended change of results.
+## Regenerate the nbval reference notebooks after an intended change of results
+## (every chapter, or some: make nbval-refs CHAPTERS="q1_overall q4_pies").
 nbval-refs: $(STAMP)
-	$(PY) -m prunecxr.book refs
+	$(PY) -m prunecxr.book refs $(CHAPTERS)
+
+## Mutation testing (by hand, not in CI; about MUTATION_MINUTES below on 2 CPU cores): mutmut
+## mutates metrics, prune, stats and analysis/ (see [tool.mutmut] in pyproject.toml), runs
+## their fast tests against each mutant, and writes the score per module and every surviving
+## mutant's diff to mutation-report.txt.
+mutation: $(STAMP)
+	$(PY) -c "import mutmut" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[mutation]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	rm -rf mutants
+	nice -n 19 $(VENV)/bin/mutmut run --max-children $(or $(JOBS),2) || true
+	$(PY) scripts/mutation_report.py --out mutation-report.txt
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/sweep_speed.py
