@@ -21,7 +21,9 @@ from .prune import sparsity_grid
 
 PROFILES = ("paper", "default", "smoke")
 # Fields that change how fast results come, not what they are: excluded from the key.
-EXECUTION_FIELDS = ("device", "threads", "data_dir", "cache_dir")
+EXECUTION_FIELDS = ("device", "threads", "workers", "data_dir", "cache_dir")
+PRECISIONS = ("fp32", "bf16")
+LR_SCHEDULES = ("constant", "plateau")
 
 
 @dataclass(frozen=True)
@@ -32,27 +34,38 @@ class Config:
     dataset: str = "phantom"
     data: dict = field(default_factory=dict)  # options passed to get_dataset
     arch: str = "resnet18"
+    width: int = 64  # stem channels; torchvision's ResNets have 64, 32 halves every layer
     weights: str = "none"  # "none", "imagenet" (torch cache) or a path to a state dict
     image_size: int = 48
     batch_size: int = 64
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # "constant" (the paper) or "plateau": lr x0.1 after 1 flat epoch
     max_epochs: int = 8
     patience: int = 3
     population: int = 10
+    control_population: int = 0  # seeds for the methods after the first (controls); 0 = all
     first_seed: int = 0
     augment: bool = True
     rotation: float = 15.0
     methods: tuple = ("l1", "random")
     sparsities: tuple = field(default_factory=lambda: tuple(sparsity_grid()))
     eval_batch_size: int = 256
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast, with channels_last)
     device: str = "auto"  # "auto", "cpu", "cuda"
-    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
+    workers: int = 1  # seeds trained and swept side by side in this many processes
     data_dir: str = ""
     cache_dir: str = ""
 
     @property
     def seeds(self) -> list[int]:
         return list(range(self.first_seed, self.first_seed + self.population))
+
+    def method_seeds(self, method: str) -> list[int]:
+        """Seeds swept with ``method``: all for the first method, ``control_population`` after."""
+        if method == self.methods[0] or not self.control_population:
+            return self.seeds
+        return self.seeds[: self.control_population]
 
     def result_fields(self) -> dict:
         """The fields that determine results (execution knobs removed)."""
@@ -212,9 +225,21 @@ def validate(config: Config) -> None:
 
     if config.dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {config.dataset!r}")
-    for name in ("image_size", "batch_size", "max_epochs", "population", "eval_batch_size"):
+    for name in ("image_size", "batch_size", "max_epochs", "population", "eval_batch_size", "workers"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if not 0 <= config.control_population <= config.population:
+        raise ValueError(f"control_population must be in [0, population={config.population}], "
+                         f"got {config.control_population}")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {config.precision!r}")
+    if config.width < 8 or config.width % 8:
+        raise ValueError(f"width must be a positive multiple of 8, got {config.width}")
+    if config.width != 64 and config.weights != "none":
+        raise ValueError(f"weights={config.weights!r} need width=64 (pretrained weights exist "
+                         f"only for torchvision's widths), got width={config.width}")
     if config.patience < 1:
         raise ValueError(f"patience must be >= 1, got {config.patience}")
     if not config.lr > 0:

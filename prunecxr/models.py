@@ -51,19 +51,61 @@ def _load_state(arch: str, weights: str) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def build_model(arch: str, num_classes: int, weights: str = "none", seed: int | None = None) -> "Classifier":
+class _ScaledResNet(torchvision.models.ResNet):
+    """torchvision's ResNet with every channel count scaled by ``width / 64``.
+
+    torchvision fixes the stem at 64 channels and the stages at 64-128-256-512; this subclass
+    changes only those counts (stem ``width``, stages ``width * (1, 2, 4, 8)``), so the block
+    structure, strides, downsampling and initialisation are torchvision's own.
+    """
+
+    def __init__(self, block, layers: list[int], width: int) -> None:
+        self._width = width
+        self._stem_done = False
+        super().__init__(block, layers)
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.fc = nn.Linear(8 * width * block.expansion, 1000)
+        nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
+
+    def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
+        if not self._stem_done:  # the first stage starts from the (scaled) stem
+            self.inplanes, self._stem_done = self._width, True
+        return super()._make_layer(block, planes * self._width // 64, blocks, stride, dilate)
+
+
+_BLOCKS = {"resnet18": ("BasicBlock", [2, 2, 2, 2]), "resnet34": ("BasicBlock", [3, 4, 6, 3]),
+           "resnet50": ("Bottleneck", [3, 4, 6, 3]), "resnet101": ("Bottleneck", [3, 4, 23, 3]),
+           "resnet152": ("Bottleneck", [3, 8, 36, 3])}
+
+
+def _backbone(arch: str, width: int) -> nn.Module:
+    if width == 64:  # exactly torchvision's model (and its ImageNet weights)
+        return torchvision.models.get_model(arch, weights=None)
+    block, layers = _BLOCKS[arch]
+    return _ScaledResNet(getattr(torchvision.models.resnet, block), layers, width)
+
+
+def build_model(arch: str, num_classes: int, weights: str = "none", seed: int | None = None,
+                width: int = 64) -> "Classifier":
     """A :class:`Classifier` around torchvision ``arch`` with ``fc`` -> ``Linear(in, num_classes)``.
 
+    ``width`` is the stem's channel count (torchvision's 64; 32 halves every layer's channels,
+    about a quarter of the weights and compute). ImageNet weights exist only for width 64.
     With ``seed``, initialisation is deterministic and the caller's global RNG is left as it was.
     """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    if width < 8 or width % 8:
+        raise ValueError(f"width must be a positive multiple of 8, got {width}")
+    if width != 64 and weights not in ("none", "", None):
+        raise ValueError(f"pretrained weights ({weights!r}) need width=64, got width={width}")
     state = _load_state(arch, weights)
     rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
     with rng:
         if seed is not None:
             torch.manual_seed(seed)
-        model = torchvision.models.get_model(arch, weights=None)
+        model = _backbone(arch, width)
         if state is not None:
             model.load_state_dict(state)
         model.fc = nn.Linear(model.fc.in_features, num_classes)
@@ -92,13 +134,18 @@ class Normalize(nn.Module):
 class Classifier(nn.Module):
     """Normalisation + backbone: takes grayscale batches (uint8 or [0, 1]), returns logits."""
 
+    channels_last = False  # set by train.prepare: feed the backbone channels_last batches
+
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.normalize = Normalize()
         self.backbone = backbone
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self.normalize(x))
+        x = self.normalize(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.backbone(x)
 
 
 def count_prunable(model: nn.Module) -> int:

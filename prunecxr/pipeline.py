@@ -7,9 +7,11 @@ reuses stale results and an unchanged one never recomputes.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from importlib import metadata
 from pathlib import Path
 
@@ -86,11 +88,74 @@ def _update_manifest(folder: Path, config: Config, dataset: Dataset, stage: str,
     io.write_json(path, manifest)
 
 
+# Per-process state of a worker: what every job of one stage needs, loaded once per process.
+_WORKER: dict = {}
+
+
+def _init_worker(config: Config, folder: Path, stage: str) -> None:
+    if config.workers > 1:
+        torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // config.workers))
+    dataset = get_dataset(config.dataset, **config.dataset_options())
+    _WORKER.update(config=config, folder=folder, C=len(dataset.classes),
+                   device=resolve_device(config.device))
+    if stage == "train":
+        _WORKER.update(train=SplitArrays.from_dataset(dataset, "train"),
+                       val=SplitArrays.from_dataset(dataset, "val"))
+    else:
+        _WORKER["test"] = torch.from_numpy(np.ascontiguousarray(dataset.images("test")))
+
+
+def _train_job(seed: int, progress: bool = False) -> dict:
+    w = _WORKER
+    return train_seed(w["config"], w["C"], w["train"], w["val"], seed, w["folder"], w["device"], progress)
+
+
+def _sweep_job(job: tuple[str, int], progress: bool = False) -> dict:
+    w = _WORKER
+    method, seed = job
+    return sweep_seed(w["config"], w["C"], w["test"], method, seed, w["folder"], w["device"], progress)
+
+
+def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: bool) -> None:
+    """Run the stage's jobs in this process, or in ``config.workers`` processes side by side.
+
+    Each job (one seed, or one method and seed) is independent and writes only its own files,
+    so results do not depend on how jobs are spread; with several workers each process gets
+    ``threads`` (default: cores / workers) intra-op threads and only a job-level bar is shown.
+    """
+    fn = _train_job if stage == "train" else _sweep_job
+    desc = "training population" if stage == "train" else "pruning sweep"
+    bar = tqdm(total=len(jobs), desc=desc, unit="model", disable=not progress)
+    if config.workers == 1:
+        _init_worker(config, folder, stage)
+        try:
+            for job in jobs:
+                _report(stage, job, fn(job, progress), bar)
+        finally:
+            _WORKER.clear()
+            bar.close()
+        return
+    ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
+    with ProcessPoolExecutor(min(config.workers, len(jobs)), mp_context=ctx, initializer=_init_worker,
+                             initargs=(config, folder, stage)) as pool:
+        futures = {pool.submit(fn, job): job for job in jobs}
+        for future in as_completed(futures):
+            _report(stage, futures[future], future.result(), bar)
+    bar.close()
+
+
+def _report(stage: str, job, info: dict, bar) -> None:
+    if stage == "train" and not bar.disable:
+        stop = "stopped early" if info.get("stopped_early") else "hit the epoch cap"
+        bar.write(f"seed {job}: {info['epochs']} epochs, best epoch {info['best_epoch']}, {stop}, "
+                  f"{info['seconds']:.0f} s")
+    bar.update(1)
+
+
 def ensure_results(config: Config, results_root: str | Path | None = None, progress: bool = True) -> Path:
     """Compute whatever is missing for ``config`` and return its results folder."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
     t0 = time.perf_counter()
     dataset = get_dataset(config.dataset, **config.dataset_options())
     folder = results_dir_for(config, dataset, results_root)
@@ -98,23 +163,17 @@ def ensure_results(config: Config, results_root: str | Path | None = None, progr
     _update_manifest(folder, config, dataset, "data", time.perf_counter() - t0)
     C = len(dataset.classes)
 
-    seeds = config.seeds
     t0 = time.perf_counter()
-    pending = [s for s in seeds if not is_trained(folder, s)]
+    pending = [s for s in config.seeds if not is_trained(folder, s)]
     if pending:
-        train = SplitArrays.from_dataset(dataset, "train")
-        val = SplitArrays.from_dataset(dataset, "val")
-        for seed in tqdm(pending, desc="training population", unit="model", disable=not progress):
-            train_seed(config, C, train, val, seed, folder, device, progress)
+        _run_stage("train", pending, config, folder, progress)
         _update_manifest(folder, config, dataset, "train", time.perf_counter() - t0)
 
     t0 = time.perf_counter()
     shape = (len(config.sparsities), len(dataset.indices("test")), C)
-    jobs = [(m, s) for m in config.methods for s in seeds
+    jobs = [(m, s) for m in config.methods for s in config.method_seeds(m)
             if verify_predictions(prediction_path(folder, m, s), shape) is None]
     if jobs:
-        test_images = torch.from_numpy(np.ascontiguousarray(dataset.images("test")))
-        for method, seed in tqdm(jobs, desc="pruning sweep", unit="model", disable=not progress):
-            sweep_seed(config, C, test_images, method, seed, folder, device, progress)
+        _run_stage("sweep", jobs, config, folder, progress)
         _update_manifest(folder, config, dataset, "sweep", time.perf_counter() - t0)
     return folder

@@ -49,10 +49,17 @@ class Results:
                                               keep_default_na=False, na_values=[""])
         self.train_counts = pd.Series(self._dataset["train_counts"]).reindex(self.classes)
         self.test_counts = pd.Series(self._dataset["test_counts"]).reindex(self.classes)
+        self.image_size: int = int(self._dataset.get("image_size", self.config.get("image_size", 0)))
         self.sparsities: np.ndarray = np.asarray(self.config["sparsities"], dtype=float)
         self.seeds: list[int] = list(range(self.config["first_seed"],
                                            self.config["first_seed"] + self.config["population"]))
         self.methods: list[str] = list(self.config["methods"])
+
+    def method_seeds(self, method: str) -> list[int]:
+        """Seeds swept with ``method``: every seed for the first method, ``control_population``
+        (when set) for the controls after it."""
+        n = self.config.get("control_population", 0)
+        return self.seeds if method == self.methods[0] or not n else self.seeds[:n]
 
     def __repr__(self) -> str:
         return (f"Results({str(self.results_dir)!r}: {self.dataset}, {len(self.classes)} classes, "
@@ -66,8 +73,9 @@ class Results:
     def _check(self, method: str, seed: int) -> None:
         if method not in self.methods:
             raise KeyError(f"method {method!r} not in this store; available: {self.methods}")
-        if seed not in self.seeds:
-            raise KeyError(f"seed {seed} not in this store; available: {self.seeds}")
+        if seed not in self.method_seeds(method):
+            raise KeyError(f"seed {seed} not swept with {method!r} in this store; available: "
+                           f"{self.method_seeds(method)}")
 
     def predictions(self, method: str, seed: int) -> np.ndarray:
         """Sigmoid probabilities (n_sparsities, n_test, n_classes), float32, verified."""
@@ -83,7 +91,7 @@ class Results:
     def _metric_table(self, name: str, fn) -> pd.DataFrame:
         rows = []
         for method in self.methods:
-            for seed in self.seeds:
+            for seed in self.method_seeds(method):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     values = fn(self.labels, self.predictions(method, seed))  # (S, C)
@@ -133,7 +141,8 @@ class Results:
         from .models import build_model
         from .prune import prunable_parameters
 
-        model = build_model(self.config["arch"], len(self.classes), "none")
+        model = build_model(self.config["arch"], len(self.classes), "none",
+                            width=self.config.get("width", 64))
         model.load_state_dict(self.state_dict(seed))
         return torch.cat([getattr(m, n).detach().reshape(-1)
                           for m, n in prunable_parameters(model)]).numpy()

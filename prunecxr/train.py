@@ -10,6 +10,7 @@ seed, which is then skipped. BatchNorm is trained in ``train()`` mode and evalua
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -69,14 +70,32 @@ def augment(x: torch.Tensor, generator: torch.Generator, max_degrees: float) -> 
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def autocast(precision: str, device: torch.device):
+    """bf16 autocast for ``precision="bf16"``, else nothing (fp32)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prepare(model: nn.Module, precision: str, device: torch.device) -> nn.Module:
+    """Move ``model`` to ``device``; bf16 runs also use the channels_last layout."""
+    model = model.to(device)
+    if precision == "bf16":
+        model = model.to(memory_format=torch.channels_last)
+        model.channels_last = True
+    return model
+
+
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> np.ndarray:
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device,
+            precision: str = "fp32") -> np.ndarray:
     """Sigmoid probabilities (n, C) float32 for uint8 images (n, H, W), in eval mode."""
     model.eval()
     out = []
-    for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device, non_blocking=True)
-        out.append(torch.sigmoid(model(x)).float().cpu())
+    with autocast(precision, device):
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size].to(device, non_blocking=True)
+            out.append(torch.sigmoid(model(x).float()).cpu())
     return torch.cat(out).numpy()
 
 
@@ -99,7 +118,9 @@ def _train_epoch(model, opt, data: SplitArrays, config: Config, seed: int, epoch
             x = augment(x, gen, config.rotation)
         x, y = x.to(device), data.labels[idx].to(device)
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        with autocast(config.precision, device):
+            logits = model(x)
+        loss = loss_fn(logits.float(), y)
         loss.backward()
         opt.step()
         total += loss.item() * len(idx)
@@ -108,13 +129,25 @@ def _train_epoch(model, opt, data: SplitArrays, config: Config, seed: int, epoch
 
 
 def _validate(model, data: SplitArrays, config: Config, device) -> tuple[float, float]:
-    probs = predict(model, data.images, config.eval_batch_size, device)
+    probs = predict(model, data.images, config.eval_batch_size, device, config.precision)
     p = torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7)
     loss = float(F.binary_cross_entropy(p, data.labels))
     with warnings.catch_warnings():  # classes without validation positives are expected
         warnings.simplefilter("ignore")
         m = mean_ap(average_precision(data.labels.numpy(), probs))
     return loss, float(m)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, config: Config):
+    """The learning-rate schedule, stepped once per epoch with the validation loss (or None).
+
+    ``plateau`` divides the learning rate by 10 whenever the validation loss has not improved
+    for one epoch (CheXNet's recipe, Rajpurkar et al. 2017); early stopping (``patience``)
+    then ends the run once even the lowered rates bring no improvement.
+    """
+    if config.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=0)
+    return None
 
 
 def seed_dir(results_dir: Path, seed: int) -> Path:
@@ -137,8 +170,10 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
     out = seed_dir(results_dir, seed)
     if is_trained(results_dir, seed):
         return io.read_json(out / "done.json")
-    model = build_model(config.arch, num_classes, config.weights, seed=seed).to(device)
+    model = prepare(build_model(config.arch, num_classes, config.weights, seed=seed,
+                                width=config.width), config.precision, device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = make_scheduler(opt, config)
     state = {"epoch": -1, "best_val_loss": math.inf, "best_epoch": -1, "bad_epochs": 0,
              "history": [], "seconds": 0.0}
     last = out / "last.pt"
@@ -147,6 +182,8 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
             ckpt = torch.load(last, map_location=device, weights_only=False)
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(ckpt["scheduler"])
             state = ckpt["state"]
         except Exception as exc:  # a truncated checkpoint: start this seed again
             tqdm.write(f"seed {seed}: unreadable checkpoint {last} ({exc}); restarting the seed")
@@ -156,18 +193,23 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
         if state["bad_epochs"] >= config.patience:
             break
         t0 = time.perf_counter()
+        lr = opt.param_groups[0]["lr"]
         train_loss = _train_epoch(model, opt, train, config, seed, epoch, device)
         val_loss, val_map = _validate(model, val, config, device)
-        state["seconds"] += time.perf_counter() - t0
-        state["history"].append({"seed": seed, "epoch": epoch, "train_loss": train_loss,
-                                 "val_loss": val_loss, "val_map": val_map})
+        if scheduler is not None:
+            scheduler.step(val_loss)
+        seconds = time.perf_counter() - t0
+        state["seconds"] += seconds
+        state["history"].append({"seed": seed, "epoch": epoch, "lr": lr, "train_loss": train_loss,
+                                 "val_loss": val_loss, "val_map": val_map, "seconds": seconds})
         state["epoch"] = epoch
         if val_loss < state["best_val_loss"]:
             state.update(best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)
             _save(model.state_dict(), out / "best.pt")
         else:
             state["bad_epochs"] += 1
-        _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state}, last)
+        _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
+               "scheduler": scheduler.state_dict() if scheduler is not None else None}, last)
         bar.set_postfix(val_loss=f"{val_loss:.4f}", val_map=f"{val_map:.3f}")
     bar.close()
     with io.atomic_path(out / "history.csv") as tmp:
@@ -183,7 +225,7 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
 def load_trained(config: Config, num_classes: int, results_dir: Path, seed: int,
                  device: torch.device) -> nn.Module:
     """The best checkpoint of a finished seed."""
-    model = build_model(config.arch, num_classes, "none")
+    model = build_model(config.arch, num_classes, "none", width=config.width)
     model.load_state_dict(torch.load(seed_dir(results_dir, seed) / "best.pt",
                                      map_location="cpu", weights_only=True))
     return model.to(device).eval()

@@ -38,7 +38,7 @@ def mean_probabilities(store, method: str = "l1", sparsity: float | Sequence[flo
     many = np.ndim(sparsity) > 0
     ks = list(np.atleast_1d(np.asarray(sparsity, dtype=float)))
     idx = [_sparsity_index(store.sparsities, k, "sparsity") for k in ks]
-    seeds = list(store.seeds if seeds is None else seeds)
+    seeds = list(store.method_seeds(method) if seeds is None else seeds)
     if not seeds:
         raise ValueError("seeds is empty")
     total = None

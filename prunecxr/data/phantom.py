@@ -9,7 +9,7 @@ what the paper's questions depend on:
   (``label_structure.py``). No Finding excludes every other class.
 - **Small sizes stay usable** (the tail floor): at ``n_images`` every finding's prevalence is
   lifted by the same amount, just enough that the rarest class expects
-  ``tail_floor() = ceil(max(min_positives / split_fraction))`` (= 25) images, by iterative
+  ``tail_floor() = ceil(max(min_positives / split_fraction))`` (= 50) images, by iterative
   proportional fitting that keeps the frequency order and the conditional odds ratios; the lift
   vanishes once ``n_images`` is large enough for the real prevalences (about 14,000 images).
   Label sets are drawn by systematic sampling, so counts sit at their expectations.
@@ -20,7 +20,7 @@ what the paper's questions depend on:
 - **Splits** are 70/10/20 of images at the patient level, assigned by iterative stratification
   (rarest class first, each patient to the split that most lacks that class, then the rest by
   image count), with at least :data:`MIN_POSITIVES` positives per class in val and test wherever
-  a class has enough positives. At the default size every class has >= 5 test and >= 2 val
+  a class has enough positives. At the default size every class has >= 10 test and >= 5 val
   positives while train keeps a head/tail ratio above 100.
 - **Images**: grayscale radiograph-like phantoms (body, lungs, heart, mediastinum, trachea,
   diaphragm, ribs, clavicles, aortic knob, lung markings); every finding has its own localized
@@ -54,7 +54,7 @@ GENERATOR_VERSION = 1  # bump when the generator's code changes; its constants e
 DEFAULT_N_IMAGES = 6000
 DEFAULT_IMAGE_SIZE = 48
 SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
-MIN_POSITIVES = {"val": 2, "test": 5}
+MIN_POSITIVES = {"val": 5, "test": 10}
 MAX_IMAGES_PER_PATIENT = 20  # the real table goes to 184; clipped so no patient dominates a split
 MIN_N_IMAGES = 100
 IMAGE_SIZE_RANGE = (16, 512)

@@ -1,0 +1,82 @@
+"""Benchmark: the main job from an empty cache, its stage times, throughput and preconditions.
+
+Runs ``ensure_results`` for a profile (default: ``default``) in a fresh temporary
+``PRUNECXR_HOME`` (so data generation, training and the sweep all run), then prints
+
+- the wall time of each stage (data, train, sweep, as recorded in the manifest) and in total,
+  against the budget (600 s for the default profile on 2 CPU cores);
+- images per second of training (training images seen, validation passes included in the
+  time) and of the sweep (test images x levels x models);
+- every precondition of :mod:`prunecxr.analysis.convergence` with its measured value.
+
+Exit code 0 when every precondition holds and the main job fits the budget, else 1. Usage:
+    python benchmarks/main_job.py [--profile default] [--set field=value ...] [--budget 600]
+        [--keep DIR]   # keep the results (and reuse them on a rerun) in DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    ap.add_argument("--budget", type=float, default=600.0, help="seconds the main job may take")
+    ap.add_argument("--keep", default=None, help="PRUNECXR_HOME to use and keep (default: a temp dir)")
+    args = ap.parse_args(argv)
+    home = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="prunecxr-bench-"))
+    os.environ["PRUNECXR_HOME"] = str(home)  # before importing prunecxr: data and results here
+
+    from prunecxr.analysis.convergence import store_preconditions
+    from prunecxr.analysis.overview import dataset_facts
+    from prunecxr.config import load_config
+    from prunecxr.pipeline import ensure_results
+    from prunecxr.store import load
+
+    config = load_config(args.profile, overrides=args.overrides)
+    print(f"profile {config.profile} (key {config.key}): {config.arch} width {config.width} at "
+          f"{config.image_size} px, {config.precision}, {config.population} seeds, methods "
+          f"{', '.join(config.methods)}, workers {config.workers}; PRUNECXR_HOME={home}")
+    t0 = time.perf_counter()
+    store = load(ensure_results(config))
+    wall = time.perf_counter() - t0
+    stages = store.manifest.get("stages", {})
+    total = sum(stages.values())
+    print("\nstage wall times:")
+    for name, seconds in stages.items():
+        print(f"  {name:6s} {seconds:8.1f} s")
+    print(f"  {'total':6s} {total:8.1f} s (budget {args.budget:.0f} s: "
+          f"{'PASS' if total <= args.budget else 'FAIL'}); this call {wall:.1f} s")
+
+    done = store.training_summary()
+    history = store.history()
+    n_train = dataset_facts(store)["n_train"]
+    if len(history) and stages.get("train"):
+        seen = n_train * len(history)
+        print(f"training: {len(done)} models, {len(history)} epochs in all, "
+              f"{seen / stages['train']:,.0f} training images/s (wall, validation included)")
+    if stages.get("sweep"):
+        swept = sum(len(store.method_seeds(m)) for m in store.methods)
+        images = swept * len(store.sparsities) * len(store.labels)
+        print(f"sweep: {swept} models x {len(store.sparsities)} levels x {len(store.labels)} test "
+              f"images, {images / stages['sweep']:,.0f} images/s")
+
+    table = store_preconditions(store)
+    print("\npreconditions:")
+    for row in table.itertuples():
+        print(f"  [{'PASS' if row.passed else 'FAIL'}] {row.condition}: {row.measured} "
+              f"(needs {row.threshold}){'; ' + row.detail if row.detail else ''}")
+    ok = bool(table["passed"].all()) and total <= args.budget
+    print(f"\n{'all preconditions hold and the job fits the budget' if ok else 'NOT MET'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
