@@ -34,7 +34,15 @@ def test_key_tracks_results_fields_only():
     assert a.key != load_config("smoke", overrides=["population=4"]).key
     assert a.key != load_config("smoke", overrides=["data.n_images=700"]).key
     # execution knobs do not change results, so they do not change the key
-    assert a.key == load_config("smoke", overrides=["threads=1", "device=cpu"]).key
+    assert a.key == load_config("smoke", overrides=["threads=1", "device=cpu", "workers=2"]).key
+    for changed in ("width=32", "precision=bf16", "lr_schedule=plateau", "control_population=1"):
+        assert a.key != load_config("smoke", overrides=[changed]).key, changed
+
+
+def test_control_population_limits_the_controls_only():
+    cfg = load_config("smoke", overrides=["population=3", "control_population=2"])
+    assert cfg.method_seeds("l1") == [0, 1, 2] and cfg.method_seeds("random") == [0, 1]
+    assert load_config("smoke").method_seeds("random") == load_config("smoke").seeds
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -48,6 +56,12 @@ def test_key_tracks_results_fields_only():
     ({"overrides": ["sparsities=0,0.5,0.4"]}, "increase strictly"),
     ({"overrides": ["arch=vgg16"]}, "arch must be one of"),
     ({"overrides": ["population"]}, "must look like field=value"),
+    ({"overrides": ["width=20"]}, "width must be a positive multiple of 8"),
+    ({"overrides": ["width=32", "weights=imagenet"]}, "need width=64"),
+    ({"overrides": ["precision=fp16"]}, "precision must be one of"),
+    ({"overrides": ["lr_schedule=cosine"]}, "lr_schedule must be one of"),
+    ({"overrides": ["control_population=9"]}, "control_population must be in"),
+    ({"overrides": ["workers=0"]}, "workers must be >= 1"),
 ])
 def test_bad_parameters_are_named(kwargs, message):
     kwargs = {"profile": "smoke", **kwargs}

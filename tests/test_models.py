@@ -52,3 +52,31 @@ def test_imagenet_weights_come_from_the_hub_cache(monkeypatch, tmp_path):
     model = build_model("resnet18", 4, "imagenet")
     assert torch.equal(model.backbone.layer1[0].conv1.weight, ref.layer1[0].conv1.weight)
     assert model.backbone.fc.out_features == 4
+
+
+def test_width_scales_every_channel_count_and_64_is_torchvision():
+    import torchvision
+
+    ref = torchvision.models.resnet18(num_classes=5)
+    full = build_model("resnet18", 5, seed=0)
+    assert [tuple(p.shape) for p in full.backbone.parameters()] == \
+        [tuple(p.shape) for p in ref.parameters()]
+    half = build_model("resnet18", 5, seed=0, width=32)
+    for (name, a), b in zip(half.backbone.named_parameters(), ref.parameters()):
+        if name.startswith("fc."):
+            assert a.shape[0] == 5 and (a.ndim == 1 or a.shape[1] == b.shape[1] // 2), name
+        else:  # every other tensor: output channels halved, input channels halved after the stem
+            want = (b.shape[0] // 2, *([b.shape[1] if name == "conv1.weight" else b.shape[1] // 2]
+                                       if b.ndim > 1 else []), *b.shape[2:])
+            assert tuple(a.shape) == want, name
+    out = half.eval()(torch.randint(0, 255, (2, 64, 64), dtype=torch.uint8))
+    assert out.shape == (2, 5)
+    narrow = build_model("resnet50", 3, width=16)
+    assert narrow.backbone.fc.in_features == 16 * 8 * 4
+
+
+def test_width_errors():
+    with pytest.raises(ValueError, match="multiple of 8"):
+        build_model("resnet18", 3, width=12)
+    with pytest.raises(ValueError, match="need width=64"):
+        build_model("resnet18", 3, "imagenet", width=32)

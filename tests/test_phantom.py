@@ -223,8 +223,8 @@ def test_patient_level_split(small):
     assert meta.groupby("patient")["split"].nunique().max() == 1
     validate_splits(meta, small.labels, small.classes, "phantom")
     fractions = meta["split"].value_counts(normalize=True)
-    for s, f in ph.SPLIT_FRACTIONS.items():
-        assert abs(fractions[s] - f) <= 0.02, (s, fractions[s])
+    for s, f in ph.SPLIT_FRACTIONS.items():  # 600 images: the minimums pull val up a little
+        assert abs(fractions[s] - f) <= 0.03, (s, fractions[s])
     per_patient = meta.groupby("patient").size()
     assert per_patient.max() <= ph.MAX_IMAGES_PER_PATIENT
     assert per_patient.mean() > 1.5 and (per_patient == 1).any()
@@ -236,11 +236,13 @@ def test_split_assignment_reaches_minimums_where_possible():
     labels = np.zeros((800, len(CLASSES)), dtype=np.uint8)
     labels[:, NF] = 1
     rare = CLASSES.index("Hernia")
-    labels[rng.choice(800, 8, replace=False), rare] = 1  # exactly enough for 5 + 2 + 1
+    need = ph.MIN_POSITIVES["test"] + ph.MIN_POSITIVES["val"] + 1  # exactly enough, one for train
+    labels[rng.choice(800, need, replace=False), rare] = 1
     labels[labels[:, rare] == 1, NF] = 0
     split = ph.assign_splits(patient, labels, rng)
     per = np.bincount(split[labels[:, rare] == 1], minlength=3)
-    assert per[SPLITS.index("test")] >= 5 and per[SPLITS.index("val")] >= 2
+    assert per[SPLITS.index("test")] >= ph.MIN_POSITIVES["test"]
+    assert per[SPLITS.index("val")] >= ph.MIN_POSITIVES["val"]
     assert all(len(set(split[patient == p])) == 1 for p in range(400))
 
 

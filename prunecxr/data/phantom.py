@@ -11,7 +11,7 @@ what the paper's questions depend on:
   lifted by the same amount, just enough that the rarest class expects
   ``tail_floor() = ceil(max(min_positives / split_fraction))`` (= 50) images, by iterative
   proportional fitting that keeps the frequency order and the conditional odds ratios; the lift
-  vanishes once ``n_images`` is large enough for the real prevalences (about 14,000 images).
+  vanishes once ``n_images`` is large enough for the real prevalences (about 28,000 images).
   Label sets are drawn by systematic sampling, so counts sit at their expectations.
 - **Patients** have several images, their number drawn from the real images-per-patient
   distribution clipped at :data:`MAX_IMAGES_PER_PATIENT`; each patient has its own anatomy
@@ -51,8 +51,8 @@ from .base import SPLITS, DataError, Dataset, cached_dataset, digest
 from .classes import NIH_CXR_LT_CLASSES, NO_FINDING
 
 GENERATOR_VERSION = 1  # bump when the generator's code changes; its constants enter the key
-DEFAULT_N_IMAGES = 6000
-DEFAULT_IMAGE_SIZE = 48
+DEFAULT_N_IMAGES = 10000
+DEFAULT_IMAGE_SIZE = 64
 SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 MIN_POSITIVES = {"val": 5, "test": 10}
 MAX_IMAGES_PER_PATIENT = 20  # the real table goes to 184; clipped so no patient dominates a split
