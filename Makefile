@@ -5,12 +5,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= default
 
-.PHONY: setup results book test test-fast nbval-refs mutation benchmark clean
+.PHONY: setup results book test test-fast nbval-refs mutation benchmark clean lab
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[book,test]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
-	$(PY) -c "import prunecxr, torch, torchvision, jupyter_book, papermill, nbval, sklearn"
+	$(PY) -c "import prunecxr, torch, torchvision, jupyter_book, papermill, nbval, sklearn, nbstripout"
+	sh scripts/git_filters.sh $(PY)
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -45,6 +46,13 @@ mutation: $(STAMP)
 	rm -rf mutants
 	nice -n 19 $(VENV)/bin/mutmut run --max-children $(or $(JOBS),2) || true
 	$(PY) scripts/mutation_report.py --out mutation-report.txt
+
+## Edit the chapters interactively: JupyterLab (installed into .venv on first use), a
+## `prunecxr` kernel, opened on notebooks/. Outputs never reach git (nbstripout filter).
+lab: $(STAMP)
+	$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check 'jupyterlab>=4,<5'
+	$(PY) -m ipykernel install --sys-prefix --name prunecxr --display-name "Python (prunecxr)" >/dev/null
+	cd notebooks && ../$(VENV)/bin/jupyter lab
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/sweep_speed.py

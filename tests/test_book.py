@@ -23,14 +23,14 @@ from prunecxr import book
 from prunecxr.analysis import overview
 
 CHAPTERS = {  # page -> minimum number of figures (img elements) it must show
-    "book/intro.html": 0,
-    "book/_generated/data_methods.html": 4,
-    "book/_generated/q1_overall.html": 1,
-    "book/_generated/q2_forgetting.html": 2,
-    "book/_generated/q3_cooccurrence.html": 1,
-    "book/_generated/q4_pies.html": 3,
-    "book/_generated/paper_vs_build.html": 0,
-    "book/_generated/reproducibility.html": 0,
+    "book/intro.html": 1,
+    "chapters/data_methods.html": 4,
+    "chapters/q1_overall.html": 1,
+    "chapters/q2_forgetting.html": 2,
+    "chapters/q3_cooccurrence.html": 1,
+    "chapters/q4_pies.html": 3,
+    "chapters/paper_vs_build.html": 0,
+    "chapters/reproducibility.html": 0,
     "book/references.html": 0,
 }
 
@@ -281,7 +281,7 @@ def test_sources_are_consistent():
     root = book.repo_root()
     toc = (root / "_toc.yml").read_text()
     for name in book.NOTEBOOKS:
-        assert f"book/_generated/{name}" in toc
+        assert f"chapters/{name}" in toc
         nb = nbformat.read(root / "notebooks" / f"{name}.ipynb", as_version=4)
         params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1, name
@@ -292,7 +292,7 @@ def test_sources_are_consistent():
             if cell.cell_type == "code":
                 assert not cell.outputs and cell.execution_count is None, name
         assert any("# NBVAL_CHECK_OUTPUT" in c.source for c in nb.cells if c.cell_type == "code")
-    listed = set(re.findall(r"book/_generated/(\w+)", toc))
+    listed = set(re.findall(r"chapters/(\w+)", toc))
     assert listed == set(book.NOTEBOOKS)
 
 
@@ -357,7 +357,7 @@ def test_chapter_html_shows_its_figures(smoke_book, page):
         target = (path.parent / src).resolve()
         assert target.is_file() and target.stat().st_size > 1000, src
     assert book.audit_html(smoke_book.html, [page]) == []
-    if page.startswith("book/_generated/q"):
+    if page.startswith("chapters/q"):
         assert 'class="caption"' in text or "<figcaption" in text
 
 
@@ -368,7 +368,7 @@ def test_glued_numbers_match_the_store(smoke_book, smoke_store):
     assert f"{len(smoke_store.labels):,} test images" in text
     assert f"{len(smoke_store.seeds)}\nresnet18" in text or f"{len(smoke_store.seeds)} resnet18" in text
     assert "smoke" in text and smoke_store.dataset in text
-    q4 = re.sub(r"<[^>]+>", "", (smoke_book.html / "book/_generated/q4_pies.html").read_text())
+    q4 = re.sub(r"<[^>]+>", "", (smoke_book.html / "chapters/q4_pies.html").read_text())
     assert "No human responses are included in this build." in q4
     assert "ground truth of a synthetic dataset" in q4
 
@@ -407,7 +407,7 @@ def test_rerun_a_chapter_with_other_parameters(tmp_path, prunecxr_home):
     out = tmp_path / "q1_small.ipynb"
     _papermill("q1_overall", out, {"profile": "smoke", "overrides": overrides}, tmp_path)
     text = _outputs(out)
-    assert "seeds 2, methods ['l1']" in text
+    assert "2 models, methods l1" in text
     assert "dense median mAP:" in text
 
 
@@ -460,3 +460,139 @@ def test_q4_analyses_reader_responses_when_given(tmp_path, smoke_store):
     (figure_cell,) = [c for c in nb.cells if c.metadata.get("mystnb", {}).get("figure", {})
                       .get("name") == "fig-q4-readers"]
     assert any("image/png" in o.get("data", {}) for o in figure_cell.outputs)
+
+
+# ------------------------------------------------- issue 13: what a reader meets, and its parts
+
+def test_machine_paths_flags_absolute_paths_of_the_build_machine(tmp_path):
+    _page(tmp_path, "clean.html", body="<p>results smoke-phantom-1a2b: profile smoke</p>")
+    _page(tmp_path, "home.html", body="<pre>Results('/home/ada/.cache/prunecxr/results/x')</pre>")
+    _page(tmp_path, "given.html", body="<p>/srv/checkout/prunecxr/x.py:3: UserWarning</p>")
+    problems = book.machine_paths(tmp_path, ["/srv/checkout"])
+    pages = sorted(p.split(":")[0] for p in problems)
+    assert pages == ["given.html", "home.html"]
+
+
+def test_paper_values_have_sources_and_no_chapter_types_them():
+    """Every external number has a source; no chapter's prose (notebook markdown, book pages)
+    types one of them: they are glued from prunecxr.paper."""
+    import nbformat
+
+    from prunecxr.paper import paper_table
+
+    table = paper_table()
+    assert table["key"].is_unique and table["source"].str.len().gt(0).all()
+    numbers = set()
+    for text in table["text"]:
+        numbers |= set(re.findall(r"(?<![\w.])-?\d+(?:[.,]\d+)+(?![\w.])", text))
+    numbers -= {"0.95", "0.05", "0.01"}  # the sparsity grid's ends and the weight threshold
+    root = book.repo_root()
+    sources = {p.name: p.read_text() for p in (root / "book").glob("*.md")}
+    for name in book.NOTEBOOKS:
+        nb = nbformat.read(root / "notebooks" / f"{name}.ipynb", as_version=4)
+        sources[name] = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    typed = {(name, n) for name, text in sources.items() for n in numbers
+             if re.search(rf"(?<![\w.]){re.escape(n)}(?![\w.])", text)}
+    assert not typed, f"paper numbers typed into chapters: {sorted(typed)}"
+
+
+def test_verdict_table_names_the_source_and_compares_iou_on_the_papers_axis():
+    from prunecxr.analysis import verdict
+
+    n = _numbers(fcd_iou4_n=190, fcd_iou4_r=-0.2, fcd_iou4_p_r=0.01, fcd_iou4_rho=0.1,
+                 fcd_iou4_p_rho=0.2)
+    table = verdict.verdict_table(n)
+    assert list(table.columns) == ["key", "question", "claim", verdict.NIH_COL, verdict.MIMIC_COL,
+                                   "source", "this build", "verdict"]
+    row = table.set_index("key").loc["q3_iou"]
+    assert "r = -0.20" in row["this build"] and "IoU^¼" in row["claim"]
+    assert "code" in row["source"] and "Sec. 3.3" in row["source"]
+    assert verdict.verdict_counts(table)["n_checked"] == (table["verdict"] != "n/a").sum()
+    assert 'class="verdict-holds"' in verdict.verdict_html(table)
+
+
+def test_rerun_commands_come_from_the_notebooks_parameters():
+    text = book.rerun_commands("q2_forgetting")
+    for dataset in ("nih-cxr-lt", "mimic-cxr-lt", "csv"):
+        assert f"-p dataset {dataset}" in text
+    assert "notebooks/q2_forgetting.ipynb" in text
+    assert "n_curves 6" in text and "profile" not in text.split("defaults:")[1]
+
+
+def test_figures_are_saved_as_png_svg_and_pdf_and_linked(tmp_path):
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    paths = book.save_figure("fig_x", fig, folder=tmp_path / "figures")
+    assert sorted(paths) == ["pdf", "png", "svg"]
+    for fmt in paths:
+        assert (tmp_path / "figures" / f"fig_x.{fmt}").stat().st_size > 500
+    assert 'href="' in book.chapter.figure_links({"svg": "figures/fig_x.svg"})
+
+
+def test_nbstripout_filter_keeps_outputs_out_of_git(tmp_path):
+    """The set-up's git filter: an executed notebook staged with ``git add`` has no outputs in
+    ``git diff --cached`` (the filter is what `make setup` registers)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    pytest.importorskip("nbstripout")
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    root = book.repo_root()
+    repo = tmp_path / "clone"
+    (repo / "notebooks").mkdir(parents=True)
+    run = lambda *a: subprocess.run(a, cwd=repo, check=True, capture_output=True, text=True)
+    run("git", "init", "-q")
+    shutil.copy(root / ".gitattributes", repo / ".gitattributes")
+    run("sh", str(root / "scripts" / "git_filters.sh"), sys.executable)
+    cell = new_code_cell("print(42)", execution_count=3)
+    cell.outputs = [new_output("stream", name="stdout", text="OUTPUT-THAT-MUST-NOT-BE-COMMITTED\n")]
+    nbformat.write(new_notebook(cells=[cell]), repo / "notebooks" / "q9.ipynb")
+    run("git", "add", "notebooks/q9.ipynb")
+    staged = run("git", "diff", "--cached").stdout
+    assert "print(42)" in staged
+    assert "OUTPUT-THAT-MUST-NOT-BE-COMMITTED" not in staged and '"execution_count": 3' not in staged
+
+
+@pytest.mark.slow
+def test_no_page_shows_a_path_of_the_build_machine(smoke_book):
+    root = book.repo_root()
+    assert book.machine_paths(smoke_book.html, [root, smoke_book.results_dir,
+                                                smoke_book.html.parent]) == []
+
+
+@pytest.mark.slow
+def test_landing_page_shows_the_study_at_a_glance(smoke_book):
+    text = (smoke_book.html / "book" / "intro.html").read_text()
+    assert 'class="dataframe verdict-table"' in text and "verdict-holds" in text + "verdict-fails"
+    assert "make book" in text and "make test" in text
+    assert "@inproceedings{holste2023pruning" in re.sub(r"<[^>]+>", "", text)
+    for fmt in ("png", "svg", "pdf"):
+        assert f'href="../chapters/figures/fig_q2_curves.{fmt}"' in text
+        assert (smoke_book.html / "chapters" / "figures" / f"fig_q2_curves.{fmt}").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", book.NOTEBOOKS)
+def test_chapter_leads_with_its_answer_and_ends_with_the_rerun_commands(smoke_book, name):
+    page = smoke_book.html / "chapters" / f"{name}.html"
+    text = page.read_text()
+    main = text[text.find("<main"):]
+    h1 = main.find("<h1")
+    box = main.find("answer-box")
+    code = main.find('class="cell docutils container"')
+    assert 0 < h1 < box < code, f"{name}: the answer box must come before any code"
+    assert "In this build" in main[box:box + 400]
+    assert "Rerun this chapter" in main and f"notebooks/{name}.ipynb" in main
+    assert "-p dataset mimic-cxr-lt" in main
+    for href in re.findall(r'href="(figures/[^"]+)"', main):
+        assert (page.parent / href).is_file(), href
+    # machinery folded: the parameters cells are behind a toggle
+    assert "tag_parameters" in main and "tag_injected-parameters" in main
+    assert re.search(r'tag_parameters[^"]*tag_hide-input|tag_hide-input[^"]*tag_parameters', main)
