@@ -1,0 +1,176 @@
+"""Early stopping, the kept best checkpoint and the restart after an unreadable ``last.pt``.
+
+The smoke profile (2 epochs, patience 2) never reaches early stopping, so these tests train on a
+tiny set built to overfit: random images with random labels. The validation loss first falls
+(the model learns the label prior) and then rises (it memorises the training set), so training
+stops on patience, and the kept epoch is neither the first nor the last. Every check reads the
+run's own history rather than a hard-coded epoch, so a change of optimiser or schedule that
+moves the curve still tests the same mechanics.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from prunecxr import train
+from prunecxr.config import load_config
+
+N_CLASSES = 3
+CPU = torch.device("cpu")
+
+
+def tiny_config(**changes):
+    settings = {"max_epochs": 15, "patience": 2, "batch_size": 16, "augment": "false",
+                "eval_batch_size": 64, "lr": 0.003, **changes}
+    smoke = load_config("smoke")
+    if hasattr(smoke, "width"):  # a narrow ResNet where the library has one
+        settings.setdefault("width", 8)
+    if hasattr(smoke, "precision"):  # fp32, so that val_loss_of below recomputes it exactly
+        settings.setdefault("precision", "fp32")
+    return load_config("smoke", overrides=[f"{k}={v}" for k, v in settings.items()])
+
+
+def split(n: int, seed: int) -> train.SplitArrays:
+    """Random 16 px images with random labels (prevalence 1/4): nothing to learn but the prior."""
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 16, 16), generator=gen, dtype=torch.uint8)
+    labels = (torch.rand(n, N_CLASSES, generator=gen) < 0.25).float()
+    return train.SplitArrays(images, labels)
+
+
+TRAIN, VAL = split(64, 1), split(64, 2)
+
+
+def run(config, folder: Path) -> dict:
+    return train.train_seed(config, N_CLASSES, TRAIN, VAL, 0, folder, CPU, progress=False)
+
+
+def val_loss_of(state_dict: dict, config) -> float:
+    """Validation loss of a saved state, computed here the way the library defines it."""
+    from prunecxr.models import build_model
+
+    kwargs = {"width": config.width} if hasattr(config, "width") else {}
+    model = build_model(config.arch, N_CLASSES, "none", **kwargs)
+    model.load_state_dict(state_dict)
+    model.eval()
+    with torch.no_grad():
+        p = torch.sigmoid(model(VAL.images)).clamp(1e-7, 1 - 1e-7)
+    return float(F.binary_cross_entropy(p, VAL.labels))
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory):
+    """One run that stops early: (config, folder, summary, history)."""
+    config = tiny_config()
+    folder = tmp_path_factory.mktemp("early")
+    summary = run(config, folder)
+    history = pd.read_csv(train.seed_dir(folder, 0) / "history.csv")
+    return config, folder, summary, history
+
+
+def test_stops_early_on_patience(stopped):
+    config, folder, summary, history = stopped
+    losses = history["val_loss"].to_numpy()
+    best = int(np.argmin(losses))
+    assert summary["stopped_early"] is True
+    assert summary["epochs"] < config.max_epochs
+    # exactly `patience` epochs without improvement after the best one, then it stopped
+    assert summary["epochs"] == best + 1 + config.patience == len(history)
+    assert (losses[best + 1:] >= losses[best]).all()
+    assert list(history["epoch"]) == list(range(len(history)))
+    # the curve this test is built on: first falls, then rises
+    assert 0 < best < len(history) - 1, "validation loss no longer falls and then rises"
+
+
+def test_keeps_the_best_epoch(stopped):
+    config, folder, summary, history = stopped
+    best = int(history["val_loss"].idxmin())
+    assert summary["best_epoch"] == history.loc[best, "epoch"] == best
+    assert summary["best_val_loss"] == pytest.approx(history.loc[best, "val_loss"], abs=0)
+    done = train.seed_dir(folder, 0) / "done.json"
+    assert train.is_trained(folder, 0) and done.is_file()
+    assert not (train.seed_dir(folder, 0) / "last.pt").exists()
+
+
+def test_best_checkpoint_holds_the_best_epochs_weights(stopped):
+    config, folder, summary, history = stopped
+    state = torch.load(train.seed_dir(folder, 0) / "best.pt", weights_only=True)
+    loss = val_loss_of(state, config)
+    assert loss == pytest.approx(summary["best_val_loss"], rel=1e-5)
+    # ... and not the last epoch's (whose validation loss is higher)
+    last = float(history["val_loss"].iloc[-1])
+    assert last > summary["best_val_loss"] + 1e-4
+    assert loss != pytest.approx(last, rel=1e-5)
+    # load_trained returns the same weights in eval mode
+    model = train.load_trained(config, N_CLASSES, folder, 0, CPU)
+    assert not model.training
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def test_epoch_cap_is_not_early_stopping(tmp_path):
+    config = tiny_config(max_epochs=2, patience=5)
+    summary = run(config, tmp_path)
+    assert summary["epochs"] == 2 and summary["stopped_early"] is False
+    history = pd.read_csv(train.seed_dir(tmp_path, 0) / "history.csv")
+    assert len(history) == 2 and summary["best_epoch"] == int(history["val_loss"].idxmin())
+
+
+def test_a_finished_seed_is_skipped(stopped, monkeypatch):
+    config, folder, summary, _ = stopped
+    monkeypatch.setattr(train, "_train_epoch", lambda *a, **k: pytest.fail("retrained"))
+    assert run(config, folder) == summary
+
+
+def test_restart_after_an_unreadable_last_checkpoint(stopped, tmp_path, capsys):
+    """A truncated ``last.pt`` (a kill while it was written by an older version, a full disk):
+    the seed starts again from scratch and ends exactly like an uninterrupted run."""
+    config, folder, summary, history = stopped
+    ckpt = train.seed_dir(tmp_path, 0) / "last.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"PK\x03\x04 not a checkpoint")
+    again = run(config, tmp_path)
+    out = capsys.readouterr()
+    assert "unreadable checkpoint" in out.out + out.err and "restarting the seed" in out.out + out.err
+    assert {k: v for k, v in again.items() if k != "seconds"} == \
+        {k: v for k, v in summary.items() if k != "seconds"}
+    pd.testing.assert_frame_equal(pd.read_csv(train.seed_dir(tmp_path, 0) / "history.csv"),
+                                  history)
+    a = torch.load(train.seed_dir(tmp_path, 0) / "best.pt", weights_only=True)
+    b = torch.load(train.seed_dir(folder, 0) / "best.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not ckpt.exists()
+
+
+def test_resume_from_a_readable_last_checkpoint_continues(stopped, tmp_path, monkeypatch):
+    """Stop after two epochs (an exception, like a kill), rerun: the result equals the
+    uninterrupted run, and the two finished epochs are not trained again."""
+    config, folder, summary, history = stopped
+    calls = []
+    real = train._train_epoch
+
+    def counted(model, opt, data, cfg, seed, epoch, device):
+        if epoch == 2 and not calls.count("resumed"):
+            raise KeyboardInterrupt
+        calls.append(epoch)
+        return real(model, opt, data, cfg, seed, epoch, device)
+
+    monkeypatch.setattr(train, "_train_epoch", counted)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, tmp_path)
+    assert calls == [0, 1] and (train.seed_dir(tmp_path, 0) / "last.pt").is_file()
+    calls.append("resumed")
+    again = run(config, tmp_path)
+    assert calls[3:] == list(range(2, summary["epochs"]))   # picks up at epoch 2
+    assert again["best_epoch"] == summary["best_epoch"]
+    assert again["best_val_loss"] == summary["best_val_loss"]
+    assert again["stopped_early"] and again["epochs"] == summary["epochs"]
+    pd.testing.assert_frame_equal(pd.read_csv(train.seed_dir(tmp_path, 0) / "history.csv"),
+                                  history)
+    assert math.isfinite(again["seconds"])
