@@ -79,12 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(book)
     book.add_argument("--out", default="_build", help="build folder (default: _build)")
     book.set_defaults(func=cmd_book)
-    try:
-        from .study.cli import add_study_commands
-    except ImportError:
-        pass
-    else:
-        add_study_commands(sub)
+    # The reader study is part of the CLI: a broken import is an error, never a silently
+    # missing command.
+    from .study.cli import add_study_commands
+
+    add_study_commands(sub)
     return parser
 
 
