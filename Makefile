@@ -54,8 +54,11 @@ lab: $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name prunecxr --display-name "Python (prunecxr)" >/dev/null
 	cd notebooks && ../$(VENV)/bin/jupyter lab
 
+## Speed and the default's preconditions: training levers, sweep vs bare, the whole main job.
 benchmark: $(STAMP)
+	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/sweep_speed.py
+	$(PY) benchmarks/main_job.py
 
 clean:
 	rm -rf _build book/_generated .pytest_cache

@@ -39,7 +39,8 @@ class Config:
     image_size: int = 48
     batch_size: int = 64
     lr: float = 1e-3
-    lr_schedule: str = "constant"  # "constant" (the paper) or "plateau": lr x0.1 after 1 flat epoch
+    lr_schedule: str = "constant"  # "constant" (the paper) or "plateau" (lr x0.1 on a plateau)
+    lr_patience: int = 1  # plateau: epochs without a lower validation loss before lr x0.1
     max_epochs: int = 8
     patience: int = 3
     population: int = 10
@@ -50,7 +51,8 @@ class Config:
     methods: tuple = ("l1", "random")
     sparsities: tuple = field(default_factory=lambda: tuple(sparsity_grid()))
     eval_batch_size: int = 256
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast, with channels_last)
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    channels_last: bool = False  # NHWC activations (faster convolutions on CPU and GPU)
     device: str = "auto"  # "auto", "cpu", "cuda"
     threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
     workers: int = 1  # seeds trained and swept side by side in this many processes
@@ -101,8 +103,10 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
         methods=("l1",), eval_batch_size=512,
     ),
     "default": dict(
-        dataset="phantom", data={"n_images": 5000}, arch="resnet18", weights="none",
-        image_size=32, batch_size=64, lr=1e-3, max_epochs=6, patience=3, population=10,
+        dataset="phantom", data={"n_images": 10000}, arch="resnet18", width=16, weights="none",
+        image_size=64, batch_size=64, lr=1e-3, lr_schedule="plateau", lr_patience=1,
+        max_epochs=30, patience=3, population=8, control_population=3, channels_last=True,
+        workers=2,
     ),
     "smoke": dict(
         dataset="phantom", data={"n_images": 600}, arch="resnet18", weights="none",
@@ -240,6 +244,8 @@ def validate(config: Config) -> None:
     if config.width != 64 and config.weights != "none":
         raise ValueError(f"weights={config.weights!r} need width=64 (pretrained weights exist "
                          f"only for torchvision's widths), got width={config.width}")
+    if config.lr_patience < 0:
+        raise ValueError(f"lr_patience must be >= 0, got {config.lr_patience}")
     if config.patience < 1:
         raise ValueError(f"patience must be >= 1, got {config.patience}")
     if not config.lr > 0:

@@ -115,7 +115,9 @@ def build_model(arch: str, num_classes: int, weights: str = "none", seed: int | 
 class Normalize(nn.Module):
     """uint8 or [0, 1] grayscale batches (B, H, W) -> ImageNet-normalised 3-channel tensors.
 
-    The gray image is replicated to three channels, as the reference reads images as RGB.
+    The gray image is replicated to three channels, as the reference reads images as RGB. One
+    fused multiply-add writes the 3-channel output (in the channels_last layout when asked),
+    ``x * (1 / (255 std)) - mean / std`` for uint8 input.
     """
 
     def __init__(self) -> None:
@@ -123,12 +125,16 @@ class Normalize(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        scale = 1.0 / self.std
         if x.dtype == torch.uint8:
-            x = x.float().div_(255.0)
+            x, scale = x.float(), scale / 255.0
         if x.dim() == 3:
             x = x.unsqueeze(1)
-        return (x - self.mean) / self.std
+        b, _, h, w = x.shape
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        out = torch.empty((b, 3, h, w), dtype=x.dtype, device=x.device, memory_format=fmt)
+        return torch.addcmul(-self.mean / self.std, x, scale, out=out)
 
 
 class Classifier(nn.Module):
@@ -142,10 +148,7 @@ class Classifier(nn.Module):
         self.backbone = backbone
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.normalize(x)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.backbone(x)
+        return self.backbone(self.normalize(x, self.channels_last))
 
 
 def count_prunable(model: nn.Module) -> int:

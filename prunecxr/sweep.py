@@ -74,7 +74,7 @@ def sweep_seed(config: Config, num_classes: int, test_images: torch.Tensor, meth
     for i in bar:
         t0 = time.perf_counter()
         achieved[i] = pruner.prune_to(levels[i]).sparsity
-        probs[i] = predict(model, test_images, config.eval_batch_size, device)
+        probs[i] = predict(model, test_images, config.eval_batch_size, device, config.precision)
         seconds += time.perf_counter() - t0
         io.save_npz(partial, probs=probs, achieved=achieved, levels=np.asarray(levels),
                     done=np.int64(i + 1), seconds=np.float64(seconds))

@@ -77,12 +77,16 @@ def autocast(precision: str, device: torch.device):
     return contextlib.nullcontext()
 
 
-def prepare(model: nn.Module, precision: str, device: torch.device) -> nn.Module:
-    """Move ``model`` to ``device``; bf16 runs also use the channels_last layout."""
+def prepare(model: nn.Module, config: Config, device: torch.device, train: bool = True) -> nn.Module:
+    """Move ``model`` to ``device`` in the layout of ``config.channels_last``.
+
+    For training the weights move to channels_last too; for inference only the activations do
+    (convolutions run as fast, and the pruner keeps the weights in one contiguous buffer).
+    """
     model = model.to(device)
-    if precision == "bf16":
+    model.channels_last = bool(config.channels_last)
+    if config.channels_last and train:
         model = model.to(memory_format=torch.channels_last)
-        model.channels_last = True
     return model
 
 
@@ -141,12 +145,14 @@ def _validate(model, data: SplitArrays, config: Config, device) -> tuple[float, 
 def make_scheduler(opt: torch.optim.Optimizer, config: Config):
     """The learning-rate schedule, stepped once per epoch with the validation loss (or None).
 
-    ``plateau`` divides the learning rate by 10 whenever the validation loss has not improved
-    for one epoch (CheXNet's recipe, Rajpurkar et al. 2017); early stopping (``patience``)
-    then ends the run once even the lowered rates bring no improvement.
+    ``plateau`` divides the learning rate by 10 once the validation loss has not improved for
+    more than ``lr_patience`` epochs (torch's ReduceLROnPlateau; CheXNet's recipe, Rajpurkar et
+    al. 2017); early stopping (``patience``) then ends the run once even the lowered rate
+    brings no improvement.
     """
     if config.lr_schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=0)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1,
+                                                          patience=config.lr_patience)
     return None
 
 
@@ -171,7 +177,7 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
     if is_trained(results_dir, seed):
         return io.read_json(out / "done.json")
     model = prepare(build_model(config.arch, num_classes, config.weights, seed=seed,
-                                width=config.width), config.precision, device)
+                                width=config.width), config, device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = make_scheduler(opt, config)
     state = {"epoch": -1, "best_val_loss": math.inf, "best_epoch": -1, "bad_epochs": 0,
@@ -228,4 +234,4 @@ def load_trained(config: Config, num_classes: int, results_dir: Path, seed: int,
     model = build_model(config.arch, num_classes, "none", width=config.width)
     model.load_state_dict(torch.load(seed_dir(results_dir, seed) / "best.pt",
                                      map_location="cpu", weights_only=True))
-    return model.to(device).eval()
+    return prepare(model, config, device, train=False).eval()

@@ -23,7 +23,7 @@ def data(n: int, seed: int) -> train.SplitArrays:
 TRAIN, VAL = data(48, 1), data(48, 2)
 CONFIG = load_config("smoke", overrides=[
     "lr_schedule=plateau", "max_epochs=8", "patience=3", "batch_size=16", "augment=false",
-    "width=8", "lr=0.01"])
+    "width=8", "lr=0.01", "lr_patience=0"])
 
 
 def history(folder) -> pd.DataFrame:
