@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from importlib import metadata
 from pathlib import Path
 
@@ -92,12 +92,12 @@ def _update_manifest(folder: Path, config: Config, dataset: Dataset, stage: str,
 _WORKER: dict = {}
 
 
-def _init_worker(config: Config, folder: Path, stage: str) -> None:
+def _init_worker(config: Config, folder: Path, stage: str, epochs=None) -> None:
     if config.workers > 1:
         torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // config.workers))
     dataset = get_dataset(config.dataset, **config.dataset_options())
     _WORKER.update(config=config, folder=folder, C=len(dataset.classes),
-                   device=resolve_device(config.device))
+                   device=resolve_device(config.device), epochs=epochs)
     if stage == "train":
         _WORKER.update(train=SplitArrays.from_dataset(dataset, "train"),
                        val=SplitArrays.from_dataset(dataset, "val"))
@@ -107,7 +107,9 @@ def _init_worker(config: Config, folder: Path, stage: str) -> None:
 
 def _train_job(seed: int, progress: bool = False) -> dict:
     w = _WORKER
-    return train_seed(w["config"], w["C"], w["train"], w["val"], seed, w["folder"], w["device"], progress)
+    on_epoch = w["epochs"].put if w["epochs"] is not None else None
+    return train_seed(w["config"], w["C"], w["train"], w["val"], seed, w["folder"], w["device"],
+                      progress, on_epoch=on_epoch)
 
 
 def _sweep_job(job: tuple[str, int], progress: bool = False) -> dict:
@@ -121,7 +123,8 @@ def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: b
 
     Each job (one seed, or one method and seed) is independent and writes only its own files,
     so results do not depend on how jobs are spread; with several workers each process gets
-    ``threads`` (default: cores / workers) intra-op threads and only a job-level bar is shown.
+    ``threads`` (default: cores / workers) intra-op threads, and the job-level bar shows the
+    latest epoch any worker finished.
     """
     fn = _train_job if stage == "train" else _sweep_job
     desc = "training population" if stage == "train" else "pruning sweep"
@@ -136,12 +139,33 @@ def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: b
             bar.close()
         return
     ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
-    with ProcessPoolExecutor(min(config.workers, len(jobs)), mp_context=ctx, initializer=_init_worker,
-                             initargs=(config, folder, stage)) as pool:
-        futures = {pool.submit(fn, job): job for job in jobs}
-        for future in as_completed(futures):
-            _report(stage, futures[future], future.result(), bar)
+    with ctx.Manager() as manager:
+        epochs = manager.Queue() if stage == "train" else None
+        pool = ProcessPoolExecutor(min(config.workers, len(jobs)), mp_context=ctx,
+                                   initializer=_init_worker, initargs=(config, folder, stage, epochs))
+        with pool:
+            _collect(pool, fn, jobs, stage, epochs, bar)
     bar.close()
+
+
+def _collect(pool, fn, jobs: list, stage: str, epochs, bar) -> None:
+    """Submit every job, report each as it finishes and the workers' epochs as they come."""
+    futures = {pool.submit(fn, job): job for job in jobs}
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+        _show_epochs(epochs, bar)
+        for future in done:
+            _report(stage, futures[future], future.result(), bar)
+
+
+def _show_epochs(epochs, bar) -> None:
+    """Show the newest epoch the workers reported (seed, epoch, validation mAP) on the bar."""
+    row = None
+    while epochs is not None and not epochs.empty():
+        row = epochs.get_nowait()
+    if row is not None:
+        bar.set_postfix_str(f"seed {row['seed']} epoch {row['epoch']}: val mAP {row['val_map']:.3f}")
 
 
 def _report(stage: str, job, info: dict, bar) -> None:

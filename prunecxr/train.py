@@ -171,8 +171,12 @@ def _save(obj, path: Path) -> None:
 
 
 def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitArrays,
-               seed: int, results_dir: Path, device: torch.device, progress: bool = True) -> dict:
-    """Train (or resume, or skip) the model of one seed; returns its ``done.json`` summary."""
+               seed: int, results_dir: Path, device: torch.device, progress: bool = True,
+               on_epoch=None) -> dict:
+    """Train (or resume, or skip) the model of one seed; returns its ``done.json`` summary.
+
+    ``on_epoch``, if given, is called with each epoch's history row (for progress reports).
+    """
     out = seed_dir(results_dir, seed)
     if is_trained(results_dir, seed):
         return io.read_json(out / "done.json")
@@ -216,6 +220,8 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
             state["bad_epochs"] += 1
         _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
                "scheduler": scheduler.state_dict() if scheduler is not None else None}, last)
+        if on_epoch is not None:
+            on_epoch(state["history"][-1])
         bar.set_postfix(val_loss=f"{val_loss:.4f}", val_map=f"{val_map:.3f}")
     bar.close()
     with io.atomic_path(out / "history.csv") as tmp:

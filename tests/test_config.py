@@ -13,7 +13,7 @@ def test_profiles_load_and_default_grid():
     default = load_config("default")
     assert default.sparsities == tuple(sparsity_grid())
     assert len(default.sparsities) == 20 and default.sparsities[-1] == 0.95
-    assert default.population >= 10
+    assert default.population >= 8 and default.image_size >= 64  # the preconditions of the default
     paper = load_config("paper")
     assert (paper.arch, paper.image_size, paper.batch_size, paper.lr) == ("resnet50", 256, 256, 1e-4)
     assert (paper.max_epochs, paper.patience, paper.population, paper.weights) == (60, 15, 30, "imagenet")
