@@ -25,7 +25,7 @@ PROFILES = ("paper", "default", "smoke")
 # Fields that change how fast results come, not what they are: excluded from the key.
 EXECUTION_FIELDS = ("device", "threads", "workers", "data_dir", "cache_dir")
 PRECISIONS = ("fp32", "bf16")
-LR_SCHEDULES = ("constant", "plateau")
+LR_SCHEDULES = ("constant", "plateau", "cosine")
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,9 @@ class Config:
     image_size: int = 48
     batch_size: int = 64
     lr: float = 1e-3
-    lr_schedule: str = "constant"  # "constant" (the paper) or "plateau" (lr x0.1 on a plateau)
+    lr_schedule: str = "constant"  # "constant" (the paper), "plateau" or "cosine"
     lr_patience: int = 1  # plateau: epochs without a lower validation loss before lr x0.1
+    lr_epochs: int = 10  # cosine: epochs over which lr decays to 1% of lr (then stays there)
     max_epochs: int = 8
     patience: int = 3
     population: int = 10
@@ -247,6 +248,8 @@ def validate(config: Config) -> None:
     if config.width != 64 and config.weights != "none":
         raise ValueError(f"weights={config.weights!r} need width=64 (pretrained weights exist "
                          f"only for torchvision's widths), got width={config.width}")
+    if config.lr_epochs < 1:
+        raise ValueError(f"lr_epochs must be >= 1, got {config.lr_epochs}")
     if config.lr_patience < 0:
         raise ValueError(f"lr_patience must be >= 0, got {config.lr_patience}")
     if config.patience < 1:

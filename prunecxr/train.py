@@ -153,7 +153,20 @@ def make_scheduler(opt: torch.optim.Optimizer, config: Config):
     if config.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1,
                                                           patience=config.lr_patience)
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(opt, _Cosine(config.lr_epochs))
     return None
+
+
+class _Cosine:
+    """Learning-rate factor of epoch e: half a cosine from 1 to 0.01 over ``epochs``, then 0.01."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def __call__(self, epoch: int) -> float:
+        t = min(epoch, self.epochs) / self.epochs
+        return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
 def seed_dir(results_dir: Path, seed: int) -> Path:
@@ -206,8 +219,10 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
         lr = opt.param_groups[0]["lr"]
         train_loss = _train_epoch(model, opt, train, config, seed, epoch, device)
         val_loss, val_map = _validate(model, val, config, device)
-        if scheduler is not None:
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val_loss)
+        elif scheduler is not None:
+            scheduler.step()
         seconds = time.perf_counter() - t0
         state["seconds"] += seconds
         state["history"].append({"seed": seed, "epoch": epoch, "lr": lr, "train_loss": train_loss,

@@ -1,7 +1,10 @@
-"""The plateau learning-rate schedule: lr x0.1 after each epoch without a lower validation
-loss, recorded in the history, and resumed exactly from ``last.pt`` after an interruption."""
+"""Learning-rate schedules: plateau (lr x0.1 after an epoch without a lower validation loss)
+and cosine (half a cosine to 1% over ``lr_epochs``), recorded in the history, and resumed
+exactly from ``last.pt`` after an interruption."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -43,8 +46,23 @@ def test_lr_drops_tenfold_after_each_flat_epoch(tmp_path):
     assert (h["seconds"] > 0).all()
 
 
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    train.train_seed(CONFIG, 3, TRAIN, VAL, 0, tmp_path / "whole", CPU, progress=False)
+COSINE = load_config("smoke", overrides=[
+    "lr_schedule=cosine", "lr_epochs=4", "max_epochs=6", "patience=6", "batch_size=16",
+    "augment=false", "width=8", "lr=0.01"])
+
+
+def test_cosine_follows_its_formula_then_stays_at_one_percent(tmp_path):
+    train.train_seed(COSINE, 3, TRAIN, VAL, 0, tmp_path, CPU, progress=False)
+    lr = history(tmp_path)["lr"].to_numpy()
+    want = [COSINE.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(e, 4) / 4)))
+            for e in range(len(lr))]
+    assert len(lr) == 6 and np.allclose(lr, want, rtol=1e-12)
+    assert lr[0] == COSINE.lr and lr[4] == lr[5] == pytest.approx(0.01 * COSINE.lr)
+
+
+@pytest.mark.parametrize("config", [CONFIG, COSINE], ids=["plateau", "cosine"])
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, config):
+    train.train_seed(config, 3, TRAIN, VAL, 0, tmp_path / "whole", CPU, progress=False)
     real, calls = train._train_epoch, {"n": 0}
 
     def dies_in_epoch_4(*args, **kwargs):
@@ -55,10 +73,10 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train, "_train_epoch", dies_in_epoch_4)
     with pytest.raises(KeyboardInterrupt):
-        train.train_seed(CONFIG, 3, TRAIN, VAL, 0, tmp_path / "cut", CPU, progress=False)
+        train.train_seed(config, 3, TRAIN, VAL, 0, tmp_path / "cut", CPU, progress=False)
     assert (train.seed_dir(tmp_path / "cut", 0) / "last.pt").exists()
     monkeypatch.setattr(train, "_train_epoch", real)
-    train.train_seed(CONFIG, 3, TRAIN, VAL, 0, tmp_path / "cut", CPU, progress=False)
+    train.train_seed(config, 3, TRAIN, VAL, 0, tmp_path / "cut", CPU, progress=False)
     a = torch.load(train.seed_dir(tmp_path / "whole", 0) / "best.pt", weights_only=True)
     b = torch.load(train.seed_dir(tmp_path / "cut", 0) / "best.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
