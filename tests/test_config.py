@@ -43,6 +43,8 @@ def test_control_population_limits_the_controls_only():
     cfg = load_config("smoke", overrides=["population=3", "control_population=2"])
     assert cfg.method_seeds("l1") == [0, 1, 2] and cfg.method_seeds("random") == [0, 1]
     assert load_config("smoke").method_seeds("random") == load_config("smoke").seeds
+    small = load_config("default", overrides=["population=2"])  # fewer seeds than controls
+    assert small.method_seeds("random") == small.seeds == [0, 1]
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -60,7 +62,7 @@ def test_control_population_limits_the_controls_only():
     ({"overrides": ["width=32", "weights=imagenet"]}, "need width=64"),
     ({"overrides": ["precision=fp16"]}, "precision must be one of"),
     ({"overrides": ["lr_schedule=cosine"]}, "lr_schedule must be one of"),
-    ({"overrides": ["control_population=9"]}, "control_population must be in"),
+    ({"overrides": ["control_population=-1"]}, "control_population must be >= 0"),
     ({"overrides": ["workers=0"]}, "workers must be >= 1"),
 ])
 def test_bad_parameters_are_named(kwargs, message):
