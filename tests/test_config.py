@@ -35,7 +35,8 @@ def test_key_tracks_results_fields_only():
     assert a.key != load_config("smoke", overrides=["data.n_images=700"]).key
     # execution knobs do not change results, so they do not change the key
     assert a.key == load_config("smoke", overrides=["threads=1", "device=cpu", "workers=2"]).key
-    for changed in ("width=32", "precision=bf16", "lr_schedule=plateau", "control_population=1"):
+    for changed in ("width=32", "precision=bf16", "lr_schedule=constant", "control_population=1",
+                    "channels_last=false", "lr_epochs=5"):
         assert a.key != load_config("smoke", overrides=[changed]).key, changed
 
 
@@ -61,7 +62,7 @@ def test_control_population_limits_the_controls_only():
     ({"overrides": ["width=20"]}, "width must be a positive multiple of 8"),
     ({"overrides": ["width=32", "weights=imagenet"]}, "need width=64"),
     ({"overrides": ["precision=fp16"]}, "precision must be one of"),
-    ({"overrides": ["lr_schedule=cosine"]}, "lr_schedule must be one of"),
+    ({"overrides": ["lr_schedule=step"]}, "lr_schedule must be one of"),
     ({"overrides": ["control_population=-1"]}, "control_population must be >= 0"),
     ({"overrides": ["workers=0"]}, "workers must be >= 1"),
 ])
