@@ -92,9 +92,9 @@ def _update_manifest(folder: Path, config: Config, dataset: Dataset, stage: str,
 _WORKER: dict = {}
 
 
-def _init_worker(config: Config, folder: Path, stage: str, epochs=None) -> None:
-    if config.workers > 1:
-        torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // config.workers))
+def _init_worker(config: Config, folder: Path, stage: str, epochs=None, threads: int = 0) -> None:
+    if threads:
+        torch.set_num_threads(threads)
     dataset = get_dataset(config.dataset, **config.dataset_options())
     _WORKER.update(config=config, folder=folder, C=len(dataset.classes),
                    device=resolve_device(config.device), epochs=epochs)
@@ -129,7 +129,7 @@ def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: b
     fn = _train_job if stage == "train" else _sweep_job
     desc = "training population" if stage == "train" else "pruning sweep"
     bar = tqdm(total=len(jobs), desc=desc, unit="model", disable=not progress)
-    if config.workers == 1:
+    if min(config.workers, len(jobs)) == 1:
         _init_worker(config, folder, stage)
         try:
             for job in jobs:
@@ -141,8 +141,10 @@ def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: b
     ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
     with ctx.Manager() as manager:
         epochs = manager.Queue() if stage == "train" else None
-        pool = ProcessPoolExecutor(min(config.workers, len(jobs)), mp_context=ctx,
-                                   initializer=_init_worker, initargs=(config, folder, stage, epochs))
+        procs = min(config.workers, len(jobs))
+        threads = config.threads or max(1, (os.cpu_count() or 1) // procs)
+        pool = ProcessPoolExecutor(procs, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(config, folder, stage, epochs, threads))
         with pool:
             _collect(pool, fn, jobs, stage, epochs, bar)
     bar.close()
