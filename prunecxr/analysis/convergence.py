@@ -8,6 +8,7 @@ every build, and the book states each measured value beside its threshold.
   validation mAP at the kept epoch and at its best).
 - :func:`preconditions`: the table of conditions, measured value, threshold, pass or fail;
   :func:`store_preconditions` computes it from a results store.
+- :func:`class_ap_table`: dense test AP of every class over the seeds, with its counts.
 - :func:`training_curves_figure`: training curves with each seed's kept epoch and stop marked.
 """
 
@@ -99,14 +100,29 @@ def preconditions(summary: pd.DataFrame, dense_ap: pd.DataFrame, test_counts: pd
     return pd.DataFrame(rows, columns=["condition", "measured", "threshold", "passed", "detail"])
 
 
+def class_ap_table(dense_ap: pd.DataFrame, train_counts: pd.Series, test_counts: pd.Series
+                   ) -> pd.DataFrame:
+    """Dense test AP per class over seeds (median, min, max) beside its train and test counts,
+    weakest class first. ``dense_ap``: tidy rows (seed, class, ap) at sparsity 0."""
+    g = dense_ap.groupby("class")["ap"]
+    table = pd.DataFrame({"median AP": g.median(), "min AP": g.min(), "max AP": g.max()})
+    table["train positives"] = train_counts.reindex(table.index).astype(int)
+    table["test positives"] = test_counts.reindex(table.index).astype(int)
+    table["learned"] = table["median AP"] >= MIN_CLASS_AP
+    return table.sort_values("median AP").rename_axis("class").reset_index()
+
+
+def dense_ap(store) -> pd.DataFrame:
+    """Tidy AP of the store's first (main) method at sparsity 0."""
+    ap = store.ap_table()
+    return ap[(ap["method"] == store.methods[0]) & np.isclose(ap["sparsity"], 0.0)]
+
+
 def store_preconditions(store) -> pd.DataFrame:
     """:func:`preconditions` of a results store, for its first (main) method."""
-    main = store.methods[0]
-    ap = store.ap_table()
-    dense = ap[(ap["method"] == main) & np.isclose(ap["sparsity"], 0.0)]
     summary = training_summary(store.history(), store.training_summary())
-    return preconditions(summary, dense, store.test_counts, store.image_size,
-                         len(store.method_seeds(main)))
+    return preconditions(summary, dense_ap(store), store.test_counts, store.image_size,
+                         len(store.method_seeds(store.methods[0])))
 
 
 def training_curves_figure(history: pd.DataFrame, summary: pd.DataFrame | None = None) -> Figure:
