@@ -99,16 +99,67 @@ def test_training_summary_picks_lowest_validation_loss():
 
 
 def test_figures_are_figures():
+    """Each figure draws the data it is given: bar lengths, heatmap cells, one line per seed and
+    the medians, and the axis labels and class names that go with them."""
     from matplotlib.figure import Figure
 
     y = _labels()
-    table = overview.class_table(CLASSES, y.sum(0), y.sum(0))
-    h = pd.DataFrame({"seed": [0, 0], "epoch": [1, 2], "train_loss": [1, 0.5],
-                      "val_loss": [1, 0.6], "val_map": [0.1, 0.2]})
-    for fig in (overview.class_counts_figure(table),
-                overview.cooccurrence_figure(overview.iou_matrix(y, CLASSES)),
-                overview.training_curves_figure(h), overview.training_curves_figure(h.iloc[:0])):
-        assert isinstance(fig, Figure) and fig.axes
+    table = overview.class_table(CLASSES, y.sum(0), y[:100].sum(0))
+    fig = overview.class_counts_figure(table)
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    n = len(table)
+    widths = [b.get_width() for b in ax.patches]
+    assert len(widths) == 2 * n                      # a train and a test bar per class
+    np.testing.assert_allclose(widths[:n], table["train"].clip(lower=0.8))
+    np.testing.assert_allclose(widths[n:], table["test"].clip(lower=0.8))
+    centres = [b.get_y() + b.get_height() / 2 for b in ax.patches[:n]]
+    assert np.all(np.diff(centres) > 0)              # one row per class, in the table's order
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(table["class"])
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "positive images (log scale)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "test"]
+
+    iou = overview.iou_matrix(y, CLASSES)
+    fig = overview.cooccurrence_figure(iou)
+    ax = fig.axes[0]
+    (image,) = ax.get_images()
+    shown = np.ma.getdata(image.get_array()).astype(float)
+    masked = np.ma.getmaskarray(image.get_array())
+    expected = iou.to_numpy(dtype=float) ** 0.25
+    np.fill_diagonal(expected, np.nan)
+    assert shown.shape == (len(CLASSES), len(CLASSES))
+    np.testing.assert_array_equal(masked, np.isnan(expected))  # diagonal and 0/0 left blank
+    np.testing.assert_allclose(shown[~masked], expected[~masked])
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
+    assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
+    assert fig.axes[1].get_ylabel().startswith("IoU")           # the colour bar
+    assert image.get_clim() == (0.0, pytest.approx(np.nanmax(expected)))
+
+    h = pd.DataFrame({"seed": [0, 0, 0, 1, 1, 1], "epoch": [0, 1, 2, 0, 1, 2],
+                      "train_loss": [1.0, 0.5, 0.4, 0.9, 0.6, 0.3],
+                      "val_loss": [1.1, 0.7, 0.8, 1.0, 0.65, 0.9],
+                      "val_map": [0.1, 0.2, 0.25, 0.12, 0.3, 0.28]})
+    fig = overview.training_curves_figure(h)
+    ax_loss, ax_map = fig.axes[:2]
+
+    def drawn(ax, x, values):
+        return sum(np.array_equal(np.asarray(line.get_xdata(), float), np.asarray(x, float))
+                   and np.allclose(np.asarray(line.get_ydata(), float), values)
+                   for line in ax.get_lines())
+
+    for _, g in h.groupby("seed"):
+        assert drawn(ax_loss, g["epoch"], g["train_loss"]) == 1
+        assert drawn(ax_loss, g["epoch"], g["val_loss"]) == 1
+        assert drawn(ax_map, g["epoch"], g["val_map"]) == 1
+    med = h.groupby("epoch")[["train_loss", "val_loss", "val_map"]].median()
+    assert drawn(ax_loss, med.index, med["train_loss"]) == 1
+    assert drawn(ax_loss, med.index, med["val_loss"]) == 1
+    assert drawn(ax_map, med.index, med["val_map"]) == 1
+    assert (ax_loss.get_xlabel(), ax_loss.get_ylabel()) == ("epoch", "binary cross-entropy")
+    assert (ax_map.get_xlabel(), ax_map.get_ylabel()) == ("epoch", "validation mAP")
+    empty = overview.training_curves_figure(h.iloc[:0])
+    assert all(not a.get_lines() and [t.get_text() for t in a.texts] == ["no training history"]
+               for a in empty.axes)
 
 
 def test_sparsity_table_checks_alignment():
