@@ -46,6 +46,7 @@ class Config:
     lr_epochs: int = 10  # cosine: epochs over which lr decays to 1% of lr (then stays there)
     max_epochs: int = 8
     patience: int = 3
+    min_delta: float = 0.0  # an epoch improves only if val loss falls by more than this fraction
     population: int = 10
     control_population: int = 0  # seeds for the methods after the first (controls); 0 = all
     #   (at most population: a smaller population applies to the controls too)
@@ -109,8 +110,8 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
     "default": dict(
         dataset="phantom", data={"n_images": 10000}, arch="resnet18", width=16, weights="none",
         image_size=64, batch_size=64, lr=1e-3, lr_schedule="plateau", lr_patience=1,
-        max_epochs=30, patience=3, population=8, control_population=3, channels_last=True,
-        workers=2,
+        max_epochs=30, patience=3, min_delta=0.01, population=8, control_population=3,
+        channels_last=True, workers=2,
     ),
     "smoke": dict(
         dataset="phantom", data={"n_images": 600}, arch="resnet18", width=16, weights="none",
@@ -248,6 +249,8 @@ def validate(config: Config) -> None:
     if config.width != 64 and config.weights != "none":
         raise ValueError(f"weights={config.weights!r} need width=64 (pretrained weights exist "
                          f"only for torchvision's widths), got width={config.width}")
+    if not 0.0 <= config.min_delta < 1.0:
+        raise ValueError(f"min_delta must be in [0, 1), got {config.min_delta}")
     if config.lr_epochs < 1:
         raise ValueError(f"lr_epochs must be >= 1, got {config.lr_epochs}")
     if config.lr_patience < 0:

@@ -3,7 +3,9 @@
 Each seed's run is independent: its model initialisation, data order and augmentation come
 from generators seeded by (seed, epoch), so a run resumed from its last checkpoint continues
 exactly as an uninterrupted one would. A checkpoint is written atomically after every epoch;
-the lowest-validation-loss weights are kept as ``best.pt``; ``done.json`` marks a finished
+the lowest-validation-loss weights are kept as ``best.pt``; training stops after ``patience``
+epochs in which the validation loss did not fall by more than the fraction ``min_delta`` below
+its best (Keras' ``min_delta``, relative here); ``done.json`` marks a finished
 seed, which is then skipped. BatchNorm is trained in ``train()`` mode and evaluated in
 ``eval()`` mode every epoch (the reference left it in eval mode from epoch 2 on).
 """
@@ -145,14 +147,15 @@ def _validate(model, data: SplitArrays, config: Config, device) -> tuple[float, 
 def make_scheduler(opt: torch.optim.Optimizer, config: Config):
     """The learning-rate schedule, stepped once per epoch with the validation loss (or None).
 
-    ``plateau`` divides the learning rate by 10 once the validation loss has not improved for
-    more than ``lr_patience`` epochs (torch's ReduceLROnPlateau; CheXNet's recipe, Rajpurkar et
-    al. 2017); early stopping (``patience``) then ends the run once even the lowered rate
+    ``plateau`` divides the learning rate by 10 once the validation loss has not improved (by
+    more than the fraction ``min_delta``) for more than ``lr_patience`` epochs (torch's
+    ReduceLROnPlateau; CheXNet's recipe, Rajpurkar et al. 2017); early stopping (``patience``) then ends the run once even the lowered rate
     brings no improvement.
     """
     if config.lr_schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1,
-                                                          patience=config.lr_patience)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=0.1, patience=config.lr_patience,
+            threshold=config.min_delta, threshold_mode="rel")
     if config.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(opt, _Cosine(config.lr_epochs))
     return None
@@ -228,11 +231,11 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
         state["history"].append({"seed": seed, "epoch": epoch, "lr": lr, "train_loss": train_loss,
                                  "val_loss": val_loss, "val_map": val_map, "seconds": seconds})
         state["epoch"] = epoch
-        if val_loss < state["best_val_loss"]:
-            state.update(best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)
+        significant = val_loss < state["best_val_loss"] * (1.0 - config.min_delta)
+        if val_loss < state["best_val_loss"]:  # the kept checkpoint: the lowest loss, always
+            state.update(best_val_loss=val_loss, best_epoch=epoch)
             _save(model.state_dict(), out / "best.pt")
-        else:
-            state["bad_epochs"] += 1
+        state["bad_epochs"] = 0 if significant else state["bad_epochs"] + 1
         _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
                "scheduler": scheduler.state_dict() if scheduler is not None else None}, last)
         if on_epoch is not None:

@@ -38,12 +38,30 @@ def test_lr_drops_tenfold_after_each_flat_epoch(tmp_path):
     h = history(tmp_path)
     assert h["lr"].iloc[0] == CONFIG.lr
     best = np.minimum.accumulate(h["val_loss"].to_numpy())
-    improved = np.r_[True, h["val_loss"].to_numpy()[1:] < best[:-1] * (1 - 1e-4)]
+    improved = np.r_[True, h["val_loss"].to_numpy()[1:] < best[:-1] * (1 - CONFIG.min_delta)]
     for i in range(1, len(h)):  # the lr an epoch trained with follows from the epoch before
         want = h["lr"].iloc[i - 1] * (1.0 if improved[i - 1] else 0.1)
         assert h["lr"].iloc[i] == pytest.approx(want), h
     assert (~improved).any(), "the tiny set should give at least one flat epoch"
     assert (h["seconds"] > 0).all()
+
+
+def test_min_delta_stops_on_creeping_improvements(tmp_path):
+    """Losses that fall by less than min_delta count as flat: the run stops, yet the kept
+    checkpoint is still the epoch of the lowest loss."""
+    config = load_config("smoke", overrides=["max_epochs=12", "patience=2", "min_delta=0.5",
+                                             "batch_size=16", "augment=false", "width=8"])
+    summary = train.train_seed(config, 3, TRAIN, VAL, 0, tmp_path, CPU, progress=False)
+    h = history(tmp_path)
+    assert summary["stopped_early"] and len(h) < 12
+    losses = h["val_loss"].to_numpy()
+    assert summary["best_epoch"] == int(np.argmin(losses))
+    ref = np.inf  # the best loss before each epoch; a real improvement beats it by 50%
+    flat = 0
+    for loss in losses:
+        flat = 0 if loss < ref * 0.5 else flat + 1
+        ref = min(ref, loss)
+    assert flat >= 2
 
 
 COSINE = load_config("smoke", overrides=[
