@@ -149,8 +149,8 @@ def make_scheduler(opt: torch.optim.Optimizer, config: Config):
 
     ``plateau`` divides the learning rate by 10 once the validation loss has not improved (by
     more than the fraction ``min_delta``) for more than ``lr_patience`` epochs (torch's
-    ReduceLROnPlateau; CheXNet's recipe, Rajpurkar et al. 2017); early stopping (``patience``) then ends the run once even the lowered rate
-    brings no improvement.
+    ReduceLROnPlateau; CheXNet's recipe, Rajpurkar et al. 2017); early stopping
+    (``patience``) then ends the run once even the lowered rate brings no improvement.
     """
     if config.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
