@@ -31,6 +31,9 @@ class FakeStore:
         for s in self.seeds:
             self.preds[s][3, 0, :] = 0.5
 
+    def method_seeds(self, method):
+        return list(self.seeds)
+
     def predictions(self, method, seed):
         assert method == "l1"
         return self.preds[seed]

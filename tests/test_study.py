@@ -39,6 +39,9 @@ class FakeStore:
     def test_images(self) -> np.ndarray:
         return self.images
 
+    def method_seeds(self, method: str) -> list[int]:
+        return list(self.seeds)
+
     def predictions(self, method: str, seed: int) -> np.ndarray:
         return self.preds[(method, seed)]
 
