@@ -23,6 +23,7 @@ _ROWS = [
     ("q1_first_drop_nih", NIH, 0.65, "0.65 (P < 0.001)", "Sec. 3.1; Fig. 1"),
     ("q1_first_drop_mimic", MIMIC, 0.60, "0.60 (P < 0.001)", "Sec. 3.1; Fig. 1"),
     ("q1_weights", NIH, 0.5, "over half of the weights have |w| < 0.01", "Sec. 3.1; Fig. 1"),
+    ("q2_drop", NIH, -0.2, "20%", "Sec. 3.2"),
     ("q2_first_drop_rho_nih", NIH, 0.61, "ρ = 0.61 (P = 0.005)", "Sec. 3.2; Fig. 3"),
     ("q2_first_drop_rho_mimic", MIMIC, 0.93, "ρ = 0.93 (P ≪ 0.001)", "Sec. 3.2; Fig. 3"),
     ("q2_first_drop_r_nih", NIH, 0.64, "r = 0.64", CODE),

@@ -14,6 +14,7 @@ from .build import (CHAPTERS, NOTEBOOKS, BookBuild, build_book, execute_notebook
                     render_html, repo_root, stage_sources)
 from .chapter import (check_choice, check_range, configure, describe, glue_figure, glue_paper,
                       glue_values, nearest_level, normalize_overrides, open_results, plain,
-                      rerun_commands, results, save_figure, setup, show_rerun)
+                      rerun_commands, results, save_figure, setup, show_figure,
+                      show_rerun)
 from .errors import BookError
 from .refs import REF_DIR, regenerate_nbval_refs

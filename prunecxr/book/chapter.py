@@ -249,3 +249,26 @@ def show_rerun(name: str) -> None:
     from IPython.display import Markdown, display
 
     display(Markdown("```bash\n" + rerun_commands(name) + "\n```"))
+
+
+def show_figure(name: str, fig: Any | None) -> None:
+    """Display a figure in its cell (for cells whose metadata names and captions it) and glue
+    ``<name>_files``, the links to its PNG/SVG/PDF files, for a ``{glue}`` directive below the
+    cell (empty when ``fig`` is None, i.e. the figure is not drawn in this build)."""
+    from IPython.display import HTML, display
+    from myst_nb import glue
+
+    folder = os.environ.get(FIGURES_ENV)
+    links = ""
+    if fig is not None:
+        display(fig)
+        if folder:
+            save_figure(name, fig, folder)
+            links = figure_links({fmt: f"{FIGURE_DIR}/{name}.{fmt}" for fmt in FIGURE_FORMATS})
+        try:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        except Exception:  # a Figure not managed by pyplot: nothing to close
+            pass
+    glue(f"{name}_files", HTML(links), display=False)
