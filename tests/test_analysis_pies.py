@@ -135,3 +135,26 @@ def test_enrichment_inf_and_nan_ratios():
         pies.class_enrichment(np.zeros(4, bool), labels, classes)
     with pytest.raises(TypeError, match="boolean"):
         pies.class_enrichment(mask.astype(int), labels, classes)
+
+
+def test_defaults_fraction_bounds_and_warning_site():
+    """Defaults (method l1, dense level 0.0), the fraction's closed range [0, 1], no warning
+    without NaN scores, and the NaN warning attributed to the caller."""
+    import warnings
+
+    store = FakeStore()
+    np.testing.assert_array_equal(pies.mean_probabilities(store),
+                                  pies.mean_probabilities(store, "l1", 0.0))
+    s = np.linspace(0, 1, 20)
+    assert pies.select_pies(s, fraction=0.0).sum() == 0          # 0 and 1 are allowed
+    assert pies.select_pies(s, fraction=1.0).all()
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=rf"fraction must be in \[0, 1\], got {bad}"):
+            pies.select_pies(s, fraction=bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                           # finite scores: no warning
+        assert pies.select_pies(s, fraction=0.1).sum() == 2
+    with pytest.warns(UserWarning, match=r"^2 image\(s\) have an undefined agreement score "
+                      r"\(NaN\) and are never selected as PIEs$") as record:
+        pies.select_pies(np.r_[s, np.nan, np.nan], fraction=0.1)
+    assert record[0].filename == __file__

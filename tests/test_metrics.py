@@ -147,3 +147,14 @@ def test_sweep_with_empty_class_end_to_end():
     with pytest.warns(UndefinedMetricWarning, match="1 of 5"):
         m = mean_ap(ap)
     np.testing.assert_allclose(m, np.delete(ap, 2, axis=1).mean(axis=1))
+
+
+def test_mean_ap_is_float64_and_warns_at_the_callers_line():
+    """float32 input still averages in float64; the warning points at the caller (stacklevel)."""
+    ap32 = np.array([0.1, 0.2, 0.7], dtype=np.float32)
+    out = mean_ap(ap32)
+    assert out.dtype == np.float64
+    assert out == np.mean(ap32.astype(np.float64))
+    with pytest.warns(UndefinedMetricWarning, match="1 of 2 classes are undefined") as record:
+        mean_ap(np.array([0.5, np.nan]))
+    assert record[0].filename == __file__
