@@ -56,16 +56,62 @@ def test_store_contents(smoke_store):
     assert s.train_counts.index.tolist() == s.classes
 
 
-def test_rerun_recomputes_nothing_and_changed_parameter_gets_new_folder(smoke_results):
-    before = {p: p.stat().st_mtime_ns for p in smoke_results.rglob("*.npy")}
-    again = ensure_results(load_config("smoke"), progress=False)
-    assert again == smoke_results
-    assert before == {p: p.stat().st_mtime_ns for p in smoke_results.rglob("*.npy")}
-    other = load_config("smoke", overrides=["lr=0.002"])
-    from prunecxr.data import get_dataset
-    from prunecxr.pipeline import results_dir_for
+def _files(folder: Path) -> dict:
+    """Every result file's modification time (the manifest is rewritten on every call)."""
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*")
+            if p.is_file() and p.name != "manifest.json"}
 
-    assert results_dir_for(other, get_dataset("phantom", **other.dataset_options())) != smoke_results
+
+def test_rerun_recomputes_nothing_and_changed_parameter_recomputes(smoke_results, tmp_path,
+                                                                   monkeypatch):
+    """An unchanged configuration trains and sweeps nothing and rewrites no result; a changed
+    parameter gets its own folder, really trains and sweeps again, and leaves the unchanged
+    configuration's folder as it was."""
+    import shutil
+
+    from prunecxr import pipeline
+
+    root = tmp_path / "root"
+    folder = root / smoke_results.name
+    shutil.copytree(smoke_results, folder)          # keep the session's smoke results pristine
+    calls = []
+    real_train, real_sweep = pipeline.train_seed, pipeline.sweep_seed
+
+    def train_spy(config, C, train, val, seed, *args, **kwargs):
+        calls.append(("train", config.key, seed))
+        return real_train(config, C, train, val, seed, *args, **kwargs)
+
+    def sweep_spy(config, C, test, method, seed, *args, **kwargs):
+        calls.append(("sweep", config.key, method, seed))
+        return real_sweep(config, C, test, method, seed, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "train_seed", train_spy)
+    monkeypatch.setattr(pipeline, "sweep_seed", sweep_spy)
+    in_process = ["workers=1"] if hasattr(load_config("smoke"), "workers") else []  # spies see it
+
+    before = _files(folder)
+    smoke = load_config("smoke", overrides=in_process)
+    assert ensure_results(smoke, results_root=root, progress=False) == folder
+    assert calls == [] and _files(folder) == before
+
+    other = load_config("smoke", overrides=["lr=0.002", "population=1", "methods=l1",
+                                            *in_process])
+    assert other.key != smoke.key
+    new = ensure_results(other, results_root=root, progress=False)
+    assert new != folder and new.parent == root
+    assert calls == [("train", other.key, 0), ("sweep", other.key, "l1", 0)]
+    a = torch.load(new / "models/seed_000/best.pt", weights_only=True)
+    b = torch.load(folder / "models/seed_000/best.pt", weights_only=True)
+    assert any(not torch.equal(a[k], b[k]) for k in a)          # the new lr really trained
+    assert not np.array_equal(np.load(prediction_path(new, "l1", 0)),
+                              np.load(prediction_path(folder, "l1", 0)))
+    assert _files(folder) == before                              # the old folder untouched
+
+    calls.clear()                                                # both cached now
+    new_files = _files(new)
+    assert ensure_results(other, results_root=root, progress=False) == new
+    assert ensure_results(smoke, results_root=root, progress=False) == folder
+    assert calls == [] and _files(new) == new_files and _files(folder) == before
 
 
 def test_training_is_deterministic_per_seed(smoke_results, tmp_path):
