@@ -94,7 +94,7 @@ def test_landing_page_shows_the_verdict_table_and_a_figure(built_html, driver):
 
 # The first element after the h1 that a reader can see (non-zero size, not hidden).
 FIRST_VISIBLE = """
-const h1 = document.querySelector('main h1');
+const h1 = document.querySelector('main article section h1');  // not the print-only h1
 let el = h1.nextElementSibling;
 while (el) {
   const r = el.getBoundingClientRect();
