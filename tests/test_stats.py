@@ -175,3 +175,79 @@ def test_median_iqr_matches_numpy():
         assert out.loc[k, "q25"] == pytest.approx(np.quantile(v, 0.25))
         assert out.loc[k, "q75"] == pytest.approx(np.quantile(v, 0.75))
         assert out.loc[k, "n"] == len(v)
+
+
+def test_degenerate_inputs_give_the_documented_rows():
+    """Empty or too-small groups, all-equal values: the same columns, NaN where undefined."""
+    import warnings
+
+    from scipy import stats as scs
+
+    from prunecxr import stats as S
+
+    empty = S.kruskal([1.0, 2.0], [])
+    assert list(empty.columns) == ["H", "df", "p"] and empty["df"].item() == 1
+    assert np.isnan(empty["H"].item()) and np.isnan(empty["p"].item())
+    one = S.kruskal([1.0, 2.0, 3.0])
+    assert list(one.columns) == ["H", "df", "p"] and one["df"].item() == 0
+    tied = S.kruskal([2.0, 2.0], [2.0, 2.0, 2.0])             # H undefined: all identical
+    assert list(tied.columns) == ["H", "df", "p"] and tied["df"].item() == 1
+    assert np.isnan(tied["p"].item())
+    singles = S.kruskal([1.0], [3.0], [2.0])                    # one value per group is fine
+    ref = scs.kruskal([1.0], [3.0], [2.0])
+    assert singles["H"].item() == pytest.approx(ref.statistic)
+    assert singles["p"].item() == pytest.approx(ref.pvalue)
+
+    mw = S.mann_whitney([], [1.0, 2.0])
+    assert list(mw.columns) == ["U", "p"] and mw.isna().all(axis=None)
+    mw = S.mann_whitney([1.0], [2.0, 3.0])                      # one value is enough
+    ref = scs.mannwhitneyu([1.0], [2.0, 3.0], alternative="two-sided")
+    assert (mw["U"].item(), mw["p"].item()) == pytest.approx((ref.statistic, ref.pvalue))
+    eq = S.mann_whitney([4.0, 4.0, 4.0], [4.0, 4.0])
+    assert list(eq.columns) == ["U", "p"] and (eq["U"].item(), eq["p"].item()) == (3.0, 1.0)
+
+    few = S.correlation([1.0, 2.0], [2.0, 1.0])
+    assert list(few.columns) == ["n", "r", "p_r", "rho", "p_rho"] and few["n"].item() == 2
+    assert few[["r", "p_r", "rho", "p_rho"]].isna().all(axis=None)
+    x3, y3 = [1.0, 2.0, 4.0], [1.0, 3.0, 2.0]                   # n = 3: p is defined
+    c3 = S.correlation(x3, y3)
+    assert c3["p_r"].item() == pytest.approx(scs.pearsonr(x3, y3).pvalue)
+    assert c3["p_rho"].item() == pytest.approx(scs.spearmanr(x3, y3).pvalue)
+    with pytest.raises(ValueError, match="x and y must have the same length, got 3 and 2"):
+        S.correlation(x3, [1.0, 2.0])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w = S.welch([1.0, 1.0], [1.0, 1.0])                     # both variances zero
+    assert np.isnan(w["t"].item()) and np.isnan(w["p"].item())
+    w = S.welch([0.0, 2.0], [5.0, 5.0])                         # se^2 = 1 + 0 exactly
+    ref = scs.ttest_ind([0.0, 2.0], [5.0, 5.0], equal_var=False)
+    assert w["t"].item() == pytest.approx(-4.0) == pytest.approx(ref.statistic)
+    assert w["p"].item() == pytest.approx(ref.pvalue)
+
+    adj = S.holm([0.5, 0.04, 0.6, np.nan])                      # capped at 1, NaN kept
+    np.testing.assert_allclose(adj, [1.0, 0.12, 1.0, np.nan])
+    np.testing.assert_allclose(S.holm([0.01]), [0.01])          # one test: unchanged
+
+
+def test_ols_table_matches_statsmodels_column_by_column():
+    import statsmodels.formula.api as smf
+
+    from prunecxr import stats as S
+
+    rng = np.random.default_rng(5)
+    data = pd.DataFrame({"x": rng.normal(size=40), "z": rng.normal(size=40)})
+    data["y"] = 1 + 2 * data["x"] - data["z"] + rng.normal(size=40)
+    table = S.ols("y ~ x * z", data)
+    fit = smf.ols("y ~ x * z", data=data).fit()
+    ci = fit.conf_int()
+    assert list(table.columns) == ["term", "coef", "se", "t", "p", "ci_low", "ci_high", "n",
+                                   "r2", "adj_r2"]
+    np.testing.assert_allclose(table["t"], fit.tvalues)
+    np.testing.assert_allclose(table["ci_low"], ci[0])
+    np.testing.assert_allclose(table["ci_high"], ci[1])
+    assert (table["ci_low"] < table["coef"]).all() and (table["coef"] < table["ci_high"]).all()
+    np.testing.assert_allclose(table["r2"], fit.rsquared)
+    np.testing.assert_allclose(table["adj_r2"], fit.rsquared_adj)
+    assert table.attrs["adj_r2"] == pytest.approx(fit.rsquared_adj)
+    assert table.attrs["formula"] == "y ~ x * z" and table.attrs["fit"].nobs == 40
