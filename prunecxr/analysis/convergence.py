@@ -164,7 +164,7 @@ def training_curves_figure(history: pd.DataFrame, summary: pd.DataFrame | None =
     ]
     ax_loss.legend(handles=[*ax_loss.get_legend_handles_labels()[0], *handles], frameon=False,
                    fontsize=8)
-    ax_loss.set_ylabel("validation loss (binary cross-entropy)")
+    ax_loss.set_ylabel("binary cross-entropy")
     ax_map.set_ylabel("validation mAP")
     for ax in (ax_loss, ax_map):
         ax.set_xlabel("epoch")
