@@ -246,9 +246,11 @@ def figure5(class_enrichment: pd.DataFrame, count_enrichment: pd.DataFrame,
 
 
 def pie_gallery(images, labels, classes: Sequence[str], dense_probs, sparse_probs, idx,
-                n: int = 8, top: int = 3, ncols: int = 4) -> Figure:
+                n: int = 8, top: int = 3, ncols: int = 2) -> Figure:
     """Up to ``n`` test images (positions ``idx``), each titled with its labels and the ``top``
-    classes of the mean dense and the mean pruned predictions."""
+    classes of the mean dense and the mean pruned predictions. Two per row by default, each
+    drawn 4 inches wide with its pixels unsmoothed, so small findings stay visible in the book's
+    text column."""
     idx = np.asarray(idx).ravel()
     idx = list((np.flatnonzero(idx) if idx.dtype == bool else idx)[:n])  # a mask or positions
     if not idx:
@@ -257,7 +259,7 @@ def pie_gallery(images, labels, classes: Sequence[str], dense_probs, sparse_prob
     labels, dense_probs, sparse_probs = map(np.asarray, (labels, dense_probs, sparse_probs))
     ncols = min(ncols, len(idx))
     nrows = int(np.ceil(len(idx) / ncols))
-    fig, axes = _figure(ncols, nrows, width=3.0, height=4.0)
+    fig, axes = _figure(ncols, nrows, width=4.0, height=5.0)
     for ax in axes[len(idx):]:
         ax.set_axis_off()
 
@@ -267,13 +269,13 @@ def pie_gallery(images, labels, classes: Sequence[str], dense_probs, sparse_prob
     for ax, i in zip(axes, idx):
         img = np.asarray(images[i])
         rng = (0, 255) if img.dtype == np.uint8 else (None, None)  # no per-image contrast stretch
-        ax.imshow(img, cmap="gray", vmin=rng[0], vmax=rng[1])
+        ax.imshow(img, cmap="gray", vmin=rng[0], vmax=rng[1], interpolation="nearest")
         ax.set_xticks([]), ax.set_yticks([])
         lab = ", ".join(c for c, v in zip(classes, labels[i]) if v) or "(none)"
-        title = "\n".join([*textwrap.wrap(f"#{i} labels: {lab}", 48),
-                           *textwrap.wrap(f"dense: {short(dense_probs[i])}", 48),
-                           *textwrap.wrap(f"pruned: {short(sparse_probs[i])}", 48)])
-        ax.set_title(title, fontsize=6, loc="left")
+        title = "\n".join([*textwrap.wrap(f"#{i} labels: {lab}", 56),
+                           *textwrap.wrap(f"dense: {short(dense_probs[i])}", 56),
+                           *textwrap.wrap(f"pruned: {short(sparse_probs[i])}", 56)])
+        ax.set_title(title, fontsize=8, loc="left")
     return fig
 
 
