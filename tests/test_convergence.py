@@ -46,7 +46,7 @@ def test_preconditions_pass_and_fail_with_the_culprits_named():
     table = cv.preconditions(summary, dense({"A": [0.9, 0.8, 0.1], "B": [0.1, 0.3, 0.15]}),
                              counts, image_size=32, population=2).set_index("condition")
     assert not table["passed"].any()  # every condition fails here
-    early = table.loc["seeds stopped by early stopping, not the epoch cap"]
+    early = table.loc["seeds stopped early, not at the epoch cap"]
     assert early["measured"] == "50%" and "seeds [1]" in early["detail"]
     assert "seeds [1]" in table.iloc[1]["detail"]
     assert table.iloc[2]["detail"] == "B 0.150" and table.iloc[2]["measured"].endswith("(B)")
@@ -86,5 +86,5 @@ def test_store_preconditions_on_the_smoke_run(smoke_store):
     assert len(table) == 6
     size = table.set_index("condition").loc["image size (pixels)"]
     assert size["measured"] == str(smoke_store.image_size) and not size["passed"]  # 32 px
-    seeds = table.set_index("condition").loc["population of the main method (seeds)"]
+    seeds = table.set_index("condition").loc["seeds of the main method"]
     assert seeds["measured"] == str(len(smoke_store.seeds))

@@ -75,27 +75,27 @@ def preconditions(summary: pd.DataFrame, dense_ap: pd.DataFrame, test_counts: pd
     early = summary["stopped_early"].astype(float)
     share = float(early.mean()) if len(early) else np.nan
     capped = summary.loc[early != 1, "seed"].tolist()
-    add("seeds stopped by early stopping, not the epoch cap", f"{share:.0%}",
+    add("seeds stopped early, not at the epoch cap", f"{share:.0%}",
         f">= {MIN_EARLY_STOPPED:.0%}", share >= MIN_EARLY_STOPPED,
         f"at the cap: seeds {capped}" if capped else "")
     ratio = float(summary["kept_map_ratio"].min()) if len(summary) else np.nan
     low = summary.loc[summary["kept_map_ratio"] < MIN_KEPT_MAP_RATIO, "seed"].tolist()
-    add("kept checkpoint's val mAP / the run's best val mAP (worst seed)", f"{ratio:.3f}",
+    add("kept / best val mAP of a run (worst seed)", f"{ratio:.3f}",
         f">= {MIN_KEPT_MAP_RATIO}", ratio >= MIN_KEPT_MAP_RATIO,
         f"below: seeds {low}" if low else "")
     med = dense_ap.groupby("class")["ap"].median()
     weak = med[med < MIN_CLASS_AP].sort_values()
-    add("median dense test AP of the weakest class",
+    add("median dense AP, weakest class",
         f"{med.min():.3f} ({med.idxmin()})" if len(med) else "n/a", f">= {MIN_CLASS_AP}",
         len(med) > 0 and not len(weak),
         ", ".join(f"{c} {v:.3f}" for c, v in weak.items()))
     few = test_counts[test_counts < MIN_TEST_POSITIVES]
-    add("test positives of the rarest class",
+    add("test positives, rarest class",
         f"{int(test_counts.min())} ({test_counts.idxmin()})", f">= {MIN_TEST_POSITIVES}",
         not len(few), ", ".join(f"{c} {int(v)}" for c, v in few.items()))
     add("image size (pixels)", f"{int(image_size)}", f">= {MIN_IMAGE_SIZE}",
         image_size >= MIN_IMAGE_SIZE)
-    add("population of the main method (seeds)", f"{int(population)}", f">= {MIN_POPULATION}",
+    add("seeds of the main method", f"{int(population)}", f">= {MIN_POPULATION}",
         population >= MIN_POPULATION)
     return pd.DataFrame(rows, columns=["condition", "measured", "threshold", "passed", "detail"])
 
