@@ -8,7 +8,7 @@ on any dataset behind the :mod:`prunecxr.data` interface and is tested without a
 - :func:`iou_matrix` / :func:`cooccurrence_figure`: co-occurrence as intersection over union of
   the true label sets (|A and B| / |A or B| over images), the paper's co-occurrence measure.
 - :func:`findings_per_image`: how many images carry d = 0, 1, 2, 3, 4+ findings.
-- :func:`training_summary` / :func:`training_curves_figure`: the population's training curves.
+- (the training curves and the convergence preconditions live in :mod:`.convergence`)
 - :func:`sparsity_table`: requested vs achieved sparsity of the pruned models.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import matplotlib
-import matplotlib.ticker
 
 import numpy as np
 import pandas as pd
@@ -31,8 +30,6 @@ __all__ = [
     "iou_matrix",
     "cooccurrence_figure",
     "findings_per_image",
-    "training_summary",
-    "training_curves_figure",
     "sparsity_table",
     "dataset_facts",
     "headline_numbers",
@@ -146,53 +143,6 @@ def findings_per_image(labels: np.ndarray, classes: Sequence[str], top: int = 4)
     names = [str(i) for i in range(top)] + [f"{top}+"]
     total = max(int(counts.sum()), 1)
     return pd.DataFrame({"findings": names, "images": counts.astype(int), "share": counts / total})
-
-
-def training_summary(history: pd.DataFrame) -> pd.DataFrame:
-    """One row per seed: epochs run, best epoch (lowest validation loss), its loss and mAP."""
-    cols = ["seed", "epochs", "best_epoch", "best_val_loss", "val_map_at_best"]
-    if history is None or len(history) == 0:
-        return pd.DataFrame(columns=cols)
-    rows = []
-    for seed, h in history.sort_values(["seed", "epoch"]).groupby("seed", sort=True):
-        best = h.loc[h["val_loss"].idxmin()]
-        rows.append({"seed": int(seed), "epochs": int(h["epoch"].max()),
-                     "best_epoch": int(best["epoch"]), "best_val_loss": float(best["val_loss"]),
-                     "val_map_at_best": float(best["val_map"]) if "val_map" in h else np.nan})
-    return pd.DataFrame(rows, columns=cols)
-
-
-def training_curves_figure(history: pd.DataFrame) -> Figure:
-    """Training and validation loss (left) and validation mAP (right) per epoch, one line per
-    seed, with the population median in black."""
-    fig = Figure(figsize=(9.0, 3.4), layout="constrained")
-    ax_loss, ax_map = fig.subplots(1, 2)
-    if history is None or len(history) == 0:
-        for ax in (ax_loss, ax_map):
-            ax.text(0.5, 0.5, "no training history", ha="center", va="center",
-                    transform=ax.transAxes)
-        return fig
-    h = history.sort_values(["seed", "epoch"])
-    for _, g in h.groupby("seed"):
-        ax_loss.plot(g["epoch"], g["train_loss"], color="#3b6ea8", alpha=0.25, lw=0.8)
-        ax_loss.plot(g["epoch"], g["val_loss"], color="#e3913d", alpha=0.25, lw=0.8)
-        if "val_map" in g:
-            ax_map.plot(g["epoch"], g["val_map"], color="#5a9e5a", alpha=0.25, lw=0.8)
-    med = h.groupby("epoch")[[c for c in ("train_loss", "val_loss", "val_map") if c in h]].median()
-    ax_loss.plot(med.index, med["train_loss"], color="#3b6ea8", lw=2, label="train loss (median)")
-    ax_loss.plot(med.index, med["val_loss"], color="#e3913d", lw=2, label="validation loss (median)")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("binary cross-entropy")
-    ax_loss.legend(frameon=False, fontsize=8)
-    if "val_map" in med:
-        ax_map.plot(med.index, med["val_map"], color="#2d6b2d", lw=2, label="median")
-        ax_map.legend(frameon=False, fontsize=8)
-    ax_map.set_xlabel("epoch")
-    ax_map.set_ylabel("validation mAP")
-    for ax in (ax_loss, ax_map):
-        ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    return fig
 
 
 def sparsity_table(sparsities: Sequence[float], achieved: dict[str, np.ndarray]) -> pd.DataFrame:
