@@ -158,3 +158,33 @@ def test_defaults_fraction_bounds_and_warning_site():
                       r"\(NaN\) and are never selected as PIEs$") as record:
         pies.select_pies(np.r_[s, np.nan, np.nan], fraction=0.1)
     assert record[0].filename != pies.__file__      # attributed to the caller, not the library
+
+
+def test_findings_prevalences_columns_and_options():
+    """Shares per number of findings, every column by name, and the options passed through."""
+    classes = ["No Finding", "a", "b", "c", "d", "e", "f"]
+    rng = np.random.default_rng(7)
+    labels = (rng.uniform(size=(300, 7)) < 0.35).astype(np.uint8)
+    mask = rng.uniform(size=300) < 0.25
+    ce, fe = pies.pie_enrichment(mask, labels, classes, max_findings=5)
+    assert list(ce.columns) == ["class", "n_pie", "n_nonpie", "prevalence_pie",
+                                "prevalence_nonpie", "ratio"]
+    assert list(fe.columns) == ["findings", "n_pie", "n_nonpie", "prevalence_pie",
+                                "prevalence_nonpie", "ratio"]
+    assert list(fe["findings"]) == ["0", "1", "2", "3", "4", "5+"]     # max_findings=5 used
+    d = np.minimum(labels[:, 1:].sum(axis=1), 5)
+    for k, row in enumerate(fe.itertuples()):
+        share_pie = np.mean(d[mask] == k)
+        share_non = np.mean(d[~mask] == k)
+        assert row.prevalence_pie == pytest.approx(share_pie)
+        assert row.prevalence_nonpie == pytest.approx(share_non)
+        assert row.ratio == pytest.approx(share_pie / share_non)
+    assert fe["prevalence_pie"].sum() == pytest.approx(1.0)
+    c = ce.set_index("class")
+    assert c.loc["a", "n_nonpie"] == labels[~mask, 1].sum()
+    assert c.loc["a", "prevalence_nonpie"] == pytest.approx(labels[~mask, 1].mean())
+    # defaults: "No Finding" is not a finding, 4+ is the last bin
+    default = pies.findings_enrichment(mask, labels, classes)
+    assert list(default["findings"]) == ["0", "1", "2", "3", "4+"]
+    assert default["n_pie"].tolist() == [int(np.sum(np.minimum(d[mask], 4) == k))
+                                         for k in range(5)]
