@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     store = load(ensure_results(config))
     wall = time.perf_counter() - t0
-    stages = store.manifest.get("stages", {})
+    stages = store.stage_seconds()
     total = sum(stages.values())
     print("\nstage wall times:")
     for name, seconds in stages.items():

@@ -39,7 +39,7 @@ def summary(folder) -> str:
     shown = table.loc[[k for k in table.index if round(k * 100) % 10 == 0 or k == table.index.max()]]
     lines.append("median mAP over seeds by sparsity:")
     lines.append(shown.round(3).to_string())
-    stages = store.manifest.get("stages", {})
+    stages = store.stage_seconds()
     if stages:
         lines.append("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()))
     return "\n".join(lines)

@@ -70,6 +70,12 @@ class Results:
         path = self.results_dir / "manifest.json"
         return io.read_json(path) if path.exists() else {}
 
+    def stage_seconds(self) -> dict[str, float]:
+        """Wall seconds per pipeline stage, in pipeline order (data, train, sweep)."""
+        stages = self.manifest.get("stages", {})
+        order = ("data", "train", "sweep")
+        return {k: stages[k] for k in sorted(stages, key=lambda k: (order + (k,)).index(k))}
+
     def _check(self, method: str, seed: int) -> None:
         if method not in self.methods:
             raise KeyError(f"method {method!r} not in this store; available: {self.methods}")
