@@ -52,7 +52,7 @@ mutation: $(STAMP)
 lab: $(STAMP)
 	$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check 'jupyterlab>=4,<5'
 	$(PY) -m ipykernel install --sys-prefix --name prunecxr --display-name "Python (prunecxr)" >/dev/null
-	cd notebooks && ../$(VENV)/bin/jupyter lab
+	cd notebooks && ../$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## Speed and the default's preconditions: training levers, sweep vs bare, the whole main job.
 benchmark: $(STAMP)
