@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -29,17 +29,11 @@ from prunecxr import io
 from prunecxr.data.classes import NIH_CXR_LT_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SOURCE = Path("/work/shared/data/Data_Entry_2017_v2020.csv.gz")
+# The shared folder beside the clone (../shared/data/), or wherever PRUNECXR_NIH_METADATA says.
+DEFAULT_SOURCE = Path(os.environ.get("PRUNECXR_NIH_METADATA")
+                      or REPO.parent / "shared" / "data" / "Data_Entry_2017_v2020.csv.gz")
 DEFAULT_OUT = REPO / "prunecxr" / "data" / "nih_label_structure.json"
 NAME_MAP = {"Pleural_Thickening": "Pleural Thickening"}
-
-
-def sha256_file(path: Path) -> str:  # the same as prunecxr.io.sha256_file; kept so the script runs standalone
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def derive(source: Path) -> dict:
@@ -61,7 +55,7 @@ def derive(source: Path) -> dict:
     return {
         "provenance": {
             "source": source.name,
-            "sha256": sha256_file(source),
+            "sha256": io.sha256_file(source),
             "rows": int(len(df)),
             "patients": int(df["Patient ID"].nunique()),
             "distinct_combinations": len(combos),
