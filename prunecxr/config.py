@@ -28,6 +28,14 @@ PRECISIONS = ("fp32", "bf16")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 
 
+def seeds_for(method: str, methods, seeds: list[int], control_population: int) -> list[int]:
+    """Every seed for the first (main) method; the first ``control_population`` of them (all
+    when 0) for the controls after it."""
+    if method == methods[0] or not control_population:
+        return list(seeds)
+    return list(seeds)[:control_population]
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything that determines an experiment's results (and a few execution knobs)."""
@@ -70,9 +78,7 @@ class Config:
 
     def method_seeds(self, method: str) -> list[int]:
         """Seeds swept with ``method``: all for the first method, ``control_population`` after."""
-        if method == self.methods[0] or not self.control_population:
-            return self.seeds
-        return self.seeds[: self.control_population]
+        return seeds_for(method, self.methods, self.seeds, self.control_population)
 
     def result_fields(self) -> dict:
         """The fields that determine results (execution knobs removed)."""

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from . import io
+from .config import seeds_for
 from .metrics import auroc, average_precision
 from .sweep import prediction_path, verify_predictions
 from .train import seed_dir
@@ -56,10 +57,8 @@ class Results:
         self.methods: list[str] = list(self.config["methods"])
 
     def method_seeds(self, method: str) -> list[int]:
-        """Seeds swept with ``method``: every seed for the first method, ``control_population``
-        (when set) for the controls after it."""
-        n = self.config.get("control_population", 0)
-        return self.seeds if method == self.methods[0] or not n else self.seeds[:n]
+        """Seeds swept with ``method`` (:func:`prunecxr.config.seeds_for`)."""
+        return seeds_for(method, self.methods, self.seeds, self.config.get("control_population", 0))
 
     def __repr__(self) -> str:
         return (f"Results({str(self.results_dir)!r}: {self.dataset}, {len(self.classes)} classes, "
