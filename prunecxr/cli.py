@@ -1,7 +1,9 @@
-"""Command line: ``python -m prunecxr run|study|book``.
+"""Command line: ``python -m prunecxr run|status|study|book``.
 
-``run`` computes data, population and sweep for a profile and prints a one-screen summary;
-errors in arguments name the bad parameter and the allowed values.
+``run`` computes data, population and sweep for a profile, on this machine (``--executor
+local``, ``--workers N`` processes) or as one SLURM array task per seed (``--executor slurm``),
+and prints a one-screen summary; ``status`` shows where each seed of a results folder stands.
+Errors in arguments name the bad parameter and the allowed values.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from .config import PROFILES, load_config
 from .data import DATASETS
@@ -45,15 +48,59 @@ def summary(folder) -> str:
     return "\n".join(lines)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import ensure_results
+def _slurm_opts(pairs: list[str]) -> dict:
+    opts = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--slurm-opt must be key=value (an sbatch option), got {pair!r}")
+        opts[key.strip().lstrip("-").replace("-", "_")] = value.strip()
+    return opts
 
+
+def cmd_run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if args.workers is not None:
+        overrides.append(f"workers={args.workers}")
     config = load_config(args.profile, dataset=args.dataset, data_dir=args.data_dir,
-                         overrides=args.overrides)
+                         overrides=overrides)
     t0 = time.perf_counter()
-    folder = ensure_results(config, results_root=args.results_dir, progress=not args.quiet)
+    if args.executor == "slurm":
+        from .cluster import format_states, run_on_slurm
+
+        folder, states = run_on_slurm(
+            config, args.results_dir, partition=args.partition, gpus_per_task=args.gpus_per_task,
+            time_min=args.time, max_parallel=args.max_parallel,
+            slurm_opts=_slurm_opts(args.slurm_opt), wait=not args.no_wait, progress=not args.quiet)
+        print(f"results: {folder}")
+        print(format_states(states))
+        if args.no_wait:
+            print(f"submitted; follow with: python -m prunecxr status --results-dir {folder}")
+            return 0
+        if any(s.state != "done" for s in states):
+            print("some seeds did not finish; rerun the same command to retry only those",
+                  file=sys.stderr)
+            return 1
+    else:
+        from .pipeline import ensure_results
+
+        folder = ensure_results(config, results_root=args.results_dir, progress=not args.quiet)
     print(summary(folder))
     print(f"done in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .cluster import config_of, format_states, seed_states
+
+    root = Path(args.results_dir)
+    folders = [root] if (root / "config.json").exists() else sorted(
+        p.parent for p in root.glob("*/config.json"))
+    if not folders:
+        raise FileNotFoundError(f"no results folder (with config.json) at or under {root}")
+    for folder in folders:
+        print(f"results: {folder}")
+        print(format_states(seed_states(folder, config_of(folder))))
     return 0
 
 
@@ -74,7 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train the population and run the pruning sweep")
     _add_common(run)
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--executor", choices=("local", "slurm"), default="local",
+                     help="local: this machine (default); slurm: one array task per seed")
+    run.add_argument("--workers", type=int, default=None,
+                     help="local: seeds side by side in N processes (one per GPU on CUDA)")
+    run.add_argument("--partition", default=None, help="slurm: partition (default: the cluster's)")
+    run.add_argument("--gpus-per-task", type=int, default=0, help="slurm: GPUs per seed (default 0)")
+    run.add_argument("--time", type=int, default=240, help="slurm: minutes per task before "
+                     "SLURM warns and the task requeues from its last epoch (default 240)")
+    run.add_argument("--max-parallel", type=int, default=30, help="slurm: tasks running at once")
+    run.add_argument("--slurm-opt", action="append", default=[], metavar="KEY=VALUE",
+                     help="slurm: any other sbatch option, e.g. --slurm-opt account=lab (repeatable)")
+    run.add_argument("--no-wait", action="store_true",
+                     help="slurm: return once submitted; see `python -m prunecxr status`")
     run.set_defaults(func=cmd_run)
+    status = sub.add_parser("status", help="which seeds are done, running, queued or failed")
+    status.add_argument("--results-dir", required=True,
+                        help="a results folder, or a root holding several")
+    status.set_defaults(func=cmd_status)
     book = sub.add_parser("book", help="run the pipeline, execute the notebooks, build the book")
     _add_common(book)
     book.add_argument("--out", default="_build", help="build folder (default: _build)")

@@ -92,12 +92,17 @@ def _update_manifest(folder: Path, config: Config, dataset: Dataset, stage: str,
 _WORKER: dict = {}
 
 
-def _init_worker(config: Config, folder: Path, stage: str, epochs=None, threads: int = 0) -> None:
+def _init_worker(config: Config, folder: Path, stage: str, epochs=None, threads: int = 0,
+                 gpus=None) -> None:
     if threads:
         torch.set_num_threads(threads)
     dataset = get_dataset(config.dataset, **config.dataset_options())
-    _WORKER.update(config=config, folder=folder, C=len(dataset.classes),
-                   device=resolve_device(config.device), epochs=epochs)
+    device = resolve_device(config.device)
+    if gpus is not None:  # one worker per GPU: this process takes the next free one
+        device = torch.device("cuda", gpus.get())
+        torch.cuda.set_device(device)
+    _WORKER.update(config=config, folder=folder, C=len(dataset.classes), device=device,
+                   epochs=epochs)
     if stage == "train":
         _WORKER.update(train=SplitArrays.from_dataset(dataset, "train"),
                        val=SplitArrays.from_dataset(dataset, "val"))
@@ -123,8 +128,9 @@ def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: b
 
     Each job (one seed, or one method and seed) is independent and writes only its own files,
     so results do not depend on how jobs are spread; with several workers each process gets
-    ``threads`` (default: cores / workers) intra-op threads, and the job-level bar shows the
-    latest epoch any worker finished.
+    ``threads`` (default: cores / workers) intra-op threads, or on CUDA its own GPU (worker i
+    takes GPU i modulo the visible count), and the job-level bar shows the latest epoch any
+    worker finished.
     """
     fn = _train_job if stage == "train" else _sweep_job
     desc = "training population" if stage == "train" else "pruning sweep"
@@ -143,8 +149,13 @@ def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: b
         epochs = manager.Queue() if stage == "train" else None
         procs = min(config.workers, len(jobs))
         threads = config.threads or max(1, (os.cpu_count() or 1) // procs)
+        gpus = None
+        if resolve_device(config.device).type == "cuda":
+            gpus = manager.Queue()
+            for i in range(procs):
+                gpus.put(i % torch.cuda.device_count())
         pool = ProcessPoolExecutor(procs, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(config, folder, stage, epochs, threads))
+                                   initargs=(config, folder, stage, epochs, threads, gpus))
         with pool:
             _collect(pool, fn, jobs, stage, epochs, bar)
     bar.close()
@@ -178,8 +189,8 @@ def _report(stage: str, job, info: dict, bar) -> None:
     bar.update(1)
 
 
-def ensure_results(config: Config, results_root: str | Path | None = None, progress: bool = True) -> Path:
-    """Compute whatever is missing for ``config`` and return its results folder."""
+def prepare_results(config: Config, results_root: str | Path | None = None) -> tuple[Path, Dataset]:
+    """The results folder of ``config`` with its dataset files written (the data stage)."""
     if config.threads:
         torch.set_num_threads(config.threads)
     t0 = time.perf_counter()
@@ -187,8 +198,48 @@ def ensure_results(config: Config, results_root: str | Path | None = None, progr
     folder = results_dir_for(config, dataset, results_root)
     write_dataset_files(folder, config, dataset)
     _update_manifest(folder, config, dataset, "data", time.perf_counter() - t0)
-    C = len(dataset.classes)
+    return folder, dataset
 
+
+def prediction_shape(config: Config, n_test: int, n_classes: int) -> tuple[int, int, int]:
+    """Shape of one (method, seed) prediction file: (levels, test images, classes)."""
+    return (len(config.sparsities), n_test, n_classes)
+
+
+def missing_sweeps(config: Config, folder: Path, shape: tuple, seeds=None) -> list[tuple[str, int]]:
+    """(method, seed) pairs whose predictions are missing or fail their checksum."""
+    return [(m, s) for m in config.methods for s in config.method_seeds(m)
+            if (seeds is None or s in seeds)
+            and verify_predictions(prediction_path(folder, m, s), shape) is None]
+
+
+def seed_finished(config: Config, folder: Path, shape: tuple, seed: int) -> bool:
+    """Whether ``seed`` is trained and swept with every method that uses it."""
+    return is_trained(folder, seed) and not missing_sweeps(config, folder, shape, [seed])
+
+
+def run_seed(config: Config, folder: Path, seed: int, progress: bool = False) -> dict:
+    """All the work of one seed: train it (resuming from its last epoch), then sweep it with
+    every method that uses it. A cluster task runs this; returns the seed's done.json."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    dataset = get_dataset(config.dataset, **config.dataset_options())
+    device = resolve_device(config.device)
+    C = len(dataset.classes)
+    info = train_seed(config, C, SplitArrays.from_dataset(dataset, "train"),
+                      SplitArrays.from_dataset(dataset, "val"), seed, folder, device, progress)
+    shape = prediction_shape(config, len(dataset.indices("test")), C)
+    jobs = missing_sweeps(config, folder, shape, [seed])
+    if jobs:
+        test = torch.from_numpy(np.ascontiguousarray(dataset.images("test")))
+        for method, s in jobs:
+            sweep_seed(config, C, test, method, s, folder, device, progress)
+    return info
+
+
+def ensure_results(config: Config, results_root: str | Path | None = None, progress: bool = True) -> Path:
+    """Compute whatever is missing for ``config`` and return its results folder."""
+    folder, dataset = prepare_results(config, results_root)
     t0 = time.perf_counter()
     pending = [s for s in config.seeds if not is_trained(folder, s)]
     if pending:
@@ -196,9 +247,8 @@ def ensure_results(config: Config, results_root: str | Path | None = None, progr
         _update_manifest(folder, config, dataset, "train", time.perf_counter() - t0)
 
     t0 = time.perf_counter()
-    shape = (len(config.sparsities), len(dataset.indices("test")), C)
-    jobs = [(m, s) for m in config.methods for s in config.method_seeds(m)
-            if verify_predictions(prediction_path(folder, m, s), shape) is None]
+    shape = prediction_shape(config, len(dataset.indices("test")), len(dataset.classes))
+    jobs = missing_sweeps(config, folder, shape)
     if jobs:
         _run_stage("sweep", jobs, config, folder, progress)
         _update_manifest(folder, config, dataset, "sweep", time.perf_counter() - t0)

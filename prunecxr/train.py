@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -211,7 +213,7 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
     opt = make_optimizer(model, config, device)
     scheduler = make_scheduler(opt, config)
     state = {"epoch": -1, "best_val_loss": math.inf, "best_epoch": -1, "bad_epochs": 0,
-             "history": [], "seconds": 0.0}
+             "history": [], "seconds": 0.0, "started": time.time()}
     last = out / "last.pt"
     if last.exists():
         try:
@@ -221,6 +223,7 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
             if scheduler is not None:
                 scheduler.load_state_dict(ckpt["scheduler"])
             state = ckpt["state"]
+            tqdm.write(f"seed {seed}: resuming after epoch {state['epoch']} from {last}")
         except Exception as exc:  # a truncated checkpoint: start this seed again
             tqdm.write(f"seed {seed}: unreadable checkpoint {last} ({exc}); restarting the seed")
     bar = tqdm(range(state["epoch"] + 1, config.max_epochs), desc=f"seed {seed}", unit="epoch",
@@ -256,10 +259,22 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
         pd.DataFrame(state["history"]).to_csv(tmp, index=False)
     summary = {"seed": seed, "epochs": state["epoch"] + 1, "best_epoch": state["best_epoch"],
                "best_val_loss": state["best_val_loss"], "seconds": state["seconds"],
-               "stopped_early": state["bad_epochs"] >= config.patience}
+               "stopped_early": state["bad_epochs"] >= config.patience,
+               **where_it_ran(device), "started": state.get("started"), "finished": time.time()}
     io.write_json(out / "done.json", summary)
     last.unlink(missing_ok=True)
     return summary
+
+
+def where_it_ran(device: torch.device) -> dict:
+    """Host, device, visible GPUs and SLURM job of this process (for the reproducibility chapter)."""
+    env = os.environ
+    job = env.get("SLURM_JOB_ID", "")
+    if env.get("SLURM_ARRAY_JOB_ID"):
+        job = f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID', '')}"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {"host": socket.gethostname(), "device": name,
+            "visible_gpus": env.get("CUDA_VISIBLE_DEVICES", ""), "slurm_job": job}
 
 
 def load_trained(config: Config, num_classes: int, results_dir: Path, seed: int,
