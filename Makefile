@@ -7,10 +7,10 @@ PROFILE ?= default
 
 .PHONY: setup results book test test-fast nbval-refs mutation benchmark clean lab
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[book,test]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
-	$(PY) -c "import prunecxr, torch, torchvision, jupyter_book, papermill, nbval, sklearn, nbstripout"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[book,test]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	$(PY) -c "import prunecxr, torch, torchvision, submitit, jupyter_book, papermill, nbval, sklearn, nbstripout"
 	sh scripts/git_filters.sh $(PY)
 	touch $(STAMP)
 
@@ -42,7 +42,7 @@ nbval-refs: $(STAMP)
 ## their fast tests against each mutant, and writes the score per module and every surviving
 ## mutant's diff to mutation-report.txt.
 mutation: $(STAMP)
-	$(PY) -c "import mutmut" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[mutation]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	$(PY) -c "import mutmut" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mutation]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 	rm -rf mutants
 	nice -n 19 $(VENV)/bin/mutmut run --max-children $(or $(JOBS),2) || true
 	$(PY) scripts/mutation_report.py --out mutation-report.txt
