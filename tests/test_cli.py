@@ -270,3 +270,29 @@ def test_make_nbval_refs_regenerates_the_references(smoke_results, tmp_path):
     assert "input_path" not in papermill and "output_path" not in papermill
     # written into the copy, never into the real tree
     assert str(REPO / "tests" / "notebooks") not in r.stdout
+
+
+def test_cluster_arguments_are_checked_before_anything_runs(tmp_path, capsys):
+    """A malformed --slurm-opt and a status on a folder without results name what is wrong."""
+    from prunecxr import cli
+
+    code = cli.main(["run", "--profile", "smoke", "--executor", "slurm", "--slurm-opt", "account",
+                     "--results-dir", str(tmp_path)])
+    assert code == 2 and "--slurm-opt must be key=value" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing computed, nothing submitted
+    code = cli.main(["status", "--results-dir", str(tmp_path)])
+    assert code == 2 and f"no results folder (with config.json) at or under {tmp_path}" in capsys.readouterr().err
+
+
+def test_status_of_a_local_run_says_done_and_not_submitted(smoke_results, tmp_path, capsys):
+    """status reads seeds from the files: the smoke run is done; a fresh folder is not submitted."""
+    from prunecxr import cli
+    from prunecxr.pipeline import prepare_results
+
+    assert cli.main(["status", "--results-dir", str(smoke_results)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[1] for r in rows] == ["done"] * 3
+    folder, _ = prepare_results(load_config("smoke", overrides=["population=2"]), tmp_path)
+    assert cli.main(["status", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert str(folder) in out and out.count("not submitted") == 2
