@@ -88,3 +88,73 @@ def test_store_preconditions_on_the_smoke_run(smoke_store):
     assert size["measured"] == str(smoke_store.image_size) and not size["passed"]  # 32 px
     seeds = table.set_index("condition").loc["seeds of the main method"]
     assert seeds["measured"] == str(len(smoke_store.seeds))
+
+
+def test_preconditions_hold_exactly_at_each_threshold_and_say_so():
+    """Every threshold is inclusive (>=); the table's text is what the book prints."""
+    summary = pd.DataFrame({"seed": range(5), "stopped_early": [True] * 4 + [False],
+                            "kept_map_ratio": [0.95, 1.0, 1.0, 0.99, 0.97]})
+    aps = dense({"A": [0.2, 0.1, 0.9], "B": [0.5, 0.6, 0.7]})  # A's median is exactly 0.2
+    table = cv.preconditions(summary, aps, pd.Series({"A": 10, "B": 30}), image_size=64,
+                             population=8)
+    expected = pd.DataFrame({
+        "condition": ["seeds stopped early, not at the epoch cap",
+                      "kept / best val mAP of a run (worst seed)",
+                      "median dense AP, weakest class", "test positives, rarest class",
+                      "image size (pixels)", "seeds of the main method"],
+        "measured": ["80%", "0.950", "0.200 (A)", "10 (A)", "64", "8"],
+        "threshold": [">= 80%", ">= 0.95", ">= 0.2", ">= 10", ">= 64", ">= 8"],
+        "passed": [True] * 6,
+        "detail": ["at the cap: seeds [4]", "", "", "", "", ""]})
+    pd.testing.assert_frame_equal(table, expected)
+    below = cv.preconditions(summary.assign(kept_map_ratio=[0.9499, 1, 1, 1, 1],
+                                            stopped_early=[True] * 3 + [False] * 2),
+                             dense({"A": [0.1999, 0.1, 0.9], "B": [0.5, 0.1, 0.7]}),
+                             pd.Series({"A": 9, "B": 8}), image_size=63, population=7)
+    assert not below["passed"].any()
+    assert below["detail"].tolist() == ["at the cap: seeds [3, 4]", "below: seeds [0]",
+                                        "A 0.200", "A 9, B 8", "", ""]
+    assert below.loc[2, "measured"] == "0.200 (A)"  # 0.1999 rounds for display, still fails
+    empty = cv.preconditions(summary, dense({}).reindex(columns=["seed", "class", "ap"]),
+                             pd.Series({"A": 10}), 64, 8)
+    assert empty.loc[2, "measured"] == "n/a" and not empty.loc[2, "passed"]
+
+
+def test_training_summary_edges():
+    """Columns in their documented order, seeds sorted, a seed without done.json has NaN for
+    stopped_early, a run whose mAP never left 0 has no ratio, a history without seconds NaN."""
+    h = history().sample(frac=1, random_state=0)  # rows in any order
+    s = cv.training_summary(h, DONE.iloc[:1])
+    assert list(s.columns) == cv.SUMMARY_COLUMNS and s["seed"].tolist() == [0, 1]
+    assert s.loc[0, "stopped_early"] == True and np.isnan(s.loc[1, "stopped_early"])  # noqa: E712
+    assert s.loc[0, "best_val_loss"] == 0.2 and s.loc[0, "val_map_at_best"] == 0.8
+    assert s.loc[0, "max_val_map"] == 0.81
+    assert list(cv.training_summary(pd.DataFrame()).columns) == cv.SUMMARY_COLUMNS
+    flat = history().assign(val_map=0.0).drop(columns="seconds")
+    s = cv.training_summary(flat, DONE)
+    assert s["kept_map_ratio"].isna().all() and s["seconds"].isna().all()
+    assert cv.training_summary(history(), DONE.iloc[:0])["stopped_early"].isna().all()
+
+
+def fake_store():
+    """What store_preconditions reads from a store, with a second method and level to ignore."""
+    from types import SimpleNamespace
+
+    ap = pd.DataFrame([{"method": m, "seed": s, "sparsity": k, "class": c,
+                        "ap": {"A": 0.9, "B": 0.3}[c] - k - (0.5 if m == "random" else 0) + 0.01 * s}
+                       for m in ("l1", "random") for s in (0, 1) for k in (0.0, 0.5)
+                       for c in ("A", "B")])
+    return SimpleNamespace(methods=["l1", "random"], ap_table=lambda: ap, history=history,
+                           training_summary=lambda: DONE, test_counts=pd.Series({"A": 30, "B": 12}),
+                           image_size=64, method_seeds=lambda m: [0, 1] if m == "l1" else [0])
+
+
+def test_store_preconditions_reads_the_main_method_dense_models():
+    store = fake_store()
+    dense_ap = cv.dense_ap(store)
+    ap = store.ap_table()
+    pd.testing.assert_frame_equal(dense_ap, ap[(ap["method"] == "l1") & (ap["sparsity"] == 0.0)])
+    expected = cv.preconditions(cv.training_summary(history(), DONE), dense_ap,
+                                store.test_counts, 64, 2)
+    pd.testing.assert_frame_equal(cv.store_preconditions(store), expected)
+    assert cv.store_preconditions(store).loc[2, "measured"] == "0.305 (B)"
