@@ -139,3 +139,23 @@ def test_weight_magnitudes_random_counts_every_nonzero_weight():
         sum(abs(x) < 0.01 for x in w) / len(w))
     with pytest.raises(ValueError, match="empty"):
         overall.fraction_below([])
+
+
+def test_welch_by_sparsity_edges_two_seeds_shuffled_rows_and_alpha_bounds():
+    """Two seeds per group is enough; rows in any order give levels in ascending order with
+    the group sizes; alpha must lie strictly inside (0, 1)."""
+    ap = make_ap_table(seeds=(0, 1)).sample(frac=1, random_state=1)
+    out = overall.welch_by_sparsity(ap, alpha=0.05)
+    maps = overall.map_per_model(ap)
+    l1 = maps[maps.method == "l1"]
+    assert list(out["sparsity"]) == SPARSITIES[1:]
+    assert out["method"].eq("l1").all() and out["n_dense"].eq(2).all() and out["n_sparse"].eq(2).all()
+    dense = l1[l1.sparsity == 0]["map"].to_numpy()
+    for _, row in out.iterrows():
+        sparse = l1[l1.sparsity == row.sparsity]["map"].to_numpy()
+        ref = st.ttest_ind(dense, sparse, equal_var=False)
+        assert row["diff"] == pytest.approx(sparse.mean() - dense.mean())
+        assert row.df == pytest.approx(ref.df) and row.p == pytest.approx(ref.pvalue)
+    for alpha in (0, 1, -0.1, 1.5):
+        with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\)"):
+            overall.welch_by_sparsity(ap, alpha=alpha)
