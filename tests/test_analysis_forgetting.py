@@ -141,3 +141,16 @@ def test_forgetting_summary_threshold_and_errors():
         st.pearsonr(x4, [-0.15, -0.7, -0.99, -1.0]).statistic)
     with pytest.raises(ValueError, match="train_counts has no count"):
         forgetting.forgetting_summary(hand_curves(), counts.drop("mid"))
+
+
+def test_forgetting_summary_zero_and_one_training_images_and_attrs():
+    """ln(1) = 0 is a real value, a zero count has no logarithm (NaN, not -inf), and the
+    threshold used is recorded."""
+    counts = pd.Series({"common": 1, "mid": 0, "rare": 50, "rarer": 20, "empty": 10})
+    per_class, _ = forgetting.forgetting_summary(hand_curves(), counts, threshold=-0.3)
+    assert per_class.attrs == {"final_sparsity": 0.95, "threshold": -0.3}
+    pc = per_class.set_index("class")
+    assert pc.loc["common", "log_train_count"] == 0.0 and pc.loc["common", "train_count"] == 1
+    assert np.isnan(pc.loc["mid", "log_train_count"]) and pc.loc["mid", "train_count"] == 0
+    assert pc.loc["rare", "log_train_count"] == pytest.approx(math.log(50))
+    assert pc.loc["mid", "first_drop"] == 0.75  # -0.5 is the first at or below -0.3
