@@ -53,8 +53,13 @@ def test_agreement_mean_is_the_fraction_agreeing():
     (lambda r: r.assign(quality=r.quality.where(r.index != 3, 6)), "integers 1-5"),
     (lambda r: r.assign(difficulty=r.difficulty.astype(float).where(r.index != 3, 2.5)), "1-5"),
     (lambda r: r.assign(agrees_with_label=r.agrees_with_label.astype(int).where(r.index != 0, 2)),
-     "0/1"),
-    (lambda r: pd.concat([r, r.head(1)]), "duplicated"),
+     r"column 'agrees_with_label' must be boolean or 0/1, got values \[0, 1, 2\]"),
+    (lambda r: r.assign(is_pie=r.is_pie.astype(int).where(r.index != 0, 3)),
+     r"column 'is_pie' must be boolean or 0/1"),
+    (lambda r: r.assign(is_pie=r.is_pie.where(r.index != 0, None)), "column 'is_pie' has missing"),
+    (lambda r: pd.concat([r, r.head(1)]), "1 duplicated"),
+    (lambda r: pd.concat([r, r.head(2).assign(quality=[1, 1], difficulty=[5, 5])]),  # same
+     r"2 duplicated \(reader, image\) rows"),                                     # pair, new answer
     (lambda r: r.assign(is_pie=True), "both PIE and non-PIE"),
 ])
 def test_validation_errors_name_the_column(change, match):

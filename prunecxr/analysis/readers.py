@@ -29,7 +29,7 @@ def _binary(series: pd.Series, name: str) -> pd.Series:
         return series.astype(int)
     if not values.isin([0, 1]).all():
         raise ValueError(f"responses column {name!r} must be boolean or 0/1, got values "
-                         f"{sorted(pd.unique(values))[:10]}")
+                         f"{sorted(pd.unique(values).tolist())[:10]}")
     return series.astype(int)
 
 
