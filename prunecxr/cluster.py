@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -154,6 +155,9 @@ def submit(config: Config, folder: Path, seeds: list[int], partition: str | None
     """
     import submitit
 
+    if shutil.which("sbatch") is None:
+        raise ValueError("--executor slurm needs SLURM's sbatch on PATH (run on a login node); "
+                         "--executor local runs on this machine")
     executor = submitit.SlurmExecutor(folder=folder / LOG_DIR, max_num_timeout=3)
     params = dict(job_name=f"prunecxr-{config.key}", time=int(time_min),
                   array_parallelism=int(max_parallel),

@@ -296,3 +296,14 @@ def test_status_of_a_local_run_says_done_and_not_submitted(smoke_results, tmp_pa
     assert cli.main(["status", "--results-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert str(folder) in out and out.count("not submitted") == 2
+
+
+def test_slurm_executor_without_slurm_says_so(tmp_path, capsys, monkeypatch):
+    """No sbatch on PATH: exit 2 with the reason; the results folder has no job record."""
+    from prunecxr import cli
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    code = cli.main(["run", "--profile", "smoke", "--executor", "slurm", "--quiet",
+                     "--results-dir", str(tmp_path), "--set", "population=1", "--set", "methods=l1"])
+    assert code == 2 and "--executor slurm needs SLURM's sbatch on PATH" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*/slurm/jobs.json"))
