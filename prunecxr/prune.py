@@ -35,6 +35,7 @@ __all__ = [
     "METHODS",
     "ImportanceMethod",
     "L1Magnitude",
+    "LocalL1Magnitude",
     "NestedPruner",
     "PruneStep",
     "RandomScores",
@@ -108,6 +109,8 @@ class ImportanceMethod(abc.ABC):
     """
 
     name: ClassVar[str]
+    # Layer-wise (local) pruning: each layer loses the same fraction, ranked within the layer.
+    layerwise: ClassVar[bool] = False
 
     @abc.abstractmethod
     def scores(self, weights: Sequence[torch.Tensor], seed: int = 0) -> list[torch.Tensor]:
@@ -141,7 +144,17 @@ class RandomScores(ImportanceMethod):
         return [torch.rand(w.shape, generator=gen, dtype=torch.float32) for w in weights]
 
 
-METHODS: dict[str, type[ImportanceMethod]] = {"l1": L1Magnitude, "random": RandomScores}
+class LocalL1Magnitude(L1Magnitude):
+    """Layer-wise (local) magnitude pruning: every layer loses ``round(amount * its size)`` of
+    its smallest ``|w|`` (torch's ``l1_unstructured`` applied to each layer; the classic contrast
+    to global pruning, which lets layers lose different fractions)."""
+
+    name = "local_l1"
+    layerwise = True
+
+
+METHODS: dict[str, type[ImportanceMethod]] = {
+    "l1": L1Magnitude, "random": RandomScores, "local_l1": LocalL1Magnitude}
 
 
 def get_method(name: str | ImportanceMethod) -> ImportanceMethod:
@@ -228,8 +241,12 @@ def global_masks(
     reference implementation.
     """
     weights = [getattr(m, n) for m, n in prunable_parameters(model)]
-    scores = get_method(method).scores(weights, seed=seed)
+    method = get_method(method)
+    scores = method.scores(weights, seed=seed)
     _check_scores(scores, weights)
+    if method.layerwise:  # each layer by itself: the same fraction of every layer
+        return [_keep_masks(_global_order([s])[: n_to_prune(amount, s.numel())], [w])[0]
+                for s, w in zip(scores, weights)]
     n = n_to_prune(amount, sum(w.numel() for w in weights))
     return _keep_masks(_global_order(scores)[:n], weights)
 
@@ -312,7 +329,12 @@ class NestedPruner:
         self._planned = None if levels is None else {n_to_prune(a, self.total) for a in levels}
         scores = self.method.scores(self._weights, seed=seed)
         _check_scores(scores, self._weights)
-        self._order = _global_order(scores, kth=None if levels is None else sorted(self._planned))
+        if self.method.layerwise:  # one ranking per layer, in global flat positions
+            self._order = None
+            self._layer_orders = [_global_order([s]) + off
+                                  for s, off in zip(scores, self._offsets[:-1].tolist())]
+        else:
+            self._order = _global_order(scores, kth=None if levels is None else sorted(self._planned))
         del scores
         self._flat = _flatten_into_buffer(self._weights)
         self._layer_zeros = torch.tensor(
@@ -320,8 +342,20 @@ class NestedPruner:
         self.amount = 0.0
         self.n_pruned = 0
 
+    def _layer_counts(self, amount: float) -> tuple[int, ...]:
+        """Weights pruned in each layer at ``amount`` by a layer-wise method."""
+        return tuple(n_to_prune(amount, w.numel()) for w in self._weights)
+
+    def _pruned(self, n) -> torch.Tensor:
+        """Flat positions pruned at ``n`` (a count, or per-layer counts for a layer-wise method)."""
+        if self._order is not None:
+            return self._order[:n]
+        return torch.cat([o[:k] for o, k in zip(self._layer_orders, n)])
+
     def prune_to(self, amount: float) -> PruneStep:
         """Prune in place to sparsity ``amount``; returns achieved sparsity (overall, per layer)."""
+        if self._order is None:
+            return self._prune_layers_to(amount)
         n = n_to_prune(amount, self.total)
         if float(amount) < self.amount:
             raise ValueError(
@@ -339,6 +373,19 @@ class NestedPruner:
         self.n_pruned = n
         return self.state()
 
+    def _prune_layers_to(self, amount: float) -> PruneStep:
+        """``prune_to`` for a layer-wise method: the next ranks of every layer's own ranking."""
+        counts = self._layer_counts(amount)
+        if float(amount) < self.amount:
+            raise ValueError(f"amount must be non-decreasing: already pruned to {self.amount}, "
+                             f"asked for {amount}")
+        before = getattr(self, "_counts", tuple(0 for _ in counts))
+        new = [o[b:k] for o, b, k in zip(self._layer_orders, before, counts) if k > b]
+        if new:
+            self._zero(torch.cat(new))
+        self._counts, self.amount, self.n_pruned = counts, float(amount), sum(counts)
+        return self.state()
+
     def walk(self, amounts: Sequence[float]) -> Iterator[PruneStep]:
         """``prune_to`` each amount in turn, yielding the step (evaluate the model in the loop)."""
         for a in amounts:
@@ -346,7 +393,9 @@ class NestedPruner:
 
     def masks(self) -> list[torch.Tensor]:
         """Current boolean keep-masks (True = kept), one per prunable weight (built on demand)."""
-        return _keep_masks(self._order[: self.n_pruned], self._weights)
+        n = self.n_pruned if self._order is not None else getattr(
+            self, "_counts", tuple(0 for _ in self._weights))
+        return _keep_masks(self._pruned(n), self._weights)
 
     def state(self) -> PruneStep:
         """Measured sparsity now: zeros among prunable weights (tracked as weights are zeroed)."""

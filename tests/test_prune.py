@@ -179,7 +179,7 @@ def test_decreasing_amount_raises():
 
 
 def test_unknown_method_lists_allowed():
-    with pytest.raises(ValueError, match="unknown pruning method 'snip'.*l1, random"):
+    with pytest.raises(ValueError, match="unknown pruning method 'snip'.*l1, local_l1, random"):
         get_method("snip")
     assert isinstance(get_method("l1"), METHODS["l1"])
 
@@ -409,3 +409,44 @@ def test_planned_levels_give_the_same_masks_as_the_full_ranking():
                    zip(full_model.state_dict().values(), planned_model.state_dict().values()))
     with pytest.raises(ValueError, match="not one of the levels"):
         NestedPruner(SmallResNet18(num_classes=4), "l1", levels=[0.0, 0.5]).prune_to(0.3)
+
+
+# --------------------------------------------------------------------------- local (layer-wise) L1
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
+def test_local_l1_walk_equals_torch_l1_unstructured_per_layer(channels_last):
+    """Each layer loses round(k * its size) of its smallest |w|: torch's l1_unstructured applied
+    layer by layer, at every level of a nested walk (one weight buffer or one per layer)."""
+    model = _tie_free(SmallResNet18(width=8), seed=11)
+    reference = copy.deepcopy(model)  # contiguous: torch's l1_unstructured cannot view NHWC
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    before = untouched_state(model)
+    pruner = NestedPruner(model, "local_l1", levels=[0.1, 0.5, 0.9])
+    for k in (0.1, 0.5, 0.9):
+        step = pruner.prune_to(k)
+        for (mod, name), mask, (live, _) in zip(prunable_parameters(reference), pruner.masks(),
+                                              prunable_parameters(model)):
+            torch_mod = tprune.l1_unstructured(copy.deepcopy(mod), name, amount=k)
+            assert torch.equal(torch_mod.weight_mask.bool(), mask)
+            assert torch.equal(live.weight, torch_mod.weight)  # pruned in place, same values
+        assert all(abs(v - k) <= 1 / 64 for v in step.layer_sparsity.values())
+        from_scratch = global_masks(reference, "local_l1", k)
+        assert torch.equal(flat(from_scratch), flat(pruner.masks()))
+    pruned_fc = torch.count_nonzero(model.fc.weight == 0).item()
+    assert pruned_fc == round(0.9 * model.fc.weight.numel())  # the same share as every layer
+    for key, value in untouched_state(model).items():
+        assert torch.equal(value, before[key])  # biases and BatchNorm untouched
+    with pytest.raises(ValueError, match="non-decreasing"):
+        pruner.prune_to(0.5)
+
+
+def test_local_and_global_l1_differ_where_layers_differ():
+    """Global L1 lets layers lose different shares; local L1 takes the same share of each."""
+    model = _tie_free(SmallResNet18(width=8), seed=12)
+    with torch.no_grad():
+        model.fc.weight.mul_(100.0)  # the head's weights are far larger than the rest
+    g = NestedPruner(copy.deepcopy(model), "l1").prune_to(0.5).layer_sparsity["fc.weight"]
+    loc = NestedPruner(copy.deepcopy(model), "local_l1").prune_to(0.5).layer_sparsity["fc.weight"]
+    assert g < 0.05 and loc == pytest.approx(0.5, abs=0.01)
