@@ -128,7 +128,7 @@ def test_failed_task_reports_seed_and_log_and_a_rerun_retries_only_it(tmp_path, 
     assert again["0"] == jobs["0"] and again["1"]["job"] != jobs["1"]["job"]  # only seed 1 again
 
 
-def test_status_shows_queued_running_and_done(tmp_path, capsys):
+def test_status_shows_queued_running_and_done_and_a_rerun_submits_nothing_new(tmp_path, capsys):
     config = load_config("smoke", overrides=["threads=1", "population=3", "methods=l1"])
     argv = ["run", "--profile", "smoke", "--executor", "slurm", "--no-wait", "--quiet",
             "--max-parallel", "1", "--results-dir", str(tmp_path),
@@ -136,6 +136,10 @@ def test_status_shows_queued_running_and_done(tmp_path, capsys):
     code, out = _run(argv, capsys)
     assert code == 0 and "submitted; follow with" in out
     folder = next(tmp_path.iterdir())
+    jobs = io.read_json(folder / JOBS_FILE)
+    code, out = _run(argv, capsys)  # again while they are queued or running: nothing new
+    assert code == 0 and io.read_json(folder / JOBS_FILE) == jobs
+    assert "queued" in out or "running" in out, out
     seen = set()
 
     def all_done():
