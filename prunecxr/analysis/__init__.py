@@ -5,12 +5,15 @@
 - :mod:`.cooccurrence` (Q3): class-pair FCD, log-frequency difference, IoU, OLS of Eq. 2.
 - :mod:`.pies` (Q4): pruning-identified exemplars and their enrichment.
 - :mod:`.readers`: the reader-study (and phantom ground-truth) comparison of PIEs and non-PIEs.
+- :mod:`.compression` (Q5, beyond the paper): methods compared at matched overall damage.
+- :mod:`.convergence`: the preconditions a build must meet before its findings are read.
 
 Functions are pure (tables in, tidy tables out); the figures live in :mod:`prunecxr.plots` and
 are re-exported here so a notebook needs one import.
 """
 
 from ..plots import figure1, figure2, figure3, figure4, figure5, figure6, pie_gallery
+from .compression import class_change_at, damage_curve, matched_damage, matched_levels
 from .cooccurrence import class_pair_table, fcd, fcd_correlations, fcd_ols
 from .forgetting import (curve_matrix, forgettability_curves, forgetting_summary,
                          relative_change)
@@ -28,5 +31,6 @@ __all__ = [
     "mean_probabilities", "pie_scores", "select_pies", "class_enrichment", "findings_enrichment",
     "pie_enrichment",
     "reader_study_stats", "phantom_truth_stats", "validate_responses",
+    "damage_curve", "matched_levels", "class_change_at", "matched_damage",
     "figure1", "figure2", "figure3", "figure4", "figure5", "figure6", "pie_gallery",
 ]
