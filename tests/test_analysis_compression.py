@@ -88,3 +88,24 @@ def test_identical_seeds_give_a_zero_width_interval():
     for name in ("rare_change", "other_change", "rho"):
         np.testing.assert_allclose(out[f"{name}_lo"], out[name])
         np.testing.assert_allclose(out[f"{name}_hi"], out[name])
+
+
+def test_damage_curve_and_a_level_column_of_another_name():
+    """The curve's columns and values; a method whose grid is named otherwise (e.g. ``bits``)
+    gives the same answers as when it is called ``sparsity``; a target of 1 or more is refused."""
+    ap = table(seeds=(0, 1, 2))
+    curve = cp.damage_curve(ap)
+    assert list(curve.columns) == ["method", "level", "median_map", "loss"]
+    lin = curve[curve.method == "lin"]
+    per_model = ap[ap.method == "lin"].groupby(["seed", "sparsity"])["ap"].mean()
+    median = per_model.groupby("sparsity").median()
+    np.testing.assert_allclose(lin["median_map"], median.to_numpy())
+    np.testing.assert_allclose(lin["loss"], 1 - median.to_numpy() / median.loc[0.0])
+    assert lin["level"].tolist() == KS and list(curve.index) == list(range(len(curve)))
+    renamed = ap.rename(columns={"sparsity": "bits"})
+    pd.testing.assert_frame_equal(cp.damage_curve(renamed, level="bits"), curve)
+    pd.testing.assert_frame_equal(cp.matched_levels(renamed, level="bits"), cp.matched_levels(ap))
+    pd.testing.assert_frame_equal(cp.matched_damage(renamed, COUNTS, n_boot=20, level="bits"),
+                                  cp.matched_damage(ap, COUNTS, n_boot=20))
+    with pytest.raises(ValueError, match=r"losses must be fractions in \(0, 1\), got \[1.0\]"):
+        cp.matched_levels(ap, losses=(1.0,))

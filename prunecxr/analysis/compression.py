@@ -32,11 +32,15 @@ from .overall import map_per_model
 LOSSES = (0.05, 0.10, 0.20)
 
 
+def _levels_as_sparsity(table: pd.DataFrame, level: str) -> pd.DataFrame:
+    """The table with its level column named ``sparsity`` (what the Q1/Q2 functions read)."""
+    return table if level == "sparsity" else table.rename(columns={level: "sparsity"})
+
+
 def damage_curve(ap_table: pd.DataFrame, level: str = "sparsity") -> pd.DataFrame:
     """Median mAP over seeds per (method, level) and its relative loss vs the method's level-0
     median: columns method, level, median_map, loss (0 at the dense level, 1 = mAP gone)."""
-    maps = map_per_model(ap_table.rename(columns={level: "sparsity"}) if level != "sparsity"
-                         else ap_table)
+    maps = map_per_model(_levels_as_sparsity(ap_table, level))
     med = maps.groupby(["method", "sparsity"], sort=True)["map"].median().reset_index()
     out = []
     for method, g in med.groupby("method", sort=False):
@@ -83,8 +87,7 @@ def class_change_at(ap_table: pd.DataFrame, matched: pd.DataFrame,
     between the grid levels around the matched one (NaN where the class has no dense AP).
     """
     require_columns(matched, ["method", "loss", "level"], "matched")
-    table = ap_table.rename(columns={level: "sparsity"}) if level != "sparsity" else ap_table
-    rel = relative_change(table)
+    rel = relative_change(_levels_as_sparsity(ap_table, level))
     rows = []
     for (method, seed, cls), g in rel.groupby(["method", "seed", "class"], sort=True):
         g = g.sort_values("sparsity")
