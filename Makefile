@@ -37,7 +37,7 @@ test-fast: $(STAMP)
 nbval-refs: $(STAMP)
 	$(PY) -m prunecxr.book refs $(CHAPTERS)
 
-## Mutation testing (by hand, not in CI; over an hour on 2 CPU cores, see README): mutmut
+## Mutation testing (by hand, not in CI; about 34 minutes on 2 CPU cores): mutmut
 ## mutates metrics, prune, stats and the science of analysis/ (see [tool.mutmut] in pyproject.toml), runs
 ## their fast tests against each mutant, and writes the score per module and every surviving
 ## mutant's diff to mutation-report.txt.
