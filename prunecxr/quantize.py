@@ -1,0 +1,78 @@
+"""Post-training weight quantisation (Q5): per-channel symmetric fake quantisation of the weights.
+
+The weights pruning touches (every Conv2d and Linear ``.weight``) are rounded, one output
+channel at a time, to ``bits``-bit signed integers on the symmetric range
+``[-(2**(bits-1) - 1), 2**(bits-1) - 1]`` times the channel's scale ``max|w| / (2**(bits-1) - 1)``,
+then stored back as floats (fake quantisation, through torch's own
+``torch.fake_quantize_per_channel_affine``). Activations, biases and BatchNorm are untouched.
+Unlike pruning, levels are not nested: every level starts again from the trained weights.
+For 8 bits the result equals torch's real int8 per-channel quantisation
+(``torch.quantize_per_channel(..., torch.qint8)``) dequantised; the tests check that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .prune import prunable_parameters
+
+
+def channel_scales(weight: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-output-channel scale ``max|w| / (2**(bits-1) - 1)`` (1 for an all-zero channel)."""
+    qmax = 2 ** (bits - 1) - 1
+    amax = weight.detach().abs().reshape(weight.shape[0], -1).amax(dim=1).double()
+    return torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
+
+
+def fake_quantize(weight: torch.Tensor, bits: int) -> torch.Tensor:
+    """``weight`` rounded per output channel to ``bits``-bit symmetric integers (as floats)."""
+    if not isinstance(bits, int) or not 2 <= bits <= 8:
+        raise ValueError(f"bits must be an integer from 2 to 8, got {bits!r}")
+    qmax = 2 ** (bits - 1) - 1
+    scale = channel_scales(weight, bits)
+    zero = torch.zeros(weight.shape[0], dtype=torch.int32, device=weight.device)
+    w = weight.detach().float().contiguous()
+    out = torch.fake_quantize_per_channel_affine(w, scale.float().to(w.device), zero, 0, -qmax, qmax)
+    return out.to(weight.dtype)
+
+
+@dataclass(frozen=True)
+class QuantStep:
+    """State after :meth:`WeightQuantizer.quantize_to`: bits, zero share, distinct values."""
+
+    bits: int
+    sparsity: float  # share of prunable weights that round to exactly 0
+    max_levels: int  # most distinct values in any one output channel
+
+
+class WeightQuantizer:
+    """Quantises one model's prunable weights in place to a bit width, always from the
+    trained weights it saw at construction (so levels can come in any order)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._weights = [getattr(m, n) for m, n in prunable_parameters(model)]
+        if not self._weights:
+            raise ValueError("model has no Conv2d or Linear weights to quantise")
+        self._original = [w.detach().clone() for w in self._weights]
+
+    @torch.no_grad()
+    def quantize_to(self, bits: int) -> QuantStep:
+        zeros = total = levels = 0
+        for w, w0 in zip(self._weights, self._original):
+            q = fake_quantize(w0, bits)
+            w.copy_(q)
+            zeros += int((q == 0).sum())
+            total += q.numel()
+            flat = q.reshape(q.shape[0], -1)
+            levels = max(levels, max(len(torch.unique(row)) for row in flat))
+        return QuantStep(bits=bits, sparsity=zeros / total, max_levels=levels)
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Put the trained weights back."""
+        for w, w0 in zip(self._weights, self._original):
+            w.copy_(w0)
