@@ -71,7 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         folder, states = run_on_slurm(
             config, args.results_dir, partition=args.partition, gpus_per_task=args.gpus_per_task,
             time_min=args.time, max_parallel=args.max_parallel,
-            slurm_opts=_slurm_opts(args.slurm_opt), wait=not args.no_wait, progress=not args.quiet)
+            slurm_opts=_slurm_opts(args.slurm_opt), wait=not args.no_wait, progress=not args.quiet,
+            poll=args.poll)
         print(f"results: {folder}")
         print(format_states(states))
         if args.no_wait:
@@ -132,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-parallel", type=int, default=30, help="slurm: tasks running at once")
     run.add_argument("--slurm-opt", action="append", default=[], metavar="KEY=VALUE",
                      help="slurm: any other sbatch option, e.g. --slurm-opt account=lab (repeatable)")
+    run.add_argument("--poll", type=float, default=10.0,
+                     help="slurm: seconds between checks of squeue/sacct (default 10)")
     run.add_argument("--no-wait", action="store_true",
                      help="slurm: return once submitted; see `python -m prunecxr status`")
     run.set_defaults(func=cmd_run)

@@ -30,9 +30,7 @@ LOG_DIR = Path("slurm") / "logs"
 QUEUED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RESIZING",
           "SUSPENDED", "SUBMITTED"}
 RUNNING = {"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"}
-# What sacct says once a job has ended; COMPLETED without the seed's files is a failure too.
-ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-         "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
+# Any other state (COMPLETED without the seed's files, FAILED, TIMEOUT, ...) is a failure.
 
 
 class SeedTask:
@@ -107,9 +105,9 @@ def _tail(paths, lines: int = 15) -> list[str]:
     return out[-lines:]
 
 
-def seed_states(folder: Path, config: Config) -> list[SeedState]:
-    """The state of every seed of ``config`` in results ``folder``: done from the files on disk,
-    else from the SLURM job recorded for it."""
+def seed_states(folder: Path, config: Config, known_done=frozenset()) -> list[SeedState]:
+    """The state of every seed of ``config`` in results ``folder``: done from the files on disk
+    (checksums verified, except for the seeds in ``known_done``), else from its SLURM job."""
     folder = Path(folder)
     meta = io.read_json(folder / "dataset.json")
     shape = prediction_shape(config, meta["n_images"]["test"], len(meta["classes"]))
@@ -118,14 +116,15 @@ def seed_states(folder: Path, config: Config) -> list[SeedState]:
     out = []
     for seed in config.seeds:
         entry = jobs.get(str(seed))
+        finished = seed in known_done or seed_finished(config, folder, shape, seed)
         if entry is None:
-            state = "done" if seed_finished(config, folder, shape, seed) else "not submitted"
+            state = "done" if finished else "not submitted"
             out.append(SeedState(seed, state))
             continue
         job = entry["job"]
         now = slurm.get(job, "")
         out_log, err_log = _log_paths(folder, job)
-        if seed_finished(config, folder, shape, seed):
+        if finished:
             state = "done"
         elif now in RUNNING:
             state = "running"
@@ -179,9 +178,10 @@ def submit(config: Config, folder: Path, seeds: list[int], partition: str | None
 def run_on_slurm(config: Config, results_root=None, partition: str | None = None,
                  gpus_per_task: int = 0, time_min: int = 240, max_parallel: int = 30,
                  slurm_opts: dict | None = None, wait: bool = True, progress: bool = True,
-                 poll: float = 2.0) -> tuple[Path, list[SeedState]]:
+                 poll: float = 10.0) -> tuple[Path, list[SeedState]]:
     """Submit every seed that is neither finished nor queued or running, then (``wait``) show a
-    bar over the tasks until each has ended. Returns the folder and each seed's state."""
+    bar over the tasks until each has ended, asking SLURM every ``poll`` seconds. Returns the
+    folder and each seed's state."""
     folder, dataset = prepare_results(config, results_root)
     states = seed_states(folder, config)
     todo = [s.seed for s in states if s.state in ("not submitted", "failed")]
@@ -191,8 +191,10 @@ def run_on_slurm(config: Config, results_root=None, partition: str | None = None
         return folder, seed_states(folder, config)
     t0 = time.perf_counter()
     bar = tqdm(total=len(config.seeds), desc="seeds on SLURM", unit="seed", disable=not progress)
+    done: set[int] = set()
     while True:
-        states = seed_states(folder, config)
+        states = seed_states(folder, config, known_done=done)
+        done = {s.seed for s in states if s.state == "done"}
         counts = {k: sum(s.state == k for s in states)
                   for k in ("done", "running", "queued", "failed")}
         bar.n = counts["done"] + counts["failed"]

@@ -63,7 +63,7 @@ def _wait_for(condition, seconds: float = 180, what: str = "") -> None:
 
 
 def test_smoke_through_slurm_is_bit_identical_and_never_resubmitted(tmp_path, capsys):
-    args = ["run", "--profile", "smoke", "--executor", "slurm", "--quiet",
+    args = ["run", "--profile", "smoke", "--executor", "slurm", "--quiet", "--poll", "1",
             "--results-dir", str(tmp_path / "slurm"), "--set", "threads=1"]
     t0 = time.perf_counter()
     code, out = _run(args, capsys)
@@ -111,8 +111,8 @@ def test_failed_task_reports_seed_and_log_and_a_rerun_retries_only_it(tmp_path, 
     assert [s.state for s in seed_states(folder, config)] == ["not submitted"] * 2
     seed_dir(folder, 1).parent.mkdir(parents=True)
     seed_dir(folder, 1).write_text("not a folder")  # seed 1 cannot write its checkpoints
-    args = ["run", "--profile", "smoke", "--executor", "slurm", "--quiet", "--results-dir",
-            str(tmp_path), *sum((["--set", o] for o in SMALL), [])]
+    args = ["run", "--profile", "smoke", "--executor", "slurm", "--quiet", "--poll", "1",
+            "--results-dir", str(tmp_path), *sum((["--set", o] for o in SMALL), [])]
     code, out = _run(args, capsys)
     jobs = io.read_json(folder / JOBS_FILE)
     assert code == 1
