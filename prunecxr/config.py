@@ -4,8 +4,8 @@
 phantom at a size that meets the preconditions of
 :mod:`prunecxr.analysis.convergence` (every seed early-stopped, every class learned, 64 px,
 8 seeds), made to run on 2 CPU cores by the levers measured in ``benchmarks/`` (its time:
-``benchmarks/main_job.py``); ``smoke`` is a tiny version for tests. Any field can be overridden (``population=5``, ``methods=l1``,
-``data.n_images=2000`` for a dataset option). The key hashes every field that changes results
+``benchmarks/main_job.py``); ``smoke`` is a tiny version for tests. Any field can be
+overridden (``population=5``, ``methods=l1``, ``data.n_images=2000`` for a dataset option). The key hashes every field that changes results
 plus the library version, so a changed parameter never reuses stale results.
 """
 

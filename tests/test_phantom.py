@@ -20,10 +20,6 @@ from prunecxr.data.classes import NIH_CXR_LT_CLASSES, NO_FINDING
 CLASSES = list(NIH_CXR_LT_CLASSES)
 NF = CLASSES.index(NO_FINDING)
 REPO = Path(__file__).resolve().parents[1]
-# NIH's Data_Entry_2017_v2020.csv.gz, from which the committed label structure is derived: in
-# the shared folder beside the clone (../shared/data/), or wherever PRUNECXR_NIH_METADATA says.
-SOURCE = Path(os.environ.get("PRUNECXR_NIH_METADATA")
-              or REPO.parent / "shared" / "data" / "Data_Entry_2017_v2020.csv.gz")
 ADDED = [r.name for r in ls.ADDED_CLASSES]
 
 
@@ -79,19 +75,22 @@ def test_committed_table_has_provenance_and_is_consistent():
 
 
 def test_committed_table_matches_its_derivation():
+    """The committed table equals the script's derivation from NIH's metadata file (the script
+    finds it: ../shared/data/ beside the clone, or PRUNECXR_NIH_METADATA)."""
     import importlib.util
 
-    if not SOURCE.is_file():
-        message = (f"NIH metadata file {SOURCE} not found (set PRUNECXR_NIH_METADATA to its "
-                   "path); the committed label structure cannot be checked against it")
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message} (CI=true: this check may not be skipped)", pytrace=False)
-        pytest.skip(message)
     spec = importlib.util.spec_from_file_location(
         "derive", REPO / "scripts" / "derive_label_structure.py")
     derive = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(derive)
-    fresh, committed = derive.derive(SOURCE), ls.load_table()
+    source = derive.DEFAULT_SOURCE
+    if not source.is_file():
+        message = (f"NIH metadata file {source} not found (set PRUNECXR_NIH_METADATA to its "
+                   "path); the committed label structure cannot be checked against it")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message} (CI=true: this check may not be skipped)", pytrace=False)
+        pytest.skip(message)
+    fresh, committed = derive.derive(source), ls.load_table()
     fresh["provenance"].pop("derived_on")
     committed = {**committed, "provenance": dict(committed["provenance"])}
     committed["provenance"].pop("derived_on")
