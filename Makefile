@@ -10,7 +10,7 @@ PROFILE ?= default
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[book,test]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
-	$(PY) -c "import prunecxr, torch, torchvision, submitit, jupyter_book, papermill, nbval, sklearn, nbstripout"
+	$(PY) -c "import prunecxr, torch, torchvision, submitit, torch_pruning, jupyter_book, papermill, nbval, sklearn, nbstripout"
 	sh scripts/git_filters.sh $(PY)
 	touch $(STAMP)
 

@@ -37,11 +37,19 @@ def summary(folder) -> str:
     if len(train):
         lines.append(f"training: {len(train)} models, epochs {train['epochs'].min()}-{train['epochs'].max()}, "
                      f"{train['seconds'].sum():.0f} s in total")
-    per_model = store.ap_table().groupby(["method", "seed", "sparsity"])["ap"].mean()  # NaN skipped
-    table = per_model.groupby(["method", "sparsity"]).median().unstack("method")
-    shown = table.loc[[k for k in table.index if round(k * 100) % 10 == 0 or k == table.index.max()]]
-    lines.append("median mAP over seeds by sparsity:")
-    lines.append(shown.round(3).to_string())
+    ap = store.ap_table()
+    per_model = ap.groupby(["method", "seed", "level"])["ap"].mean()  # NaN skipped
+    medians = per_model.groupby(["method", "level"]).median()
+    if store.grid_methods:
+        table = medians.loc[store.grid_methods].unstack("method").rename_axis("sparsity")
+        shown = table.loc[[k for k in table.index if round(k * 100) % 10 == 0 or k == table.index.max()]]
+        lines.append("median mAP over seeds by sparsity:")
+        lines.append(shown.round(3).to_string())
+    for method in [m for m in store.methods if m not in store.grid_methods]:
+        facts = store.level_facts(method).drop_duplicates("nominal")
+        points = ", ".join(f"{n:g} -> {medians[(method, lv)]:.3f}"
+                           for n, lv in zip(facts["nominal"], store.levels(method)))
+        lines.append(f"{method}, median mAP by {facts['unit'].iloc[0]}: {points}")
     stages = store.stage_seconds()
     if stages:
         lines.append("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()))

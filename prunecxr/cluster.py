@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from . import io
 from .config import Config
-from .pipeline import _update_manifest, prediction_shape, prepare_results, run_seed, seed_finished
+from .pipeline import _update_manifest, prepare_results, run_seed, seed_finished
 
 JOBS_FILE = Path("slurm") / "jobs.json"
 LOG_DIR = Path("slurm") / "logs"
@@ -110,13 +110,13 @@ def seed_states(folder: Path, config: Config, known_done=frozenset()) -> list[Se
     (checksums verified, except for the seeds in ``known_done``), else from its SLURM job."""
     folder = Path(folder)
     meta = io.read_json(folder / "dataset.json")
-    shape = prediction_shape(config, meta["n_images"]["test"], len(meta["classes"]))
+    n_test, n_classes = meta["n_images"]["test"], len(meta["classes"])
     jobs = io.read_json(folder / JOBS_FILE) if (folder / JOBS_FILE).exists() else {}
     slurm = slurm_states([j["job"] for j in jobs.values()])
     out = []
     for seed in config.seeds:
         entry = jobs.get(str(seed))
-        finished = seed in known_done or seed_finished(config, folder, shape, seed)
+        finished = seed in known_done or seed_finished(config, folder, n_test, n_classes, seed)
         if entry is None:
             state = "done" if finished else "not submitted"
             out.append(SeedState(seed, state))

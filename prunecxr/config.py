@@ -26,6 +26,9 @@ PROFILES = ("paper", "default", "smoke")
 EXECUTION_FIELDS = ("device", "threads", "workers", "data_dir", "cache_dir")
 PRECISIONS = ("fp32", "bf16")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
+NUMBER_TUPLES = {"sparsities": lambda t: round(float(t), 10),
+                 "channel_ratios": lambda t: round(float(t), 10),
+                 "finetune_sparsities": lambda t: round(float(t), 10), "quant_bits": int}
 
 
 def seeds_for(method: str, methods, seeds: list[int], control_population: int) -> list[int]:
@@ -61,8 +64,17 @@ class Config:
     first_seed: int = 0
     augment: bool = True
     rotation: float = 15.0
-    methods: tuple = ("l1", "random")
+    methods: tuple = ("l1", "random")  # the first is the main method; see prunecxr.compress
     sparsities: tuple = field(default_factory=lambda: tuple(sparsity_grid()))
+    # Level grids of the Q5 methods (prunecxr.compress), each without its uncompressed level.
+    # channel_l1/l2: fine steps first (at width 8 the first 2% already removes a channel of
+    # the widest layer), up to 0.8 (beyond it Torch-Pruning keeps channels it cannot remove)
+    channel_ratios: tuple = (0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6,
+                             0.7, 0.8)
+    quant_bits: tuple = (8, 6, 5, 4, 3, 2)  # quant
+    finetune_sparsities: tuple = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)  # l1_ft
+    finetune_epochs: int = 1  # l1_ft: epochs of masked training after pruning
+    finetune_lr: float = 1e-4  # l1_ft: Adam's rate (the plateau schedule's first lowered rate)
     eval_batch_size: int = 256
     precision: str = "fp32"  # "fp32" or "bf16" (autocast)
     channels_last: bool = False  # NHWC activations (faster convolutions on CPU and GPU)
@@ -118,11 +130,14 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
         image_size=64, batch_size=64, lr=1e-3, lr_schedule="plateau", lr_patience=1,
         max_epochs=30, patience=3, min_delta=0.01, population=8, control_population=3,
         channels_last=True, workers=2,
+        methods=("l1", "random", "local_l1", "channel_l1", "quant", "l1_ft"),
     ),
     "smoke": dict(
         dataset="phantom", data={"n_images": 600}, arch="resnet18", width=16, weights="none",
         image_size=32, batch_size=32, lr=1e-3, lr_schedule="plateau", max_epochs=2, patience=2,
         population=3, channels_last=True,
+        methods=("l1", "random", "local_l1", "channel_l1", "quant", "l1_ft"),
+        channel_ratios=(0.25, 0.5, 0.75), quant_bits=(8, 4, 2), finetune_sparsities=(0.5, 0.9),
     ),
 }
 
@@ -151,8 +166,8 @@ def _coerce(name: str, raw: Any, current: Any) -> Any:
             return float(text)
         if isinstance(current, tuple):
             items = [t.strip() for t in text.strip("()[]").split(",") if t.strip()]
-            if name == "sparsities":
-                return tuple(round(float(t), 10) for t in items)
+            if name in NUMBER_TUPLES:
+                return tuple(NUMBER_TUPLES[name](t) for t in items)
             return tuple(items)
         if isinstance(current, dict):
             return json.loads(text)
@@ -225,6 +240,15 @@ def load_config(
     return config
 
 
+def _check_increasing(name: str, values, low: float, high: float, open_low: bool = False) -> None:
+    """``values`` must be non-empty, strictly increasing and inside [low, high) ((low, high))."""
+    v = [float(x) for x in values]
+    if (not v or any(b <= a for a, b in zip(v, v[1:])) or v[-1] >= high
+            or v[0] < low or (open_low and v[0] <= low)):
+        bound = "(" if open_low else "["
+        raise ValueError(f"{name} must increase strictly within {bound}{low:g}, {high:g}), got {v}")
+
+
 def _coerce_data_value(raw: Any) -> Any:
     if not isinstance(raw, str):
         return raw
@@ -236,8 +260,8 @@ def _coerce_data_value(raw: Any) -> Any:
 
 def validate(config: Config) -> None:
     """Check ranges once, with messages that name the parameter and what is allowed."""
+    from .compress import METHODS
     from .data import DATASETS
-    from .prune import METHODS
 
     if config.dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {config.dataset!r}")
@@ -269,12 +293,23 @@ def validate(config: Config) -> None:
         raise ValueError("methods must name at least one pruning method")
     for m in config.methods:
         if m not in METHODS:
-            raise ValueError(f"methods: unknown pruning method {m!r}; allowed: {sorted(METHODS)}")
+            raise ValueError(f"methods: unknown compression method {m!r}; allowed: {sorted(METHODS)}")
+    if len(set(config.methods)) != len(config.methods):
+        raise ValueError(f"methods must not repeat a method, got {list(config.methods)}")
     sp = list(config.sparsities)
     if not sp or sp[0] != 0.0:
         raise ValueError("sparsities must start at 0.0 (the dense model)")
-    if any(b <= a for a, b in zip(sp, sp[1:])) or sp[-1] >= 1.0:
-        raise ValueError(f"sparsities must increase strictly and stay below 1, got {sp}")
+    _check_increasing("sparsities", sp, 0.0, 1.0)
+    _check_increasing("channel_ratios", config.channel_ratios, 0.0, 1.0, open_low=True)
+    _check_increasing("finetune_sparsities", config.finetune_sparsities, 0.0, 1.0, open_low=True)
+    bits = list(config.quant_bits)
+    if (not bits or any(not isinstance(b, int) or not 2 <= b <= 8 for b in bits)
+            or any(b >= a for a, b in zip(bits, bits[1:]))):
+        raise ValueError(f"quant_bits must be integers from 8 down to 2, strictly decreasing, got {bits}")
+    if config.finetune_epochs < 1:
+        raise ValueError(f"finetune_epochs must be >= 1, got {config.finetune_epochs}")
+    if not config.finetune_lr > 0:
+        raise ValueError(f"finetune_lr must be > 0, got {config.finetune_lr}")
     if config.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be one of ('auto', 'cpu', 'cuda'), got {config.device!r}")
     from .models import ARCHS

@@ -23,7 +23,8 @@ from . import __version__, io
 from .config import Config
 from .data import Dataset, get_dataset
 from .paths import results_root as default_results_root
-from .sweep import prediction_path, sweep_seed, verify_predictions
+from .compress import needs_train
+from .sweep import prediction_path, sweep_seed, sweep_shape, verify_predictions
 from .train import SplitArrays, is_trained, resolve_device, train_seed
 
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scipy", "statsmodels", "matplotlib")
@@ -108,6 +109,8 @@ def _init_worker(config: Config, folder: Path, stage: str, epochs=None, threads:
                        val=SplitArrays.from_dataset(dataset, "val"))
     else:
         _WORKER["test"] = torch.from_numpy(np.ascontiguousarray(dataset.images("test")))
+        if any(needs_train(m) for m in config.methods):  # for methods that fine-tune
+            _WORKER["train"] = SplitArrays.from_dataset(dataset, "train")
 
 
 def _train_job(seed: int, progress: bool = False) -> dict:
@@ -120,7 +123,8 @@ def _train_job(seed: int, progress: bool = False) -> dict:
 def _sweep_job(job: tuple[str, int], progress: bool = False) -> dict:
     w = _WORKER
     method, seed = job
-    return sweep_seed(w["config"], w["C"], w["test"], method, seed, w["folder"], w["device"], progress)
+    return sweep_seed(w["config"], w["C"], w["test"], method, seed, w["folder"], w["device"],
+                      progress, train=w.get("train"))
 
 
 def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: bool) -> None:
@@ -201,21 +205,17 @@ def prepare_results(config: Config, results_root: str | Path | None = None) -> t
     return folder, dataset
 
 
-def prediction_shape(config: Config, n_test: int, n_classes: int) -> tuple[int, int, int]:
-    """Shape of one (method, seed) prediction file: (levels, test images, classes)."""
-    return (len(config.sparsities), n_test, n_classes)
-
-
-def missing_sweeps(config: Config, folder: Path, shape: tuple, seeds=None) -> list[tuple[str, int]]:
+def missing_sweeps(config: Config, folder: Path, n_test: int, n_classes: int,
+                   seeds=None) -> list[tuple[str, int]]:
     """(method, seed) pairs whose predictions are missing or fail their checksum."""
     return [(m, s) for m in config.methods for s in config.method_seeds(m)
-            if (seeds is None or s in seeds)
-            and verify_predictions(prediction_path(folder, m, s), shape) is None]
+            if (seeds is None or s in seeds) and verify_predictions(
+                prediction_path(folder, m, s), sweep_shape(config, m, n_test, n_classes)) is None]
 
 
-def seed_finished(config: Config, folder: Path, shape: tuple, seed: int) -> bool:
+def seed_finished(config: Config, folder: Path, n_test: int, n_classes: int, seed: int) -> bool:
     """Whether ``seed`` is trained and swept with every method that uses it."""
-    return is_trained(folder, seed) and not missing_sweeps(config, folder, shape, [seed])
+    return is_trained(folder, seed) and not missing_sweeps(config, folder, n_test, n_classes, [seed])
 
 
 def run_seed(config: Config, folder: Path, seed: int, progress: bool = False) -> dict:
@@ -226,14 +226,14 @@ def run_seed(config: Config, folder: Path, seed: int, progress: bool = False) ->
     dataset = get_dataset(config.dataset, **config.dataset_options())
     device = resolve_device(config.device)
     C = len(dataset.classes)
-    info = train_seed(config, C, SplitArrays.from_dataset(dataset, "train"),
-                      SplitArrays.from_dataset(dataset, "val"), seed, folder, device, progress)
-    shape = prediction_shape(config, len(dataset.indices("test")), C)
-    jobs = missing_sweeps(config, folder, shape, [seed])
+    train = SplitArrays.from_dataset(dataset, "train")
+    info = train_seed(config, C, train, SplitArrays.from_dataset(dataset, "val"), seed, folder,
+                      device, progress)
+    jobs = missing_sweeps(config, folder, len(dataset.indices("test")), C, [seed])
     if jobs:
         test = torch.from_numpy(np.ascontiguousarray(dataset.images("test")))
         for method, s in jobs:
-            sweep_seed(config, C, test, method, s, folder, device, progress)
+            sweep_seed(config, C, test, method, s, folder, device, progress, train=train)
     return info
 
 
@@ -247,8 +247,8 @@ def ensure_results(config: Config, results_root: str | Path | None = None, progr
         _update_manifest(folder, config, dataset, "train", time.perf_counter() - t0)
 
     t0 = time.perf_counter()
-    shape = prediction_shape(config, len(dataset.indices("test")), len(dataset.classes))
-    jobs = missing_sweeps(config, folder, shape)
+    jobs = missing_sweeps(config, folder, len(dataset.indices("test")), len(dataset.classes))
+    jobs.sort(key=lambda job: not needs_train(job[0]))  # the long fine-tuning jobs first
     if jobs:
         _run_stage("sweep", jobs, config, folder, progress)
         _update_manifest(folder, config, dataset, "sweep", time.perf_counter() - t0)

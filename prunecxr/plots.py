@@ -296,3 +296,78 @@ def figure6(stats: pd.DataFrame, labels: tuple[str, str] = ("PIE", "non-PIE"),
         ax.set_title(f"{titles.get(row['variable'], row['variable'])}\n"
                      f"Kruskal-Wallis {format_p(row['p_kruskal'])}", fontsize=9)
     return fig
+
+
+# -------------------------------------------------------------------------------------------
+# Q5 (beyond the paper)
+# -------------------------------------------------------------------------------------------
+
+def figure7(curve: pd.DataFrame, matched: pd.DataFrame | None = None,
+            units: Mapping[str, str] | None = None) -> Figure:
+    """Fig. 7: each method's median mAP (left) and its loss vs dense (right) against its level,
+    the share of weight storage removed; the matched losses as horizontal lines and each
+    method's matched levels as markers on them (hollow where the grid does not resolve it).
+
+    ``curve`` is :func:`prunecxr.analysis.damage_curve`'s table, ``matched``
+    :func:`prunecxr.analysis.matched_levels`'; ``units`` labels each method in the legend.
+    """
+    require_columns(curve, ["method", "level", "median_map", "loss"], "curve")
+    fig, (ax, axl) = _figure(2)
+    colors = {}
+    for method, grp in curve.groupby("method", sort=False):
+        grp = grp.sort_values("level")
+        label = method + (f" ({units[method]})" if units and method in units else "")
+        line, = ax.plot(grp["level"], grp["median_map"], marker="o", ms=3, label=label)
+        colors[method] = line.get_color()
+        axl.plot(grp["level"], grp["loss"], marker="o", ms=3, color=line.get_color())
+    if matched is not None:
+        require_columns(matched, ["method", "loss", "level", "resolved"], "matched")
+        for target in sorted(matched["loss"].unique()):
+            axl.axhline(target, ls=":", color="0.4", lw=1)
+        for m in matched[matched["level"].notna()].itertuples():
+            axl.plot(m.level, m.loss, marker="D", ms=6, color=colors.get(m.method, "k"),
+                     mfc=colors.get(m.method, "k") if m.resolved else "none")
+    ax.set(xlabel="share of weight storage removed", ylabel="mAP (median over seeds)",
+           title="Overall performance per compression method")
+    ax.legend(fontsize=8)
+    axl.set(xlabel="share of weight storage removed", ylabel="loss of mAP vs dense",
+            title="Matched damage (diamonds; hollow: not resolved)", ylim=(-0.05, 1.0))
+    return fig
+
+
+def figure8(damage: pd.DataFrame) -> Figure:
+    """Fig. 8: at each matched loss, the median relative AP change of the rarest classes and of
+    the others per method (left, with bootstrap 95% intervals), and Spearman's rho of per-class
+    change vs ln(train count) (right). Hollow markers: matched points the grid does not resolve.
+
+    ``damage`` is :func:`prunecxr.analysis.matched_damage`'s table.
+    """
+    need = ["method", "loss", "resolved", "rare_change", "rare_change_lo", "rare_change_hi",
+            "other_change", "other_change_lo", "other_change_hi", "rho", "rho_lo", "rho_hi"]
+    require_columns(damage, need, "damage")
+    methods = list(dict.fromkeys(damage["method"]))
+    losses = sorted(damage["loss"].unique())
+    fig, (ax, axr) = _figure(2, width=5.5)
+    width = 0.8 / max(len(methods), 1)
+    for j, method in enumerate(methods):
+        color = OKABE_ITO[j % len(OKABE_ITO)]
+        d = damage[damage["method"] == method].set_index("loss").reindex(losses)
+        x = np.arange(len(losses)) + (j - (len(methods) - 1) / 2) * width
+        for col, marker, label in (("rare_change", "v", f"{method}: rarest"),
+                                   ("other_change", "o", f"{method}: others")):
+            err = np.vstack([d[col] - d[f"{col}_lo"], d[f"{col}_hi"] - d[col]])
+            ax.errorbar(x, d[col], yerr=np.abs(err), fmt=marker, color=color, ms=5, capsize=2,
+                        mfc="none" if col == "other_change" else color, label=label)
+        err = np.vstack([d["rho"] - d["rho_lo"], d["rho_hi"] - d["rho"]])
+        axr.errorbar(x, d["rho"], yerr=np.abs(err), fmt="o", color=color, capsize=2, label=method)
+        unresolved = ~d["resolved"].fillna(False).astype(bool)
+        axr.plot(x[unresolved.to_numpy()], d["rho"][unresolved], "x", color="k", ms=7)
+    for a in (ax, axr):
+        a.set_xticks(np.arange(len(losses)), [f"{100 * t:.0f}% mAP lost" for t in losses])
+        a.axhline(0, color="0.3", lw=0.8)
+    ax.set(ylabel="median relative change in AP", title="Rarest classes vs the rest")
+    axr.set(ylabel="ρ(change, ln train count)  (> 0: rarer lose more)",
+            title="Frequency vs damage (x: not resolved)")
+    ax.legend(fontsize=7, ncol=2)
+    axr.legend(fontsize=7)
+    return fig

@@ -7,7 +7,9 @@ then stored back as floats (fake quantisation, through torch's own
 ``torch.fake_quantize_per_channel_affine``). Activations, biases and BatchNorm are untouched.
 Unlike pruning, levels are not nested: every level starts again from the trained weights.
 For 8 bits the result equals torch's real int8 per-channel quantisation
-(``torch.quantize_per_channel(..., torch.qint8)``) dequantised; the tests check that.
+(``torch.quantize_per_channel(..., torch.qint8)``) dequantised, and a model whose Conv2d and
+Linear layers are torch.ao's reference quantized modules holding int8 weights
+(:func:`torch_ao_int8`) gives the same outputs; the tests and the Q5 chapter check that.
 """
 
 from __future__ import annotations
@@ -77,3 +79,23 @@ class WeightQuantizer:
         """Put the trained weights back."""
         for w, w0 in zip(self._weights, self._original):
             w.copy_(w0)
+
+
+def torch_ao_int8(model: nn.Module) -> nn.Module:
+    """``model`` (changed in place) with every Conv2d and Linear replaced by torch.ao's
+    reference quantized module holding the layer's weight as real int8, per output channel,
+    with this module's symmetric scales (zero point 0); activations stay float, as in
+    :func:`fake_quantize`. The reference modules dequantise the int8 weight in ``forward``."""
+    from torch.ao.nn.quantized import reference
+
+    kinds = {nn.Conv2d: reference.Conv2d, nn.Linear: reference.Linear}
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            kind = kinds.get(type(child))
+            if kind is None:
+                continue
+            scale = channel_scales(child.weight, 8).float()
+            qparams = {"qscheme": torch.per_channel_affine, "dtype": torch.qint8, "scale": scale,
+                       "zero_point": torch.zeros(len(scale), dtype=torch.int32), "axis": 0}
+            setattr(parent, name, kind.from_float(child, qparams))
+    return model

@@ -4,9 +4,11 @@ Layout written by the pipeline::
 
     config.json  dataset.json  manifest.json  test_labels.npy  test_meta.csv  [test_images.npy]
     models/seed_XXX/{best.pt, done.json, history.csv}
-    predictions/<method>/seed_XXX.npy (+ .json sidecar: shape, achieved sparsity, sha256)
+    predictions/<method>/seed_XXX.npy (+ .json sidecar: shape, levels, achieved facts, sha256)
 
-Every prediction file is checked against its sidecar's sha256 before it is read.
+Every prediction file is checked against its sidecar's sha256 before it is read. Each method
+has its own level grid (:mod:`prunecxr.compress`): ``levels(method)`` is the share of the
+prunable weight storage it removed at each grid entry (the sparsity, for pruning methods).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pandas as pd
 import torch
 
 from . import io
+from .compress import GRID_METHODS
 from .config import seeds_for
 from .metrics import auroc, average_precision
 from .sweep import prediction_path, verify_predictions
@@ -55,6 +58,8 @@ class Results:
         self.seeds: list[int] = list(range(self.config["first_seed"],
                                            self.config["first_seed"] + self.config["population"]))
         self.methods: list[str] = list(self.config["methods"])
+        # Methods on the shared sparsity grid (what the Q1-Q4 chapters compare).
+        self.grid_methods: list[str] = [m for m in self.methods if m in GRID_METHODS]
 
     def method_seeds(self, method: str) -> list[int]:
         """Seeds swept with ``method`` (:func:`prunecxr.config.seeds_for`)."""
@@ -82,28 +87,66 @@ class Results:
             raise KeyError(f"seed {seed} not swept with {method!r} in this store; available: "
                            f"{self.method_seeds(method)}")
 
-    def predictions(self, method: str, seed: int) -> np.ndarray:
-        """Sigmoid probabilities (n_sparsities, n_test, n_classes), float32, verified."""
+    def _sidecar(self, method: str, seed: int) -> dict:
         self._check(method, seed)
-        return _read_predictions(prediction_path(self.results_dir, method, seed),
-                                 (len(self.sparsities), len(self.labels), len(self.classes)))
+        return _read_sidecar(prediction_path(self.results_dir, method, seed).with_suffix(".json"))
+
+    def predictions(self, method: str, seed: int) -> np.ndarray:
+        """Sigmoid probabilities (n_levels of ``method``, n_test, n_classes), float32, verified."""
+        self._check(method, seed)
+        shape = (len(self._sidecar(method, seed)["nominal"]), len(self.labels), len(self.classes))
+        return _read_predictions(prediction_path(self.results_dir, method, seed), shape)
 
     def achieved_sparsity(self, method: str, seed: int) -> np.ndarray:
-        self._check(method, seed)
-        side = prediction_path(self.results_dir, method, seed).with_suffix(".json")
-        return np.asarray(io.read_json(side)["achieved_sparsity"], dtype=float)
+        """Measured share of prunable weights that are zero or removed, per level of ``method``."""
+        return np.asarray(self._sidecar(method, seed)["achieved_sparsity"], dtype=float)
 
-    def _metric_table(self, name: str, fn) -> pd.DataFrame:
+    def levels(self, method: str) -> np.ndarray:
+        """``method``'s levels: the share of the prunable weight storage removed at each grid
+        entry (the same for every seed; checked)."""
+        seeds = self.method_seeds(method)
+        first = np.asarray(self._sidecar(method, seeds[0])["levels"], dtype=float)
+        for seed in seeds[1:]:
+            other = np.asarray(self._sidecar(method, seed)["levels"], dtype=float)
+            if other.shape != first.shape or not np.allclose(other, first, atol=1e-9):
+                raise ResultsError(f"{method}: seed {seed} has levels {other.tolist()}, seed "
+                                   f"{seeds[0]} {first.tolist()}; rerun the pipeline")
+        return first
+
+    def level_facts(self, method: str) -> pd.DataFrame:
+        """What ``method`` achieved at each level, per seed (from the sidecars): columns seed,
+        nominal (the grid entry in the method's unit), unit, seconds, and the method's facts
+        (level, sparsity; bits; params, macs, channels; train_loss)."""
         rows = []
-        for method in self.methods:
+        for seed in self.method_seeds(method):
+            side = self._sidecar(method, seed)
+            for nominal, fact, sec in zip(side["nominal"], side["achieved"], side["level_seconds"]):
+                rows.append({"method": method, "seed": seed, "nominal": nominal,
+                             "unit": side["unit"], "seconds": sec, **fact})
+        return pd.DataFrame(rows)
+
+    def sweep_seconds(self) -> pd.DataFrame:
+        """Seconds each (method, seed) sweep took: columns method, seed, levels, seconds."""
+        return pd.DataFrame([{"method": m, "seed": s, "levels": len(side["nominal"]),
+                              "seconds": float(side["seconds"])}
+                             for m in self.methods for s in self.method_seeds(m)
+                             for side in [self._sidecar(m, s)]])
+
+    def _metric_table(self, name: str, fn, methods=None) -> pd.DataFrame:
+        rows = []
+        for method in self.methods if methods is None else methods:
+            levels = self.levels(method)
+            on_grid = method in self.grid_methods
             for seed in self.method_seeds(method):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    values = fn(self.labels, self.predictions(method, seed))  # (S, C)
+                    values = fn(self.labels, self.predictions(method, seed))  # (L, C)
                 rows.append(pd.DataFrame({
                     "method": method, "seed": seed,
-                    "sparsity": np.repeat(self.sparsities, len(self.classes)),
-                    "class": np.tile(self.classes, len(self.sparsities)),
+                    "sparsity": np.repeat(levels if on_grid else np.full(len(levels), np.nan),
+                                          len(self.classes)),
+                    "level": np.repeat(levels, len(self.classes)),
+                    "class": np.tile(self.classes, len(levels)),
                     name: values.reshape(-1),
                 }))
         return pd.concat(rows, ignore_index=True)
@@ -112,13 +155,21 @@ class Results:
     def _ap(self) -> pd.DataFrame:
         return self._metric_table("ap", average_precision)
 
-    def ap_table(self) -> pd.DataFrame:
-        """Tidy AP: columns method, seed, sparsity, class, ap (NaN where a class has no positives)."""
-        return self._ap.copy()
+    def ap_table(self, methods=None) -> pd.DataFrame:
+        """Tidy AP: columns method, seed, sparsity, level, class, ap (NaN where a class has no
+        positives). ``level`` is each method's (see :meth:`levels`); ``sparsity`` equals it for
+        the methods on the sparsity grid (``grid_methods``) and is NaN for the others.
+        ``methods`` (default: all) selects rows."""
+        if methods is None:
+            return self._ap.copy()
+        unknown = [m for m in methods if m not in self.methods]
+        if unknown:
+            raise KeyError(f"methods {unknown} not in this store; available: {self.methods}")
+        return self._ap[self._ap["method"].isin(list(methods))].reset_index(drop=True)
 
-    def auroc_table(self) -> pd.DataFrame:
-        """Tidy AUROC: columns method, seed, sparsity, class, auroc."""
-        return self._metric_table("auroc", auroc)
+    def auroc_table(self, methods=None) -> pd.DataFrame:
+        """Tidy AUROC: columns method, seed, sparsity, level, class, auroc."""
+        return self._metric_table("auroc", auroc, methods)
 
     def history(self) -> pd.DataFrame:
         """Training curves: columns seed, epoch, train_loss, val_loss, val_map."""
@@ -173,6 +224,18 @@ def _read_verified(path: Path, shape: tuple[int, ...], mtime: float) -> np.ndarr
     array = np.load(path)
     array.setflags(write=False)
     return array
+
+
+@lru_cache(maxsize=256)
+def _read_sidecar_cached(path: Path, mtime: float) -> dict:
+    return io.read_json(path)
+
+
+def _read_sidecar(path: Path) -> dict:
+    if not path.exists():
+        raise ResultsError(f"{path} is missing; rerun the pipeline (python -m prunecxr run with "
+                           "the same settings) to compute it")
+    return _read_sidecar_cached(path, path.stat().st_mtime)
 
 
 def _read_predictions(path: Path, shape: tuple[int, ...]) -> np.ndarray:

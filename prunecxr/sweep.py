@@ -1,16 +1,17 @@
-"""Trained model x sparsity grid -> predicted probabilities, cached per (method, seed).
+"""Trained model x a method's level grid -> predicted probabilities, cached per (method, seed).
 
-Global pruning is nested (the pruned set at a higher sparsity contains the one at a lower), so
-each model is ranked once and the grid is walked upward on one working copy, zeroing only the
-newly pruned weights at each level. The test images are held in memory once for all seeds and
-levels. After every level the partial array is saved atomically, so an interrupted sweep
-resumes at the level where it stopped; the finished array ``(n_sparsities, n_test, C)`` is
-written with a sidecar holding its sha256, so a truncated or corrupt file is detected and
-recomputed, never silently read.
+Each method (:mod:`prunecxr.compress`) walks its own grid on one working copy of the model;
+global pruning is nested, so it ranks once and zeroes only the newly pruned weights per level.
+The test images are held in memory once for all seeds and levels. After every level the
+partial array is saved atomically, so an interrupted sweep resumes at the level where it
+stopped; the finished array ``(n_levels, n_test, C)`` is written with a sidecar holding its
+sha256, each level's achieved facts (level, sparsity, bits, parameters, ...) and seconds, so a
+truncated or corrupt file is detected and recomputed, never silently read.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -18,10 +19,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import io
+from . import compress, io
 from .config import Config
-from .prune import NestedPruner
-from .train import load_trained, predict
+from .train import SplitArrays, load_trained, predict
 
 
 def prediction_path(results_dir: Path, method: str, seed: int) -> Path:
@@ -44,44 +44,55 @@ def verify_predictions(path: Path, shape: tuple[int, ...] | None = None) -> dict
     return info
 
 
+def sweep_shape(config: Config, method: str, n_test: int, num_classes: int) -> tuple[int, int, int]:
+    """Shape of one (method, seed) prediction file: (the method's levels, test images, classes)."""
+    return (len(compress.grid(method, config)), n_test, num_classes)
+
+
 def sweep_seed(config: Config, num_classes: int, test_images: torch.Tensor, method: str, seed: int,
-               results_dir: Path, device: torch.device, progress: bool = True) -> dict:
-    """Probabilities of one trained model at every sparsity of ``config.sparsities``."""
+               results_dir: Path, device: torch.device, progress: bool = True,
+               train: SplitArrays | None = None) -> dict:
+    """Probabilities of one trained model at every level of ``method``'s grid
+    (:mod:`prunecxr.compress`); ``train`` is needed by methods that fine-tune."""
     path = prediction_path(results_dir, method, seed)
-    levels = list(config.sparsities)
-    shape = (len(levels), len(test_images), num_classes)
+    nominal = compress.grid(method, config)
+    shape = sweep_shape(config, method, len(test_images), num_classes)
     info = verify_predictions(path, shape)
     if info is not None:
         return info
     partial = path.with_suffix(".partial.npz")
     probs = np.full(shape, np.nan, dtype=np.float32)
-    achieved = np.full(len(levels), np.nan)
-    done, seconds = 0, 0.0
+    facts: list[dict] = []
+    seconds = np.zeros(len(nominal))
     if partial.exists():
         try:
             with np.load(partial) as z:
-                if z["probs"].shape == shape and np.allclose(z["levels"], levels):
+                if z["probs"].shape == shape and np.allclose(z["levels"], nominal):
                     done = int(z["done"])
-                    probs[:done], achieved[:done] = z["probs"][:done], z["achieved"][:done]
-                    seconds = float(z["seconds"])
+                    probs[:done], seconds[:done] = z["probs"][:done], z["seconds"][:done]
+                    facts = json.loads(str(z["facts"]))[:done]
         except Exception as exc:  # unreadable partial: start this model's sweep again
             tqdm.write(f"{partial}: unreadable ({exc}); sweeping seed {seed} again")
-            done = 0
+            facts = []
+    done = len(facts)
     model = load_trained(config, num_classes, results_dir, seed, device)
-    pruner = NestedPruner(model, method, seed=seed, levels=levels)
-    bar = tqdm(range(done, len(levels)), desc=f"{method} seed {seed}", unit="level",
-               position=1, leave=False, disable=not progress, initial=done, total=len(levels))
+    method_at = compress.get(method)(model, config, seed, train=train, device=device)
+    bar = tqdm(range(done, len(nominal)), desc=f"{method} seed {seed}", unit="level",
+               position=1, leave=False, disable=not progress, initial=done, total=len(nominal))
     for i in bar:
         t0 = time.perf_counter()
-        achieved[i] = pruner.prune_to(levels[i]).sparsity
-        probs[i] = predict(model, test_images, config.eval_batch_size, device, config.precision)
-        seconds += time.perf_counter() - t0
-        io.save_npz(partial, probs=probs, achieved=achieved, levels=np.asarray(levels),
-                    done=np.int64(i + 1), seconds=np.float64(seconds))
+        evaluated, fact = method_at.apply(nominal[i])
+        probs[i] = predict(evaluated, test_images, config.eval_batch_size, device, config.precision)
+        seconds[i] = time.perf_counter() - t0
+        facts.append(fact)
+        io.save_npz(partial, probs=probs, levels=np.asarray(nominal, dtype=float),
+                    done=np.int64(i + 1), seconds=seconds, facts=np.asarray(json.dumps(facts)))
     bar.close()
     io.save_npy(path, probs)
-    info = {"method": method, "seed": seed, "shape": list(shape), "sparsities": levels,
-            "achieved_sparsity": achieved.tolist(), "seconds": seconds,
+    info = {"method": method, "seed": seed, "shape": list(shape), "unit": method_at.unit,
+            "nominal": nominal, "levels": [f["level"] for f in facts],
+            "achieved_sparsity": [f["sparsity"] for f in facts], "achieved": facts,
+            "level_seconds": seconds.tolist(), "seconds": float(seconds.sum()),
             "sha256": io.sha256_file(path)}
     io.write_json(path.with_suffix(".json"), info)
     partial.unlink(missing_ok=True)

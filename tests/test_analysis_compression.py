@@ -109,3 +109,98 @@ def test_damage_curve_and_a_level_column_of_another_name():
                                   cp.matched_damage(ap, COUNTS, n_boot=20))
     with pytest.raises(ValueError, match=r"losses must be fractions in \(0, 1\), got \[1.0\]"):
         cp.matched_levels(ap, losses=(1.0,))
+
+
+@pytest.mark.filterwarnings("ignore:mAP excludes")
+def test_vectorised_bootstrap_equals_a_loop_over_resamples():
+    """The same resampled seeds (the generator's first draw) summarised one resample at a time
+    with pandas and scipy; one class has a value for one seed only, so about a third of the
+    resamples lack it and are correlated over the other classes."""
+    ap = table(seeds=(0, 1, 2, 3, 4))
+    ap.loc[(ap.seed > 0) & (ap["class"] == "c3"), "ap"] = np.nan
+    n_boot, seed = 200, 7
+    out = cp.matched_damage(ap, COUNTS, losses=(0.2,), n_rare=2, n_boot=n_boot, seed=seed)
+    changes = cp.class_change_at(ap, cp.matched_levels(ap, losses=(0.2,)))
+    rng = np.random.default_rng(seed)
+    for method in ("lin", "rare"):  # matched_damage's group order: the methods as they come
+        x = changes[changes.method == method].pivot(index="seed", columns="class", values="rel_change")
+        picks = rng.integers(0, len(x), size=(n_boot, len(x)))
+        assert 0 < (picks != 0).all(axis=1).sum() < n_boot  # both kinds of resample occur
+        stats = []
+        for pick in picks:
+            per_class = x.iloc[pick].median()  # NaN skipped, as pandas does
+            ok = per_class.notna()
+            rho = st.spearmanr(np.log(COUNTS[per_class.index[ok]]), per_class[ok]).statistic
+            stats.append((per_class[["c5", "c6"]].median(), per_class.drop(["c5", "c6"]).median(), rho))
+        stats = np.array(stats)
+        row = out.set_index("method").loc[method]
+        for i, name in enumerate(("rare_change", "other_change", "rho")):
+            lo, hi = np.percentile(stats[:, i], [2.5, 97.5])
+            assert row[f"{name}_lo"] == pytest.approx(lo) and row[f"{name}_hi"] == pytest.approx(hi)
+        lo, hi = np.percentile(stats[:, 0] - stats[:, 1], [2.5, 97.5])
+        assert row["rare_minus_other_lo"] == pytest.approx(lo)
+        assert row["rare_minus_other_hi"] == pytest.approx(hi)
+
+
+def test_matched_levels_report_the_grid_level_above_and_whether_it_resolves():
+    # loss 0, 0.05, 0.5 at levels 0, 0.1, 0.2: a 10% target lies in a jump to 50% (unresolved),
+    # a 30% target is within twice its size at the grid level above (resolved)
+    rows = [("m", s, k, c, a) for s in (0, 1) for c in CLASSES
+            for k, a in ((0.0, 0.8), (0.1, 0.76), (0.2, 0.4))]
+    ap = pd.DataFrame(rows, columns=["method", "seed", "sparsity", "class", "ap"])
+    got = cp.matched_levels(ap, losses=(0.05, 0.1, 0.3, 0.9)).set_index("loss")
+    assert got.loc[0.05, "grid_level"] == 0.1 and got.loc[0.05, "resolved"]
+    assert got.loc[0.1, "grid_level"] == 0.2 and got.loc[0.1, "grid_loss"] == pytest.approx(0.5)
+    assert not got.loc[0.1, "resolved"]  # 0.5 > 2 x 0.1
+    assert got.loc[0.3, "resolved"] and got.loc[0.3, "level"] == pytest.approx(0.1 + 0.1 * 0.25 / 0.45)
+    assert not got.loc[0.9, "reached"] and not got.loc[0.9, "resolved"]
+    assert np.isnan(got.loc[0.9, "grid_level"])
+
+
+class PieStore:
+    """What matched_pies reads from a store: two methods, their levels and predictions."""
+
+    classes = CLASSES
+    train_counts = COUNTS
+
+    def __init__(self, n=200, seed=0):
+        rng = np.random.default_rng(seed)
+        self.labels = (rng.random((n, len(CLASSES))) < np.linspace(0.5, 0.05, len(CLASSES))).astype(np.uint8)
+        self.meta = pd.DataFrame(index=range(n))
+        self._levels = {"a": np.array([0.0, 0.5, 0.9]), "b": np.array([0.0, 0.75])}
+        self.preds = {(m, s): rng.random((len(lv), n, len(CLASSES))).astype(np.float32)
+                      for m, lv in self._levels.items() for s in (0, 1)}
+
+    def levels(self, method):
+        return self._levels[method]
+
+    def method_seeds(self, method):
+        return [0, 1]
+
+    def predictions(self, method, seed):
+        return self.preds[(method, seed)]
+
+
+def test_matched_pies_are_q4_pies_at_the_grid_level_and_overlap_is_jaccard():
+    from sklearn.metrics import jaccard_score
+
+    from prunecxr.analysis import pies
+
+    store = PieStore()
+    matched = pd.DataFrame({"method": ["a", "a", "b"], "loss": [0.1, 0.2, 0.1],
+                            "reached": [True, True, True], "grid_level": [0.5, 0.9, 0.75]})
+    table, masks = cp.matched_pies(store, matched, fraction=0.1, n_rare=2)
+    for r in table.itertuples():
+        expect = pies.select_pies(pies.pie_scores(store, r.method, dense=0.0, sparse=r.grid_level), 0.1)
+        assert np.array_equal(masks[(r.method, r.loss)], expect) and r.n_pies == 20
+        has_rare = store.labels[:, -2:].any(axis=1)  # c5, c6: the two rarest by COUNTS
+        assert r.rare_ratio == pytest.approx(has_rare[expect].mean() / has_rare[~expect].mean())
+        findings = store.labels.sum(axis=1)  # no "No Finding" column here: every class counts
+        many = findings >= 4
+        ratio = many[expect].mean() / many[~expect].mean() if many[~expect].any() else np.inf
+        assert r.multi_ratio == pytest.approx(ratio)
+    overlap = cp.pie_overlap(masks)
+    assert overlap[["loss", "method_a", "method_b"]].values.tolist() == [[0.1, "a", "b"]]
+    assert overlap["jaccard"].iloc[0] == pytest.approx(
+        jaccard_score(masks[("a", 0.1)], masks[("b", 0.1)]))
+    assert np.isnan(cp.jaccard(np.zeros(5, bool), np.zeros(5, bool)))

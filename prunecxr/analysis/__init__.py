@@ -12,8 +12,10 @@ Functions are pure (tables in, tidy tables out); the figures live in :mod:`prune
 are re-exported here so a notebook needs one import.
 """
 
-from ..plots import figure1, figure2, figure3, figure4, figure5, figure6, pie_gallery
-from .compression import class_change_at, damage_curve, matched_damage, matched_levels
+from ..plots import (figure1, figure2, figure3, figure4, figure5, figure6, figure7, figure8,
+                     pie_gallery)
+from .compression import (class_change_at, damage_curve, jaccard, matched_damage, matched_levels,
+                          matched_pies, pie_overlap)
 from .cooccurrence import class_pair_table, fcd, fcd_correlations, fcd_ols
 from .forgetting import (curve_matrix, forgettability_curves, forgetting_summary,
                          relative_change)
@@ -31,6 +33,8 @@ __all__ = [
     "mean_probabilities", "pie_scores", "select_pies", "class_enrichment", "findings_enrichment",
     "pie_enrichment",
     "reader_study_stats", "phantom_truth_stats", "validate_responses",
-    "damage_curve", "matched_levels", "class_change_at", "matched_damage",
-    "figure1", "figure2", "figure3", "figure4", "figure5", "figure6", "pie_gallery",
+    "damage_curve", "matched_levels", "class_change_at", "matched_damage", "matched_pies",
+    "pie_overlap", "jaccard",
+    "figure1", "figure2", "figure3", "figure4", "figure5", "figure6", "figure7", "figure8",
+    "pie_gallery",
 ]

@@ -7,13 +7,20 @@ what happens to each class there is compared between methods.
 
 - :func:`damage_curve`: median mAP over seeds per method and level, and its loss vs dense.
 - :func:`matched_levels`: the level of each method where the loss first reaches each target
-  (linear interpolation between the two grid levels around the crossing; NaN if never).
+  (linear interpolation between the two grid levels around the crossing; NaN if never), and
+  whether the grid resolves it: the grid level at or above the crossing has lost at most
+  twice the target (``RESOLUTION``), else the interpolation spans too large a jump to read
+  per-class changes from.
 - :func:`class_change_at`: every seed's per-class relative AP change at those levels
   (interpolated the same way).
 - :func:`matched_damage`: per method and target, the median change of the rarest classes and
   of the rest, and Spearman's rho of per-class change vs ln(train count) (the Q2 statistic),
   each with a percentile bootstrap 95% interval over seeds. The matched level is the
   population's; the bootstrap resamples seeds given that level.
+- :func:`matched_pies` and :func:`pie_overlap`: the PIEs of each method at the grid level
+  where its loss first reaches each target (Q4's definition), their enrichment for the rarest
+  classes and for images with many findings, and the Jaccard overlap of the PIE sets of every
+  pair of methods.
 
 Tables are the store's ``ap_table`` (columns method, seed, sparsity, class, ap); ``level`` names
 the column that orders a method's grid (``sparsity`` for pruning).
@@ -21,20 +28,25 @@ the column that orders a method's grid (``sparsity`` for pruning).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from ..stats import require_columns
+from ..stats import require_columns, rowwise_spearman
 from .forgetting import relative_change
 from .overall import map_per_model
 
 LOSSES = (0.05, 0.10, 0.20)
+RESOLUTION = 2.0  # a matched point is resolved if the grid level above it lost <= 2x the target
 
 
 def _levels_as_sparsity(table: pd.DataFrame, level: str) -> pd.DataFrame:
     """The table with its level column named ``sparsity`` (what the Q1/Q2 functions read)."""
-    return table if level == "sparsity" else table.rename(columns={level: "sparsity"})
+    if level == "sparsity":
+        return table
+    return table.drop(columns="sparsity", errors="ignore").rename(columns={level: "sparsity"})
 
 
 def damage_curve(ap_table: pd.DataFrame, level: str = "sparsity") -> pd.DataFrame:
@@ -55,9 +67,10 @@ def damage_curve(ap_table: pd.DataFrame, level: str = "sparsity") -> pd.DataFram
 def matched_levels(ap_table: pd.DataFrame, losses=LOSSES, level: str = "sparsity") -> pd.DataFrame:
     """The level at which each method's median mAP first loses each share in ``losses``.
 
-    Columns method, loss, level, reached. Between the last grid level below the target and the
-    first at or above it the loss is taken as linear in the level; a target the grid never
-    reaches gives NaN (reached False).
+    Columns method, loss, level, reached, grid_level (the first grid level at or above the
+    target), grid_loss (its loss) and resolved (``grid_loss <= RESOLUTION * loss``). Between
+    the last grid level below the target and the first at or above it the loss is taken as
+    linear in the level; a target the grid never reaches gives NaN (reached False).
     """
     if any(not 0 < float(x) < 1 for x in losses):
         raise ValueError(f"losses must be fractions in (0, 1), got {list(losses)}")
@@ -69,14 +82,17 @@ def matched_levels(ap_table: pd.DataFrame, losses=LOSSES, level: str = "sparsity
             hit = np.flatnonzero(loss >= target)
             if len(hit) == 0:
                 rows.append({"method": method, "loss": float(target), "level": np.nan,
-                             "reached": False})
+                             "reached": False, "grid_level": np.nan, "grid_loss": np.nan,
+                             "resolved": False})
                 continue
             i = int(hit[0])
             at = ks[0] if i == 0 else ks[i - 1] + (target - loss[i - 1]) / (
                 loss[i] - loss[i - 1]) * (ks[i] - ks[i - 1])
             rows.append({"method": method, "loss": float(target), "level": float(at),
-                         "reached": True})
-    return pd.DataFrame(rows, columns=["method", "loss", "level", "reached"])
+                         "reached": True, "grid_level": float(ks[i]), "grid_loss": float(loss[i]),
+                         "resolved": bool(loss[i] <= RESOLUTION * target)})
+    return pd.DataFrame(rows, columns=["method", "loss", "level", "reached", "grid_level",
+                                       "grid_loss", "resolved"])
 
 
 def class_change_at(ap_table: pd.DataFrame, matched: pd.DataFrame,
@@ -98,18 +114,25 @@ def class_change_at(ap_table: pd.DataFrame, matched: pd.DataFrame,
     return pd.DataFrame(rows, columns=["method", "loss", "level", "seed", "class", "rel_change"])
 
 
-def _summaries(changes: pd.DataFrame, train_counts: pd.Series, rare: list) -> tuple[float, float, float]:
-    """(median change of the rare classes, of the others, Spearman rho vs ln count) for one
-    method and target, from per-seed changes (class medians over seeds first)."""
-    per_class = changes.groupby("class")["rel_change"].median()
-    ok = per_class.notna()
-    rare_v = per_class[ok & per_class.index.isin(rare)]
-    other = per_class[ok & ~per_class.index.isin(rare)]
-    logc = np.log(train_counts.reindex(per_class.index).astype(float))
-    good = ok & np.isfinite(logc)
-    rho = _st.spearmanr(logc[good], per_class[good]).statistic if good.sum() >= 3 else np.nan
-    return (float(rare_v.median()) if len(rare_v) else np.nan,
-            float(other.median()) if len(other) else np.nan, float(rho))
+def _summaries(per_class: np.ndarray, logc: np.ndarray, rare: np.ndarray) -> np.ndarray:
+    """Rows of (median change of the rare classes, of the others, Spearman rho vs ln count)
+    from per-class changes ``per_class`` (rows x classes; NaN = no value), vectorised."""
+    per_class = np.atleast_2d(per_class)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN groups give NaN
+        rare_v = np.nanmedian(per_class[:, rare], axis=1) if rare.any() else np.full(len(per_class), np.nan)
+        other = np.nanmedian(per_class[:, ~rare], axis=1) if (~rare).any() else np.full(len(per_class), np.nan)
+    good = np.isfinite(per_class) & np.isfinite(logc)
+    rho = np.full(len(per_class), np.nan)
+    cols = good.all(axis=0)  # classes valued in every row
+    full = (good == cols).all(axis=1) if cols.sum() >= 3 else np.zeros(len(good), bool)
+    if full.any():  # rows valued on the same classes: one vectorised rank correlation
+        rho[full] = rowwise_spearman(np.broadcast_to(logc[cols], (int(full.sum()), int(cols.sum()))),
+                                     per_class[full][:, cols])
+    for r in np.flatnonzero(~full):  # rows with their own missing classes
+        if good[r].sum() >= 3:
+            rho[r] = _st.spearmanr(logc[good[r]], per_class[r, good[r]]).statistic
+    return np.column_stack([rare_v, other, rho])
 
 
 def matched_damage(ap_table: pd.DataFrame, train_counts: pd.Series, losses=LOSSES,
@@ -118,30 +141,89 @@ def matched_damage(ap_table: pd.DataFrame, train_counts: pd.Series, losses=LOSSE
     """At each method's matched levels: how much the rarest classes lose, against the rest.
 
     ``n_rare`` rarest classes by ``train_counts`` (the paper's Q4 choice of five). Columns
-    method, loss, level, n_seeds, rare_change, other_change, rare_minus_other, rho (per-class
-    change vs ln train count; > 0 means rarer classes lose more), each statistic with
-    ``_lo``/``_hi`` bounds of a percentile bootstrap 95% interval over seeds (``n_boot``
-    resamples, generator seeded by ``seed``).
+    method, loss, level, resolved (see :func:`matched_levels`), n_seeds, rare_change,
+    other_change, rare_minus_other, rho (per-class change vs ln train count; > 0 means rarer
+    classes lose more), each statistic with ``_lo``/``_hi`` bounds of a percentile bootstrap 95%
+    interval over seeds (``n_boot`` resamples, generator seeded by ``seed``). A class's change is
+    its median over the (resampled) seeds; NaN changes are skipped.
     """
     matched = matched_levels(ap_table, losses, level)
     changes = class_change_at(ap_table, matched, level)
-    rare = list(train_counts.sort_values(kind="stable").index[:n_rare])
+    rare_names = list(train_counts.sort_values(kind="stable").index[:n_rare])
     rng = np.random.default_rng(seed)
     rows = []
     for (method, loss), g in changes.groupby(["method", "loss"], sort=False):
-        seeds = np.array(sorted(g["seed"].unique()))
-        point = _summaries(g, train_counts, rare)
-        by_seed = {s: d for s, d in g.groupby("seed")}
-        boot = np.array([_summaries(pd.concat([by_seed[s] for s in rng.choice(seeds, len(seeds))]),
-                                    train_counts, rare) for _ in range(n_boot)])
-        diff = boot[:, 0] - boot[:, 1]
+        x = g.pivot(index="seed", columns="class", values="rel_change")  # seeds x classes
+        logc = np.log(train_counts.reindex(x.columns).astype(float)).to_numpy()
+        rare = np.asarray(x.columns.isin(rare_names))
+        values = x.to_numpy(float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            point = _summaries(np.nanmedian(values, axis=0), logc, rare)[0]
+            picks = rng.integers(0, len(values), size=(n_boot, len(values)))
+            boot = _summaries(np.nanmedian(values[picks], axis=1), logc, rare)
+        m = matched[(matched["method"] == method) & (matched["loss"] == loss)].iloc[0]
         row = {"method": method, "loss": loss, "level": float(g["level"].iloc[0]),
-               "n_seeds": len(seeds)}
+               "resolved": bool(m["resolved"]), "n_seeds": len(values)}
+        diff = boot[:, 0] - boot[:, 1]
         for name, value, samples in (("rare_change", point[0], boot[:, 0]),
                                      ("other_change", point[1], boot[:, 1]),
                                      ("rare_minus_other", point[0] - point[1], diff),
                                      ("rho", point[2], boot[:, 2])):
             lo, hi = np.nanpercentile(samples, [2.5, 97.5]) if np.isfinite(samples).any() else (np.nan, np.nan)
-            row.update({name: value, f"{name}_lo": float(lo), f"{name}_hi": float(hi)})
+            row.update({name: float(value), f"{name}_lo": float(lo), f"{name}_hi": float(hi)})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def matched_pies(store, matched: pd.DataFrame, fraction: float = 0.05, n_rare: int = 5,
+                 max_findings: int = 4) -> tuple[pd.DataFrame, dict]:
+    """PIEs of each method at each matched damage (Q4's definition, at ``grid_level``).
+
+    For every reached row of :func:`matched_levels`: the population-mean predictions of the
+    method's seeds at its level 0 and at ``grid_level`` give per-image agreement scores, and
+    the ``fraction`` least agreeing images are the PIEs. Returns a table (method, loss,
+    grid_level, n_pies, rare_ratio: prevalence among PIEs / among the rest of images with any
+    of the ``n_rare`` rarest classes, multi_ratio: the same for images with ``max_findings``
+    or more findings) and the PIE masks, keyed by (method, loss).
+    """
+    from .pies import findings_enrichment, pie_scores, select_pies
+
+    require_columns(matched, ["method", "loss", "reached", "grid_level"], "matched")
+    rare = list(store.train_counts.sort_values(kind="stable").index[:n_rare])
+    has_rare = store.labels[:, [store.classes.index(c) for c in rare]].any(axis=1)
+    rows, masks = [], {}
+    for m in matched[matched["reached"]].itertuples():
+        dense = float(store.levels(m.method)[0])
+        mask = select_pies(pie_scores(store, m.method, dense=dense, sparse=m.grid_level), fraction)
+        masks[(m.method, m.loss)] = mask
+        findings = findings_enrichment(mask, store.labels, store.classes, max_findings=max_findings)
+        rare_pie, rare_non = has_rare[mask].mean(), has_rare[~mask].mean()
+        rows.append({"method": m.method, "loss": m.loss, "grid_level": m.grid_level,
+                     "n_pies": int(mask.sum()),
+                     "rare_ratio": float(rare_pie / rare_non) if rare_non > 0 else np.nan,
+                     "multi_ratio": float(findings["ratio"].iloc[-1])})
+    return pd.DataFrame(rows, columns=["method", "loss", "grid_level", "n_pies", "rare_ratio",
+                                       "multi_ratio"]), masks
+
+
+def jaccard(a, b) -> float:
+    """|a and b| / |a or b| of two boolean masks (NaN when both are empty)."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    union = int((a | b).sum())
+    return float((a & b).sum() / union) if union else np.nan
+
+
+def pie_overlap(masks: dict) -> pd.DataFrame:
+    """Jaccard overlap of the PIE sets of every pair of methods at each matched loss.
+
+    ``masks`` as returned by :func:`matched_pies`. Columns loss, method_a, method_b, jaccard.
+    """
+    rows = []
+    for loss in sorted({k[1] for k in masks}):
+        methods = [k[0] for k in masks if k[1] == loss]
+        for i, a in enumerate(methods):
+            for b in methods[i + 1:]:
+                rows.append({"loss": loss, "method_a": a, "method_b": b,
+                             "jaccard": jaccard(masks[(a, loss)], masks[(b, loss)])})
+    return pd.DataFrame(rows, columns=["loss", "method_a", "method_b", "jaccard"])

@@ -23,21 +23,28 @@ def _sparsity_index(sparsities, value: float, name: str) -> int:
     sparsities = np.asarray(sparsities, dtype=float)
     hit = np.flatnonzero(np.isclose(sparsities, value))
     if len(hit) == 0:
-        raise ValueError(f"{name}={value} is not among the store's sparsities "
+        raise ValueError(f"{name}={value} is not among the method's levels "
                          f"{sparsities.tolist()}")
     return int(hit[0])
 
 
+def _levels(store, method: str) -> np.ndarray:
+    """The method's levels (its sparsities, for a pruning method on the shared grid)."""
+    return store.levels(method) if hasattr(store, "levels") else store.sparsities
+
+
 def mean_probabilities(store, method: str = "l1", sparsity: float | Sequence[float] = 0.0,
                        seeds: Sequence[int] | None = None) -> np.ndarray:
-    """Population-mean sigmoid outputs at one sparsity (n_test, C), or at several (m, n_test, C).
+    """Population-mean sigmoid outputs at one level (n_test, C), or at several (m, n_test, C).
+
+    ``sparsity`` is a level of ``method`` (``store.levels(method)``: the sparsity for pruning).
 
     Reads one seed's predictions at a time (``store.predictions(method, seed)``), so memory
     stays at one seed's array plus the running sum (float64).
     """
     many = np.ndim(sparsity) > 0
     ks = list(np.atleast_1d(np.asarray(sparsity, dtype=float)))
-    idx = [_sparsity_index(store.sparsities, k, "sparsity") for k in ks]
+    idx = [_sparsity_index(_levels(store, method), k, "sparsity") for k in ks]
     seeds = list(store.method_seeds(method) if seeds is None else seeds)
     if not seeds:
         raise ValueError("seeds is empty")
@@ -56,8 +63,8 @@ def pie_scores(store, method: str = "l1", dense: float = 0.0, sparse: float = 0.
     mean prediction vector is constant at either sparsity (every class tied) has no rank
     correlation: NaN. :func:`select_pies` by default never selects those (see its ``nan_policy``).
     """
-    _sparsity_index(store.sparsities, dense, "dense")
-    _sparsity_index(store.sparsities, sparse, "sparse")
+    _sparsity_index(_levels(store, method), dense, "dense")
+    _sparsity_index(_levels(store, method), sparse, "sparse")
     both = mean_probabilities(store, method, [dense, sparse])
     rho = rowwise_spearman(both[0], both[1])
     index = store.meta.index if hasattr(store, "meta") and len(store.meta) == len(rho) else None

@@ -1,0 +1,234 @@
+"""Compression methods behind one interface (Q5): a trained model and a level -> the model
+evaluated at that level, and what was achieved there.
+
+Every method has its own grid in its own unit (``grid``; the first entry leaves the model as
+trained) and reports, per level, ``level``: the share of the dense model's prunable weight
+storage (Conv2d and Linear ``.weight``) that the method removed. That is the common axis of the
+Q5 chapter; the matched-damage analysis needs only that it grows with compression.
+
+- ``l1``, ``random``, ``local_l1``: unstructured pruning (:class:`prunecxr.prune.NestedPruner`);
+  unit and level = sparsity; nested, so one ranking serves the whole grid.
+- ``channel_l1``, ``channel_l2``: structured pruning of whole output channels by the L1 / L2
+  norm of their filters (Li et al. 2017; for channels coupled through a residual connection,
+  the filters of the group's first layer), the same share in every layer, through
+  Torch-Pruning's DependencyGraph (coupled layers lose the same channels, so the residual
+  additions still match); the classifier's outputs are kept. Unit = share
+  of channels; level = share of the prunable weights gone (the model really is smaller); MACs
+  and parameters are recorded per level.
+- ``quant``: per-channel symmetric post-training weight quantisation
+  (:mod:`prunecxr.quantize`); unit = bits (32 = as trained); level = ``1 - bits / 32``.
+- ``l1_ft``: global L1 pruning, then ``finetune_epochs`` epochs of training of the surviving
+  weights at ``finetune_lr`` with the masks kept (re-applied after every optimizer step);
+  level 0 is the trained model, untouched, so every method shares one dense reference.
+
+Levels other than nested pruning start again from the trained weights.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from .config import Config
+from .models import count_prunable
+from .prune import METHODS as PRUNE_METHODS
+from .prune import NestedPruner, prunable_parameters
+from .quantize import WeightQuantizer
+
+FINETUNE_EPOCH0 = 10_000  # fine-tuning epochs draw data order from (seed, 10_000 + e)
+
+
+def zero_share(model: nn.Module) -> float:
+    """Share of the prunable weights that are exactly zero."""
+    ws = [getattr(m, n).detach() for m, n in prunable_parameters(model)]
+    return sum(int((w == 0).sum()) for w in ws) / sum(w.numel() for w in ws)
+
+
+class Compression(abc.ABC):
+    """One method applied to one trained model (modified in place, or copied when it shrinks)."""
+
+    name: ClassVar[str]
+    unit: ClassVar[str]  # what a grid entry is: "sparsity", "share of channels", "bits"
+    needs_train: ClassVar[bool] = False  # whether ``train`` data must be given
+
+    def __init__(self, model: nn.Module, config: Config, seed: int, train=None,
+                 device: torch.device | None = None) -> None:
+        if self.needs_train and train is None:
+            raise ValueError(f"method {self.name!r} fine-tunes, so it needs the training split")
+        self.model, self.config, self.seed, self.train = model, config, seed, train
+        self.device = device or torch.device("cpu")
+
+    @staticmethod
+    @abc.abstractmethod
+    def grid(config: Config) -> list[float]:
+        """The method's levels in its unit; the first leaves the model as trained."""
+
+    @abc.abstractmethod
+    def apply(self, nominal: float) -> tuple[nn.Module, dict]:
+        """The model at grid entry ``nominal`` and its facts (``level``, ``sparsity``, ...)."""
+
+
+class UnstructuredPruning(Compression):
+    """Global (or layer-wise) unstructured pruning along ``config.sparsities``, nested."""
+
+    name = "l1"
+    unit = "sparsity"
+
+    def __init__(self, model, config, seed, train=None, device=None) -> None:
+        super().__init__(model, config, seed, train, device)
+        self.pruner = NestedPruner(model, self.name, seed=seed, levels=self.grid(config))
+
+    @staticmethod
+    def grid(config: Config) -> list[float]:
+        return list(config.sparsities)
+
+    def apply(self, nominal: float) -> tuple[nn.Module, dict]:
+        step = self.pruner.prune_to(nominal)
+        return self.model, {"level": float(nominal), "sparsity": step.sparsity}
+
+
+class ChannelPruning(Compression):
+    """Structured pruning of output channels by norm (Torch-Pruning), from the trained model."""
+
+    name = "channel_l1"
+    unit = "share of channels"
+    norm: ClassVar[int] = 1
+
+    def __init__(self, model, config, seed, train=None, device=None) -> None:
+        super().__init__(model, config, seed, train, device)
+        import torch_pruning as tp  # imported here: only this method needs it
+
+        self._tp = tp
+        size = config.image_size
+        self.example = torch.zeros(1, size, size, dtype=torch.uint8, device=self.device)
+        self.total = count_prunable(model)
+        self.macs, self.params = tp.utils.count_ops_and_params(model, self.example)
+
+    @staticmethod
+    def grid(config: Config) -> list[float]:
+        return [0.0, *config.channel_ratios]
+
+    def apply(self, nominal: float) -> tuple[nn.Module, dict]:
+        model = copy.deepcopy(self.model)
+        if nominal > 0:
+            head = model.backbone.fc
+            pruner = self._tp.pruner.MagnitudePruner(
+                model, self.example, importance=self._tp.importance.MagnitudeImportance(
+                    p=self.norm, group_reduction="first", normalizer=None),
+                pruning_ratio=float(nominal), ignored_layers=[head], global_pruning=False)
+            pruner.step()
+        macs, params = self._tp.utils.count_ops_and_params(model, self.example)
+        kept = count_prunable(model)
+        gone = 1.0 - kept / self.total
+        return model, {"level": gone, "sparsity": gone + kept / self.total * zero_share(model),
+                       "params": int(params), "params_share": params / self.params,
+                       "macs": int(macs), "macs_share": macs / self.macs,
+                       "channels": _conv_channels(model)}
+
+
+class ChannelPruningL2(ChannelPruning):
+    name = "channel_l2"
+    norm = 2
+
+
+def _conv_channels(model: nn.Module) -> int:
+    return sum(m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+class WeightQuantization(Compression):
+    """Per-channel symmetric weight fake quantisation at each of ``config.quant_bits``."""
+
+    name = "quant"
+    unit = "bits"
+
+    def __init__(self, model, config, seed, train=None, device=None) -> None:
+        super().__init__(model, config, seed, train, device)
+        self.quantizer = WeightQuantizer(model)
+
+    @staticmethod
+    def grid(config: Config) -> list[float]:
+        return [32, *config.quant_bits]
+
+    def apply(self, nominal: float) -> tuple[nn.Module, dict]:
+        bits = int(nominal)
+        if bits == 32:
+            self.quantizer.restore()
+            return self.model, {"level": 0.0, "sparsity": zero_share(self.model), "bits": 32}
+        step = self.quantizer.quantize_to(bits)
+        return self.model, {"level": 1.0 - bits / 32, "sparsity": step.sparsity, "bits": bits,
+                            "max_levels": step.max_levels}
+
+
+class PruneFinetune(Compression):
+    """Global L1 pruning at each of ``config.finetune_sparsities``, then a masked fine-tune."""
+
+    name = "l1_ft"
+    unit = "sparsity"
+    needs_train = True
+
+    def __init__(self, model, config, seed, train=None, device=None) -> None:
+        super().__init__(model, config, seed, train, device)
+        self.dense = copy.deepcopy(model.state_dict())
+
+    @staticmethod
+    def grid(config: Config) -> list[float]:
+        return [0.0, *config.finetune_sparsities]
+
+    def apply(self, nominal: float) -> tuple[nn.Module, dict]:
+        from .train import _train_epoch
+
+        self.model.load_state_dict(self.dense)
+        if nominal == 0:
+            return self.model, {"level": 0.0, "sparsity": zero_share(self.model), "train_loss": None}
+        pruner = NestedPruner(self.model, "l1", seed=self.seed, levels=[nominal])
+        pruner.prune_to(nominal)
+        weights = [getattr(m, n) for m, n in prunable_parameters(self.model)]
+        masks = pruner.masks()
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.config.finetune_lr,
+                               fused=self.device.type in ("cpu", "cuda") or None)
+
+        def keep_pruned_at_zero(*_):
+            with torch.no_grad():
+                for w, m in zip(weights, masks):
+                    w.mul_(m)
+
+        hook = opt.register_step_post_hook(keep_pruned_at_zero)
+        try:
+            loss = None
+            for e in range(self.config.finetune_epochs):
+                loss = _train_epoch(self.model, opt, self.train, self.config, self.seed,
+                                    FINETUNE_EPOCH0 + e, self.device)
+        finally:
+            hook.remove()
+        return self.model, {"level": float(nominal), "sparsity": zero_share(self.model),
+                            "train_loss": loss}
+
+
+METHODS: dict[str, type[Compression]] = {
+    **{name: type(f"Pruning_{name}", (UnstructuredPruning,), {"name": name}) for name in PRUNE_METHODS},
+           "channel_l1": ChannelPruning, "channel_l2": ChannelPruningL2,
+           "quant": WeightQuantization, "l1_ft": PruneFinetune}
+# Methods swept along ``config.sparsities`` with nominal level = sparsity (Q1-Q4 read these).
+GRID_METHODS = tuple(PRUNE_METHODS)
+
+
+def get(name: str) -> type[Compression]:
+    """The compression class registered under ``name``."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown compression method {name!r}; allowed: "
+                         f"{', '.join(sorted(METHODS))}") from None
+
+
+def grid(name: str, config: Config) -> list[float]:
+    """Method ``name``'s levels in its own unit (the first: as trained)."""
+    return list(get(name).grid(config))
+
+
+def needs_train(name: str) -> bool:
+    return bool(get(name).needs_train)

@@ -1,0 +1,201 @@
+"""Q5 compression methods: structure of channel-pruned ResNets, torch.ao's int8 weights against
+fake quantisation, masked fine-tuning, and every method through the sweep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from prunecxr import compress
+from prunecxr.config import load_config
+from prunecxr.models import build_model, count_prunable
+from prunecxr.prune import NestedPruner, prunable_parameters
+from prunecxr.quantize import fake_quantize, torch_ao_int8
+from prunecxr.train import SplitArrays
+
+C = 5
+
+
+def model(seed: int = 0) -> nn.Module:
+    m = build_model("resnet18", C, "none", seed=seed, width=8).eval()
+    with torch.no_grad():  # BatchNorm statistics that are not the identity
+        for i, bn in enumerate(mod for mod in m.modules() if isinstance(mod, nn.BatchNorm2d)):
+            g = torch.Generator().manual_seed(i)
+            bn.running_mean.normal_(0, 0.1, generator=g)
+            bn.running_var.uniform_(0.5, 1.5, generator=g)
+    return m
+
+
+def images(n: int = 6, size: int = 32, seed: int = 1) -> torch.Tensor:
+    return torch.randint(0, 256, (n, size, size), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(seed))
+
+
+CONFIG = load_config("smoke", overrides=["image_size=32", "channel_ratios=0.25,0.5,0.75",
+                                         "quant_bits=8,4,2", "finetune_sparsities=0.5,0.9"])
+
+
+def test_registry_grids_and_errors():
+    assert set(compress.GRID_METHODS) <= set(compress.METHODS)
+    assert compress.grid("l1", CONFIG) == list(CONFIG.sparsities)
+    assert compress.grid("channel_l1", CONFIG) == [0.0, 0.25, 0.5, 0.75]
+    assert compress.grid("quant", CONFIG) == [32, 8, 4, 2]
+    assert compress.grid("l1_ft", CONFIG) == [0.0, 0.5, 0.9]
+    assert compress.needs_train("l1_ft") and not compress.needs_train("quant")
+    with pytest.raises(ValueError, match="unknown compression method 'l2'"):
+        compress.get("l2")
+    with pytest.raises(ValueError, match="needs the training split"):
+        compress.get("l1_ft")(model(), CONFIG, 0)
+
+
+@pytest.mark.parametrize("method", ["l1", "random", "local_l1"])
+def test_unstructured_methods_are_the_nested_pruner(method):
+    a, b = model(), model()
+    at = compress.get(method)(a, CONFIG, seed=3)
+    pruner = NestedPruner(b, method, seed=3)
+    for k in CONFIG.sparsities:
+        evaluated, fact = at.apply(k)
+        step = pruner.prune_to(k)
+        assert evaluated is a and fact["level"] == k and fact["sparsity"] == step.sparsity
+        for (m1, _), (m2, _) in zip(prunable_parameters(a), prunable_parameters(b)):
+            assert torch.equal(m1.weight, m2.weight)
+
+
+@pytest.mark.parametrize("method,norm", [("channel_l1", 1), ("channel_l2", 2)])
+def test_channel_pruning_makes_a_smaller_resnet_that_runs(method, norm):
+    dense = model()
+    x = images()
+    ref = dense(x)
+    at = compress.get(method)(dense, CONFIG, seed=0)
+    same, fact0 = at.apply(0.0)
+    assert torch.equal(same(x), ref) and fact0["level"] == 0 and fact0["params_share"] == 1
+    convs = [m for m in dense.modules() if isinstance(m, nn.Conv2d)]
+    previous = count_prunable(dense)
+    for ratio in (0.25, 0.5, 0.75):
+        small, fact = at.apply(ratio)
+        assert small is not dense and small(x).shape == (len(x), C)  # residual shapes agree
+        kept = count_prunable(small)
+        assert kept < previous  # more channels out, fewer weights
+        previous = kept
+        assert fact["level"] == pytest.approx(1 - kept / count_prunable(dense))
+        assert fact["params"] == sum(p.numel() for p in small.parameters())
+        assert 0 < fact["macs_share"] < 1 and 0 < fact["params_share"] < 1
+        small_convs = [m for m in small.modules() if isinstance(m, nn.Conv2d)]
+        for c0, c1 in zip(convs, small_convs):  # the same share gone from every layer
+            assert c1.out_channels == c0.out_channels - int(ratio * c0.out_channels)
+        assert small.backbone.fc.out_features == C
+        # a block's first conv is in no residual group: it keeps its filters of largest norm,
+        # unchanged (found through their BatchNorm statistics, which are distinct per channel)
+        block0, block1 = dense.backbone.layer2[0], small.backbone.layer2[0]
+        means = block0.bn1.running_mean.tolist()
+        kept_idx = sorted(means.index(v) for v in block1.bn1.running_mean.tolist())
+        norms = block0.conv1.weight.detach().abs().pow(norm).flatten(1).sum(1)
+        expect = sorted(torch.argsort(norms, descending=True, stable=True)[:len(kept_idx)].tolist())
+        assert kept_idx == expect
+        assert torch.equal(block1.conv1.weight, block0.conv1.weight[kept_idx][:, [
+            means_in for means_in in _kept(dense.backbone.layer1[-1].bn2, small.backbone.layer1[-1].bn2)]])
+    assert count_prunable(dense) == sum(m.weight.numel() for m, _ in prunable_parameters(dense))
+    assert torch.equal(dense(x), ref)  # the trained model itself is untouched
+
+
+def _kept(bn0: nn.BatchNorm2d, bn1: nn.BatchNorm2d) -> list[int]:
+    """Indices of bn0's channels that bn1 kept (matched by their running means)."""
+    means = bn0.running_mean.tolist()
+    return [means.index(v) for v in bn1.running_mean.tolist()]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_eight_bits_agree_with_torch_ao_int8_weights():
+    x = images()
+    fake = model()
+    fake_out = compress.get("quant")(fake, CONFIG, 0).apply(8)[0](x)
+    real = torch_ao_int8(model())
+    convs = [m for m in real.modules() if hasattr(m, "get_quantized_weight")]
+    assert len(convs) == len(prunable_parameters(model()))
+    q = convs[0].get_quantized_weight()
+    assert q.dtype == torch.qint8 and q.int_repr().abs().max() <= 127
+    real_out = real(x)
+    torch.testing.assert_close(real_out, fake_out, rtol=0, atol=1e-4)
+
+
+def test_quantization_levels_are_bits_saved_and_32_restores():
+    m = model()
+    x = images()
+    ref = m(x)
+    at = compress.get("quant")(m, CONFIG, 0)
+    out, fact = at.apply(2)
+    assert fact["level"] == 1 - 2 / 32 and fact["bits"] == 2 and fact["max_levels"] <= 3
+    w0 = next(iter(prunable_parameters(model())))[0].weight
+    assert torch.equal(next(iter(prunable_parameters(m)))[0].weight, fake_quantize(w0, 2))
+    back, fact32 = at.apply(32)
+    assert fact32["level"] == 0 and torch.equal(back(x), ref)
+
+
+def _train_split(n: int = 48, seed: int = 2) -> SplitArrays:
+    g = torch.Generator().manual_seed(seed)
+    return SplitArrays(images(n, 32, seed), (torch.rand(n, C, generator=g) < 0.3).float())
+
+
+def test_prune_then_finetune_keeps_the_mask_and_trains_the_rest():
+    train = _train_split()
+    at = compress.get("l1_ft")(model(), CONFIG, seed=4, train=train)
+    x = images()
+    dense_out = model()(x)
+    out0, fact0 = at.apply(0.0)
+    assert torch.equal(out0(x), dense_out) and fact0["train_loss"] is None  # level 0: as trained
+    tuned, fact = at.apply(0.5)
+    pruned_only = model()
+    mask_pruner = NestedPruner(pruned_only, "l1", seed=4)
+    mask_pruner.prune_to(0.5)
+    moved = 0
+    for (m1, _), (m0, _), keep in zip(prunable_parameters(tuned), prunable_parameters(pruned_only),
+                                      mask_pruner.masks()):
+        assert torch.all(m1.weight[~keep] == 0)  # pruned weights stayed at zero
+        moved += int((m1.weight[keep] != m0.weight[keep]).sum())
+    assert moved > 0 and np.isfinite(fact["train_loss"])
+    assert fact["sparsity"] == pytest.approx(mask_pruner.state().sparsity)
+    # deterministic, and each level starts again from the trained weights
+    again = compress.get("l1_ft")(model(), CONFIG, seed=4, train=train)
+    again.apply(0.9)
+    torch.testing.assert_close(again.apply(0.5)[0](x), tuned(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("method", ["channel_l1", "quant", "l1_ft"])
+def test_every_method_through_the_sweep_resumes_and_records_levels(method, tmp_path, monkeypatch):
+    from prunecxr import sweep
+
+    seed, test = 0, images(10)
+    trained = model()
+    monkeypatch.setattr(sweep, "load_trained", lambda *a, **k: model())
+    train = _train_split()
+    info = sweep.sweep_seed(CONFIG, C, test, method, seed, tmp_path, torch.device("cpu"),
+                            progress=False, train=train)
+    grid = compress.grid(method, CONFIG)
+    assert info["nominal"] == grid and len(info["levels"]) == len(grid) == len(info["achieved"])
+    assert info["levels"][0] == 0 and all(np.diff(info["levels"]) > 0)
+    probs = np.load(sweep.prediction_path(tmp_path, method, seed))
+    assert probs.shape == (len(grid), len(test), C)
+    np.testing.assert_allclose(probs[0], torch.sigmoid(trained(test)).detach().numpy(), atol=1e-6)
+    # a sweep interrupted after its second level resumes there and gives the same bits
+    path = sweep.prediction_path(tmp_path / "b", method, seed)
+    calls = {"n": 0}
+    real_predict = sweep.predict
+
+    def predict_then_stop(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_predict(*a, **k)
+
+    monkeypatch.setattr(sweep, "predict", predict_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.sweep_seed(CONFIG, C, test, method, seed, tmp_path / "b", torch.device("cpu"),
+                         progress=False, train=train)
+    assert path.with_suffix(".partial.npz").exists()
+    monkeypatch.setattr(sweep, "predict", real_predict)
+    resumed = sweep.sweep_seed(CONFIG, C, test, method, seed, tmp_path / "b", torch.device("cpu"),
+                               progress=False, train=train)
+    assert np.array_equal(np.load(path), probs)
+    assert resumed["achieved"] == info["achieved"]
