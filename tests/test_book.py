@@ -29,6 +29,7 @@ CHAPTERS = {  # page -> minimum number of figures (img elements) it must show
     "chapters/q2_forgetting.html": 2,
     "chapters/q3_cooccurrence.html": 1,
     "chapters/q4_pies.html": 3,
+    "chapters/q5_compression.html": 2,
     "chapters/paper_vs_build.html": 0,
     "chapters/reproducibility.html": 0,
     "book/references.html": 0,

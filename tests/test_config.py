@@ -54,7 +54,7 @@ def test_control_population_limits_the_controls_only():
     ({"overrides": ["populaton=3"]}, "unknown parameter 'populaton'"),
     ({"overrides": ["population=three"]}, "population='three': expected a int"),
     ({"overrides": ["population=0"]}, "population must be >= 1"),
-    ({"overrides": ["methods=l1,magnitude"]}, "unknown pruning method 'magnitude'"),
+    ({"overrides": ["methods=l1,magnitude"]}, "unknown compression method 'magnitude'"),
     ({"overrides": ["sparsities=0.1,0.5"]}, "must start at 0.0"),
     ({"overrides": ["sparsities=0,0.5,0.4"]}, "increase strictly"),
     ({"overrides": ["arch=vgg16"]}, "arch must be one of"),

@@ -140,7 +140,7 @@ def fake_store():
     """What store_preconditions reads from a store, with a second method and level to ignore."""
     from types import SimpleNamespace
 
-    ap = pd.DataFrame([{"method": m, "seed": s, "sparsity": k, "class": c,
+    ap = pd.DataFrame([{"method": m, "seed": s, "sparsity": k, "level": k, "class": c,
                         "ap": {"A": 0.9, "B": 0.3}[c] - k - (0.5 if m == "random" else 0) + 0.01 * s}
                        for m in ("l1", "random") for s in (0, 1) for k in (0.0, 0.5)
                        for c in ("A", "B")])

@@ -62,7 +62,7 @@ def _code_cells(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("name", ["data_methods", "q1_overall", "q2_forgetting",
-                                  "q3_cooccurrence", "q4_pies", "paper_vs_build",
+                                  "q3_cooccurrence", "q4_pies", "q5_compression", "paper_vs_build",
                                   "reproducibility"])
 def test_references_run_the_current_notebook_code(name):
     """nbval re-executes the reference copies, so they must hold the code of notebooks/ now:

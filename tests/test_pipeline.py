@@ -29,23 +29,40 @@ def test_store_contents(smoke_store):
     assert C == len(s.classes) == 20 and n == len(s.meta) > 0
     assert set(s.meta["split"]) == {"test"}
     assert list(s.sparsities) == list(load_config("smoke").sparsities)
-    assert s.methods == ["l1", "random"] and len(s.seeds) == 3
+    assert s.methods == list(load_config("smoke").methods) and len(s.seeds) == 3
+    assert s.grid_methods == ["l1", "random", "local_l1"]
     for method in s.methods:
+        levels = s.levels(method)
+        assert levels[0] == 0 and np.all(np.diff(levels) > 0)
         for seed in s.seeds:
             p = s.predictions(method, seed)
-            assert p.shape == (len(s.sparsities), n, C) and p.dtype == np.float32
+            assert p.shape == (len(levels), n, C) and p.dtype == np.float32
             assert np.all((p >= 0) & (p <= 1))
-            ach = s.achieved_sparsity(method, seed)
-            assert np.allclose(ach, s.sparsities, atol=1e-3)  # achieved sparsity reported
+            if method in s.grid_methods:
+                assert np.allclose(s.achieved_sparsity(method, seed), s.sparsities, atol=1e-3)
+    np.testing.assert_allclose(s.levels("quant"), [0, 1 - 8 / 32, 1 - 4 / 32, 1 - 2 / 32])
+    assert s.levels("l1_ft").tolist() == [0.0, 0.5, 0.9]
+    facts = s.level_facts("channel_l1")
+    assert all(g["params"].is_monotonic_decreasing for _, g in facts.groupby("seed"))
+    assert set(s.sweep_seconds()["method"]) == set(s.methods)
     ap = s.ap_table()
-    assert list(ap.columns) == ["method", "seed", "sparsity", "class", "ap"]
-    assert len(ap) == len(s.methods) * len(s.seeds) * len(s.sparsities) * C
-    # one cell against scikit-learn
+    assert list(ap.columns) == ["method", "seed", "sparsity", "level", "class", "ap"]
+    assert len(ap) == sum(len(s.levels(m)) * len(s.method_seeds(m)) for m in s.methods) * C
+    assert ap.loc[ap.method.isin(s.grid_methods), "sparsity"].notna().all()
+    assert ap.loc[~ap.method.isin(s.grid_methods), "sparsity"].isna().all()
+    assert set(s.ap_table(["quant"])["method"]) == {"quant"}
+    with pytest.raises(KeyError, match="not in this store"):
+        s.ap_table(["nope"])
+    # one cell against scikit-learn, and one of a method with its own grid
     p = s.predictions("l1", s.seeds[1])[3]
     c = int(np.argmax(s.labels.sum(0)))
     row = ap[(ap.method == "l1") & (ap.seed == s.seeds[1]) & np.isclose(ap.sparsity, s.sparsities[3])
              & (ap["class"] == s.classes[c])]
     assert row["ap"].item() == pytest.approx(average_precision_score(s.labels[:, c], p[:, c]))
+    q = s.predictions("quant", s.seeds[0])[2]
+    row = ap[(ap.method == "quant") & (ap.seed == s.seeds[0]) & np.isclose(ap.level, s.levels("quant")[2])
+             & (ap["class"] == s.classes[c])]
+    assert row["ap"].item() == pytest.approx(average_precision_score(s.labels[:, c], q[:, c]))
     hist = s.history()
     assert {"seed", "epoch", "train_loss", "val_loss", "val_map"} <= set(hist.columns)
     assert set(hist.seed) == set(s.seeds)

@@ -115,7 +115,7 @@ def class_ap_table(dense_ap: pd.DataFrame, train_counts: pd.Series, test_counts:
 def dense_ap(store) -> pd.DataFrame:
     """Tidy AP of the store's first (main) method at sparsity 0."""
     ap = store.ap_table()
-    return ap[(ap["method"] == store.methods[0]) & np.isclose(ap["sparsity"], 0.0)]
+    return ap[(ap["method"] == store.methods[0]) & np.isclose(ap["level"], 0.0)]
 
 
 def store_preconditions(store) -> pd.DataFrame:

@@ -249,7 +249,7 @@ def headline_numbers(store, method: str = "l1", alpha: float = 0.001, threshold:
     out: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ap = store.ap_table()
+        ap = store.ap_table(store.grid_methods)
         maps = overall.map_per_model(ap)
         welch = overall.welch_by_sparsity(maps, alpha=alpha, method=method)
         summary = overall.overall_map(maps)

@@ -43,7 +43,7 @@ def headline_numbers(store, method: str = "l1", metric: str = "euclidean", **kwa
     n = overview.headline_numbers(store, method=method, metric=metric, **kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        curves = forgetting.forgettability_curves(store.ap_table())
+        curves = forgetting.forgettability_curves(store.ap_table([method]))
         pairs = cooccurrence.class_pair_table(curves, store.labels, store.classes, metric=metric,
                                               method=method)
         row = cooccurrence.fcd_correlations(pairs).set_index("x").loc["iou4"]

@@ -13,7 +13,7 @@ from .audit import audit_html, machine_paths
 from .build import (CHAPTERS, NOTEBOOKS, BookBuild, build_book, execute_notebook, main,
                     render_html, repo_root, stage_sources)
 from .chapter import (check_choice, check_range, configure, describe, glue_figure, glue_paper,
-                      glue_values, nearest_level, normalize_overrides, open_results, plain,
+                      glue_values, grid_methods, nearest_level, normalize_overrides, open_results, plain,
                       rerun_commands, results, save_figure, setup, show_figure,
                       show_rerun)
 from .errors import BookError

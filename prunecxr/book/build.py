@@ -45,6 +45,7 @@ NOTEBOOKS = (
     "q2_forgetting",
     "q3_cooccurrence",
     "q4_pies",
+    "q5_compression",
     "paper_vs_build",
     "reproducibility",
 )

@@ -93,6 +93,13 @@ def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
         raise ValueError(f"parameter {name} must be one of {list(allowed)}, got {value!r}")
 
 
+def grid_methods(config) -> list[str]:
+    """The configured methods on the shared sparsity grid (what Q1-Q4 can analyse)."""
+    from ..compress import GRID_METHODS
+
+    return [m for m in config.methods if m in GRID_METHODS]
+
+
 def check_range(name: str, value: Any, low: float, high: float, *, inclusive: bool = True) -> None:
     """Raise ``ValueError`` unless ``low <= value <= high`` (or strict when not inclusive)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
