@@ -179,7 +179,8 @@ class PruneFinetune(Compression):
         return [0.0, *config.finetune_sparsities]
 
     def apply(self, nominal: float) -> tuple[nn.Module, dict]:
-        from .train import _train_epoch
+        # imported here: config's validation imports this module, and train pulls in tqdm.auto
+        from .train import _train_epoch, make_optimizer
 
         self.model.load_state_dict(self.dense)
         if nominal == 0:
@@ -188,8 +189,7 @@ class PruneFinetune(Compression):
         pruner.prune_to(nominal)
         weights = [getattr(m, n) for m, n in prunable_parameters(self.model)]
         masks = pruner.masks()
-        opt = torch.optim.Adam(self.model.parameters(), lr=self.config.finetune_lr,
-                               fused=self.device.type in ("cpu", "cuda") or None)
+        opt = make_optimizer(self.model, self.config, self.device, lr=self.config.finetune_lr)
 
         def keep_pruned_at_zero(*_):
             with torch.no_grad():
@@ -210,8 +210,8 @@ class PruneFinetune(Compression):
 
 METHODS: dict[str, type[Compression]] = {
     **{name: type(f"Pruning_{name}", (UnstructuredPruning,), {"name": name}) for name in PRUNE_METHODS},
-           "channel_l1": ChannelPruning, "channel_l2": ChannelPruningL2,
-           "quant": WeightQuantization, "l1_ft": PruneFinetune}
+    "channel_l1": ChannelPruning, "channel_l2": ChannelPruningL2,
+    "quant": WeightQuantization, "l1_ft": PruneFinetune}
 # Methods swept along ``config.sparsities`` with nominal level = sparsity (Q1-Q4 read these).
 GRID_METHODS = tuple(PRUNE_METHODS)
 

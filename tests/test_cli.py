@@ -141,7 +141,7 @@ def test_run_prints_the_summary(smoke_results, smoke_store):
     assert re.search(r"^wall time: data \d+ s, train \d+ s, sweep \d+ s", out, re.M)
     assert re.search(r"^done in \d+ s$", out, re.M)
     methods, rows = _summary_rows(out)
-    assert methods == list(smoke_store.methods)
+    assert methods == list(smoke_store.grid_methods)
     ks = list(np.round(smoke_store.sparsities, 10))
     shown = [k for k in ks if round(k * 100) % 10 == 0 or k == max(ks)]
     assert sorted(rows) == pytest.approx(shown)
@@ -153,6 +153,14 @@ def test_run_prints_the_summary(smoke_results, smoke_store):
             per_seed = [np.mean([average_precision_score(y[:, c], p[:, c]) for c in has_pos])
                         for p in (smoke_store.predictions(method, s)[i] for s in smoke_store.seeds)]
             assert printed == pytest.approx(np.median(per_seed), abs=5.1e-4), (method, k)
+    # a method with its own grid: one line, "<unit> -> median mAP" per level
+    line = re.search(r"^quant, median mAP by bits: (.*)$", out, re.M).group(1)
+    points = [p.split(" -> ") for p in line.split(", ")]
+    assert [float(b) for b, _ in points] == [32, 8, 4, 2]
+    for i, (_, printed) in enumerate(points):
+        per_seed = [np.mean([average_precision_score(y[:, c], p[:, c]) for c in has_pos])
+                    for p in (smoke_store.predictions("quant", s)[i] for s in smoke_store.seeds)]
+        assert float(printed) == pytest.approx(np.median(per_seed), abs=5.1e-4)
 
 
 @pytest.mark.slow

@@ -75,7 +75,8 @@ def test_smoke_through_slurm_is_bit_identical_and_never_resubmitted(tmp_path, ca
     local_s = time.perf_counter() - t0
     remote = next((tmp_path / "slurm").iterdir())
     assert local.name == remote.name  # same key: the executor is not part of the results
-    assert _predictions(remote) == _predictions(local) and len(_predictions(local)) == 6
+    swept = sum(len(config.method_seeds(m)) for m in config.methods)  # every method, every seed
+    assert _predictions(remote) == _predictions(local) and len(_predictions(local)) == swept
     jobs = io.read_json(remote / JOBS_FILE)
     for seed in config.seeds:  # each seed ran in the SLURM task recorded for it
         done = io.read_json(seed_dir(remote, seed) / "done.json")
