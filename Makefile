@@ -59,6 +59,7 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/sweep_speed.py
 	$(PY) benchmarks/main_job.py
+	$(PY) benchmarks/gpu_speed.py
 
 clean:
 	rm -rf _build book/_generated .pytest_cache

@@ -33,6 +33,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from .batches import DeviceSplit
 from .config import Config
 from .models import count_prunable
 from .prune import METHODS as PRUNE_METHODS
@@ -172,6 +173,7 @@ class PruneFinetune(Compression):
 
     def __init__(self, model, config, seed, train=None, device=None) -> None:
         super().__init__(model, config, seed, train, device)
+        self.train = DeviceSplit.of(train, self.device)  # on a GPU: copied once for all levels
         self.dense = copy.deepcopy(model.state_dict())
 
     @staticmethod

@@ -23,7 +23,7 @@ from .prune import sparsity_grid
 
 PROFILES = ("paper", "default", "smoke")
 # Fields that change how fast results come, not what they are: excluded from the key.
-EXECUTION_FIELDS = ("device", "threads", "workers", "data_dir", "cache_dir")
+EXECUTION_FIELDS = ("device", "threads", "workers", "compile", "data_dir", "cache_dir")
 PRECISIONS = ("fp32", "bf16")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 NUMBER_TUPLES = {"sparsities": lambda t: round(float(t), 10),
@@ -81,6 +81,7 @@ class Config:
     device: str = "auto"  # "auto", "cpu", "cuda"
     threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
     workers: int = 1  # seeds trained and swept side by side in this many processes
+    compile: bool = False  # torch.compile the training step (agrees with eager to 1e-3: tests)
     data_dir: str = ""
     cache_dir: str = ""
 

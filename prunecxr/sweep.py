@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import compress, io
+from .batches import on_device
 from .config import Config
 from .train import SplitArrays, load_trained, predict
 
@@ -76,6 +77,7 @@ def sweep_seed(config: Config, num_classes: int, test_images: torch.Tensor, meth
             facts = []
     done = len(facts)
     model = load_trained(config, num_classes, results_dir, seed, device)
+    test_images = on_device(test_images, device)  # on a GPU: once for every level
     method_at = compress.get(method)(model, config, seed, train=train, device=device)
     bar = tqdm(range(done, len(nominal)), desc=f"{method} seed {seed}", unit="level",
                position=1, leave=False, disable=not progress, initial=done, total=len(nominal))

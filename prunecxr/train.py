@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import io
+from .batches import DeviceSplit, on_device
 from .config import Config
 from .metrics import average_precision, mean_ap
 from .models import build_model
@@ -97,43 +98,50 @@ def prepare(model: nn.Module, config: Config, device: torch.device, train: bool 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device,
             precision: str = "fp32") -> np.ndarray:
-    """Sigmoid probabilities (n, C) float32 for uint8 images (n, H, W), in eval mode."""
+    """Sigmoid probabilities (n, C) float32 for uint8 images (n, H, W), in eval mode.
+
+    ``images`` may already be on ``device`` (:func:`prunecxr.batches.on_device`); the outputs
+    stay there until one transfer at the end."""
     model.eval()
     out = []
     with autocast(precision, device):
         for start in range(0, len(images), batch_size):
             x = images[start:start + batch_size].to(device, non_blocking=True)
-            out.append(torch.sigmoid(model(x).float()).cpu())
-    return torch.cat(out).numpy()
+            out.append(torch.sigmoid(model(x).float()))
+    return torch.cat(out).cpu().numpy()
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(1_000_003 * (seed + 1) + epoch)
 
 
-def _train_epoch(model, opt, data: SplitArrays, config: Config, seed: int, epoch: int, device) -> float:
+def _train_epoch(model, opt, data, config: Config, seed: int, epoch: int, device) -> float:
+    """One epoch over ``data`` (a :class:`SplitArrays`, or a :class:`DeviceSplit` already on
+    ``device``); returns the mean training loss. Batches are indexed, converted to float and
+    augmented on the device; the loss is summed there (float64) and read once at the end, so
+    a GPU is never made to wait for the host inside the loop."""
     model.train()
     gen = _epoch_generator(seed, epoch)
-    order = torch.randperm(len(data.images), generator=gen)
+    split = DeviceSplit.of(data, device)
+    order = torch.randperm(len(split), generator=gen)
     loss_fn = nn.BCEWithLogitsLoss()
-    total, seen = 0.0, 0
-    for start in range(0, len(order), config.batch_size):
-        idx = order[start:start + config.batch_size]
-        if len(idx) < 2:  # BatchNorm cannot train on a single image
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    seen = 0
+    for images, y in split.batches(order, config.batch_size):
+        if len(images) < 2:  # BatchNorm cannot train on a single image
             continue
-        x = data.images[idx].unsqueeze(1).float().div_(255.0)
+        x = images.unsqueeze(1).float().div_(255.0)
         if config.augment:
             x = augment(x, gen, config.rotation)
-        x, y = x.to(device), data.labels[idx].to(device)
         opt.zero_grad(set_to_none=True)
         with autocast(config.precision, device):
             logits = model(x)
         loss = loss_fn(logits.float(), y)
         loss.backward()
         opt.step()
-        total += loss.item() * len(idx)
-        seen += len(idx)
-    return total / max(seen, 1)
+        total += loss.detach().double() * len(images)
+        seen += len(images)
+    return float(total) / max(seen, 1)
 
 
 def _validate(model, data: SplitArrays, config: Config, device) -> tuple[float, float]:
@@ -229,6 +237,9 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
             tqdm.write(f"seed {seed}: resuming after epoch {state['epoch']} from {last}")
         except Exception as exc:  # a truncated checkpoint: start this seed again
             tqdm.write(f"seed {seed}: unreadable checkpoint {last} ({exc}); restarting the seed")
+    train_data = DeviceSplit.of(train, device)  # on a GPU: copied once, if it fits
+    val_data = SplitArrays(on_device(val.images, device), val.labels)
+    step_model = torch.compile(model) if config.compile else model  # shares model's weights
     bar = tqdm(range(state["epoch"] + 1, config.max_epochs), desc=f"seed {seed}", unit="epoch",
                position=1, leave=False, disable=not progress, initial=state["epoch"] + 1, total=config.max_epochs)
     for epoch in bar:
@@ -236,8 +247,8 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
             break
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
-        train_loss = _train_epoch(model, opt, train, config, seed, epoch, device)
-        val_loss, val_map = _validate(model, val, config, device)
+        train_loss = _train_epoch(step_model, opt, train_data, config, seed, epoch, device)
+        val_loss, val_map = _validate(model, val_data, config, device)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val_loss)
         elif scheduler is not None:
@@ -263,6 +274,8 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
     summary = {"seed": seed, "epochs": state["epoch"] + 1, "best_epoch": state["best_epoch"],
                "best_val_loss": state["best_val_loss"], "seconds": state["seconds"],
                "stopped_early": state["bad_epochs"] >= config.patience,
+               "images_per_s": len(train.images) * (state["epoch"] + 1) / max(state["seconds"], 1e-9),
+               "peak_gpu_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
                **where_it_ran(device), "started": state.get("started"), "finished": time.time()}
     io.write_json(out / "done.json", summary)
     last.unlink(missing_ok=True)

@@ -1,0 +1,173 @@
+"""The device data path (prunecxr.batches, train._train_epoch, predict): the resident-or-streamed
+choice, streamed batches equal resident ones, and the CPU path bit-identical to the loop it
+replaced (CPU augmentation, a host copy per batch, loss.item() every step)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from prunecxr import train
+from prunecxr.batches import RESIDENT_SHARE, DeviceSplit, on_device, placement
+from prunecxr.config import load_config
+from prunecxr.models import build_model
+
+CPU = torch.device("cpu")
+
+
+def split(n: int = 70, size: int = 32, classes: int = 4, seed: int = 0) -> train.SplitArrays:
+    g = torch.Generator().manual_seed(seed)
+    return train.SplitArrays(torch.randint(0, 256, (n, size, size), dtype=torch.uint8, generator=g),
+                             (torch.rand(n, classes, generator=g) < 0.3).float())
+
+
+def test_placement_keeps_a_split_resident_only_when_it_fits():
+    assert placement(10**12, CPU) == "resident"  # the CPU holds what it holds
+    free = 8 * 2**30
+    assert placement(int(RESIDENT_SHARE * free), CPU, free_bytes=free) == "resident"
+    assert placement(int(RESIDENT_SHARE * free) + 1, CPU, free_bytes=free) == "streamed"
+    x = torch.arange(6)
+    assert on_device(x, CPU) is x
+    with pytest.raises(ValueError, match="mode must be one of"):
+        DeviceSplit(x, x, CPU, mode="paged")
+
+
+@pytest.mark.parametrize("batch", [1, 16, 70, 100])
+def test_streamed_batches_equal_resident_batches_in_order(batch):
+    data = split()
+    order = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(3))
+    resident = list(DeviceSplit(data.images, data.labels, CPU).batches(order, batch))
+    streamed = list(DeviceSplit(data.images, data.labels, CPU, mode="streamed").batches(order, batch))
+    assert len(resident) == len(streamed) == math.ceil(len(order) / batch)
+    for (x1, y1), (x2, y2), start in zip(resident, streamed, range(0, len(order), batch)):
+        idx = order[start:start + batch]
+        assert torch.equal(x1, data.images[idx]) and torch.equal(x2, data.images[idx])
+        assert torch.equal(y1, data.labels[idx]) and torch.equal(y2, data.labels[idx])
+    assert list(DeviceSplit(data.images, data.labels, CPU, mode="streamed").batches(order[:0], 8)) == []
+
+
+def _old_train_epoch(model, opt, data, config, seed, epoch, device) -> float:
+    """The loop before the device path (session 2), kept here as the reference."""
+    model.train()
+    gen = train._epoch_generator(seed, epoch)
+    order = torch.randperm(len(data.images), generator=gen)
+    loss_fn = nn.BCEWithLogitsLoss()
+    total, seen = 0.0, 0
+    for start in range(0, len(order), config.batch_size):
+        idx = order[start:start + config.batch_size]
+        if len(idx) < 2:
+            continue
+        x = data.images[idx].unsqueeze(1).float().div_(255.0)
+        if config.augment:
+            x = train.augment(x, gen, config.rotation)
+        x, y = x.to(device), data.labels[idx].to(device)
+        opt.zero_grad(set_to_none=True)
+        with train.autocast(config.precision, device):
+            logits = model(x)
+        loss = loss_fn(logits.float(), y)
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(idx)
+        seen += len(idx)
+    return total / max(seen, 1)
+
+
+def _one_epoch(epoch_fn, data, config):
+    model = train.prepare(build_model("resnet18", 4, "none", seed=1, width=8), config, CPU)
+    opt = train.make_optimizer(model, config, CPU)
+    loss = epoch_fn(model, opt, data, config, 5, 2, CPU)
+    return loss, model.state_dict()
+
+
+@pytest.mark.parametrize("mode", [None, "streamed"])
+def test_cpu_epoch_is_bit_identical_to_the_previous_loop(mode):
+    config = load_config("smoke", overrides=["batch_size=16"])
+    data = split(n=65)  # a last batch of one image, skipped
+    old_loss, old_state = _one_epoch(_old_train_epoch, data, config)
+    feed = data if mode is None else DeviceSplit(data.images, data.labels, CPU, mode=mode)
+    new_loss, new_state = _one_epoch(train._train_epoch, feed, config)
+    assert new_loss == old_loss  # float64 sum on the device = the Python float sum
+    for k in old_state:
+        assert torch.equal(new_state[k], old_state[k]), k
+
+
+def test_predict_with_images_already_on_the_device_matches_per_batch_copies():
+    model = build_model("resnet18", 4, "none", seed=2, width=8).eval()
+    images = split(n=37).images
+    got = train.predict(model, on_device(images, CPU), 8, CPU)
+    with torch.no_grad():
+        want = np.concatenate([torch.sigmoid(model(images[i:i + 8])).numpy() for i in range(0, 37, 8)])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_augmentation_draws_its_randomness_on_the_cpu_whatever_the_device():
+    """The rotation and flip of every image come from the CPU generator, so a batch on a GPU
+    is augmented with the same parameters as on the CPU ("meta" stands in for a device here:
+    it computes shapes only, but consumes the generator exactly as a real device would)."""
+    x = torch.rand(5, 1, 16, 16)
+    g_cpu, g_dev = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    train.augment(x, g_cpu, 15.0)
+    out = train.augment(x.to("meta"), g_dev, 15.0)
+    assert out.device.type == "meta" and out.shape == x.shape
+    assert torch.equal(torch.rand(3, generator=g_cpu), torch.rand(3, generator=g_dev))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_augmentation_and_epoch_agree_with_the_cpu():
+    cuda = torch.device("cuda")
+    x = torch.rand(8, 1, 32, 32)
+    a = train.augment(x, torch.Generator().manual_seed(4), 15.0)
+    b = train.augment(x.to(cuda), torch.Generator().manual_seed(4), 15.0).cpu()
+    torch.testing.assert_close(b, a, atol=1e-4, rtol=0)
+    data = split(n=64)
+    streamed = list(DeviceSplit(data.images, data.labels, cuda, mode="streamed").batches(
+        torch.arange(64), 16))
+    assert all(x.device.type == "cuda" for x, _ in streamed)
+    assert torch.equal(torch.cat([x.cpu() for x, _ in streamed]), data.images)
+
+
+@pytest.mark.slow
+def test_compiled_training_agrees_with_eager():
+    """``compile`` is an execution knob outside the results key, so a compiled epoch must agree
+    with the eager one: here, on the CPU (torch.compile's inductor), one epoch of a tiny model."""
+    config = load_config("smoke", overrides=["batch_size=16"])
+    data = split(n=64)
+    runs = {}
+    for compiled in (False, True):
+        model = train.prepare(build_model("resnet18", 4, "none", seed=1, width=8), config, CPU)
+        opt = train.make_optimizer(model, config, CPU)
+        step = torch.compile(model) if compiled else model
+        runs[compiled] = (train._train_epoch(step, opt, data, config, 0, 0, CPU), model.state_dict())
+    assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-5)
+    for k, eager in runs[False][1].items():
+        torch.testing.assert_close(runs[True][1][k], eager, atol=1e-3, rtol=1e-3, msg=k)
+
+
+def _gpu_speed():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_speed.py"
+    spec = importlib.util.spec_from_file_location("gpu_speed", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_every_path_in_a_dry_run_and_times_nothing_without_cuda(capsys):
+    bench = _gpu_speed()
+    assert bench.main(["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for key in ("project_train", "project_inference", "project_sweep", "bare_train",
+                "bare_inference", "default_old", "default_now"):
+        assert re.search(rf"^  {key} +[\d,.]+ img/s$", out, re.M), key
+    assert out.count("[dry run: not a timing]") == 3
+    if not torch.cuda.is_available():
+        assert bench.main([]) == 0
+        assert "no CUDA device here: nothing timed" in capsys.readouterr().out
