@@ -14,7 +14,8 @@ Q5 chapter; the matched-damage analysis needs only that it grows with compressio
   Torch-Pruning's DependencyGraph (coupled layers lose the same channels, so the residual
   additions still match); the classifier's outputs are kept. Unit = share
   of channels; level = share of the prunable weights gone (the model really is smaller); MACs
-  and parameters are recorded per level.
+  and parameters are recorded per level. ``channel_l1_bn`` then re-estimates the BatchNorm
+  statistics on the training images (no training).
 - ``quant``: per-channel symmetric post-training weight quantisation
   (:mod:`prunecxr.quantize`); unit = bits (32 = as trained); level = ``1 - bits / 32``.
 - ``l1_ft``: global L1 pruning, then ``finetune_epochs`` epochs of training of the surviving
@@ -136,6 +137,49 @@ class ChannelPruningL2(ChannelPruning):
     norm = 2
 
 
+class ChannelPruningBN(ChannelPruning):
+    """``channel_l1``, then every BatchNorm's statistics re-estimated on the training images
+    (:func:`recalibrate_batchnorm`; no weight changes): removing channels changes what each
+    BatchNorm sees, and re-estimating its statistics is the usual cheap repair."""
+
+    name = "channel_l1_bn"
+    needs_train = True
+
+    def __init__(self, model, config, seed, train=None, device=None) -> None:
+        super().__init__(model, config, seed, train, device)
+        self.train = DeviceSplit.of(train, self.device)
+
+    def apply(self, nominal: float) -> tuple[nn.Module, dict]:
+        model, facts = super().apply(nominal)
+        if nominal > 0:  # level 0 stays the trained model
+            recalibrate_batchnorm(model, self.train, self.config.eval_batch_size, self.device,
+                                  self.config.precision)
+        return model, facts
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, data, batch_size: int, device: torch.device,
+                          precision: str = "fp32") -> nn.Module:
+    """Re-estimate every BatchNorm's running mean and variance from one pass over ``data``'s
+    images (in order, no augmentation): statistics reset, then a cumulative average over the
+    batches (``momentum=None``) in train mode; weights untouched. Returns the model in eval."""
+    from .train import autocast
+
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in norms]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None
+    model.train()
+    split = DeviceSplit.of(data, device)
+    with autocast(precision, device):
+        for images, _ in split.batches(torch.arange(len(split)), batch_size):
+            model(images)
+    for bn, momentum in zip(norms, momenta):
+        bn.momentum = momentum
+    return model.eval()
+
+
 def _conv_channels(model: nn.Module) -> int:
     return sum(m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d))
 
@@ -212,7 +256,7 @@ class PruneFinetune(Compression):
 
 METHODS: dict[str, type[Compression]] = {
     **{name: type(f"Pruning_{name}", (UnstructuredPruning,), {"name": name}) for name in PRUNE_METHODS},
-    "channel_l1": ChannelPruning, "channel_l2": ChannelPruningL2,
+    "channel_l1": ChannelPruning, "channel_l2": ChannelPruningL2, "channel_l1_bn": ChannelPruningBN,
     "quant": WeightQuantization, "l1_ft": PruneFinetune}
 # Methods swept along ``config.sparsities`` with nominal level = sparsity (Q1-Q4 read these).
 GRID_METHODS = tuple(PRUNE_METHODS)

@@ -131,13 +131,13 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
         image_size=64, batch_size=64, lr=1e-3, lr_schedule="plateau", lr_patience=1,
         max_epochs=30, patience=3, min_delta=0.01, population=8, control_population=3,
         channels_last=True, workers=2,
-        methods=("l1", "random", "local_l1", "channel_l1", "quant", "l1_ft"),
+        methods=("l1", "random", "local_l1", "channel_l1", "channel_l1_bn", "quant", "l1_ft"),
     ),
     "smoke": dict(
         dataset="phantom", data={"n_images": 600}, arch="resnet18", width=16, weights="none",
         image_size=32, batch_size=32, lr=1e-3, lr_schedule="plateau", max_epochs=2, patience=2,
         population=3, channels_last=True,
-        methods=("l1", "random", "local_l1", "channel_l1", "quant", "l1_ft"),
+        methods=("l1", "random", "local_l1", "channel_l1", "channel_l1_bn", "quant", "l1_ft"),
         channel_ratios=(0.25, 0.5, 0.75), quant_bits=(8, 4, 2), finetune_sparsities=(0.5, 0.9),
     ),
 }

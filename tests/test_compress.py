@@ -199,3 +199,44 @@ def test_every_method_through_the_sweep_resumes_and_records_levels(method, tmp_p
                                progress=False, train=train)
     assert np.array_equal(np.load(path), probs)
     assert resumed["achieved"] == info["achieved"]
+
+
+def test_batchnorm_recalibration_is_the_average_of_the_batch_statistics():
+    """After recalibration on equal batches the stem's BatchNorm holds the mean of its input
+    over every training image and pixel, and the average of the batches' unbiased variances;
+    the weights do not move and the model is left in eval mode."""
+    m = model()
+    data = _train_split(n=48)
+    weights = {k: v.clone() for k, v in m.state_dict().items() if "running" not in k and "num_batches" not in k}
+    stem_out = []
+    hook = m.backbone.conv1.register_forward_hook(lambda mod, i, o: stem_out.append(o.detach()))
+    compress.recalibrate_batchnorm(m, data, 16, torch.device("cpu"))
+    hook.remove()
+    assert not m.training
+    bn = m.backbone.bn1
+    outs = torch.stack(stem_out)  # 3 batches x (16, C, H, W)
+    mean = outs.transpose(1, 2).reshape(3, outs.shape[2], -1).mean(dim=2).mean(dim=0)
+    var = outs.transpose(1, 2).reshape(3, outs.shape[2], -1).var(dim=2, unbiased=True).mean(dim=0)
+    torch.testing.assert_close(bn.running_mean, mean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(bn.running_var, var, atol=1e-5, rtol=1e-4)
+    assert bn.momentum == 0.1  # restored
+    for k, v in weights.items():
+        assert torch.equal(m.state_dict()[k], v), k
+
+
+def test_channel_pruning_with_recalibration_changes_only_the_batchnorm_statistics():
+    train = _train_split()
+    plain = compress.get("channel_l1")(model(), CONFIG, 0)
+    recal = compress.get("channel_l1_bn")(model(), CONFIG, 0, train=train)
+    assert compress.needs_train("channel_l1_bn")
+    x = images()
+    dense0, _ = recal.apply(0.0)
+    assert torch.equal(dense0(x), model()(x))  # level 0 stays the trained model
+    a, fa = plain.apply(0.5)
+    b, fb = recal.apply(0.5)
+    assert fa == fb  # same structure, same facts
+    sa, sb = a.state_dict(), b.state_dict()
+    for k in sa:
+        same = torch.equal(sa[k], sb[k])
+        stats = "running" in k or "num_batches" in k
+        assert same != stats, k  # statistics differ, everything else is equal
