@@ -60,7 +60,8 @@ class Compression(abc.ABC):
     def __init__(self, model: nn.Module, config: Config, seed: int, train=None,
                  device: torch.device | None = None) -> None:
         if self.needs_train and train is None:
-            raise ValueError(f"method {self.name!r} fine-tunes, so it needs the training split")
+            raise ValueError(f"method {self.name!r} needs the training split (it trains or "
+                             "re-estimates statistics on it)")
         self.model, self.config, self.seed, self.train = model, config, seed, train
         self.device = device or torch.device("cpu")
 

@@ -5,8 +5,9 @@ phantom at a size that meets the preconditions of
 :mod:`prunecxr.analysis.convergence` (every seed early-stopped, every class learned, 64 px,
 8 seeds), made to run on 2 CPU cores by the levers measured in ``benchmarks/`` (its time:
 ``benchmarks/main_job.py``); ``smoke`` is a tiny version for tests. Any field can be
-overridden (``population=5``, ``methods=l1``, ``data.n_images=2000`` for a dataset option). The key hashes every field that changes results
-plus the library version, so a changed parameter never reuses stale results.
+overridden (``population=5``, ``methods=l1``, ``data.n_images=2000`` for a dataset option).
+The key hashes every field that changes results plus the library version, so a changed
+parameter never reuses stale results.
 """
 
 from __future__ import annotations
@@ -26,9 +27,15 @@ PROFILES = ("paper", "default", "smoke")
 EXECUTION_FIELDS = ("device", "threads", "workers", "compile", "data_dir", "cache_dir")
 PRECISIONS = ("fp32", "bf16")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
-NUMBER_TUPLES = {"sparsities": lambda t: round(float(t), 10),
-                 "channel_ratios": lambda t: round(float(t), 10),
-                 "finetune_sparsities": lambda t: round(float(t), 10), "quant_bits": int}
+
+
+def _fraction(text: str) -> float:
+    return round(float(text), 10)
+
+
+# Tuple fields given as "a,b,c" on the command line, and how each item is read.
+NUMBER_TUPLES = {"sparsities": _fraction, "channel_ratios": _fraction,
+                 "finetune_sparsities": _fraction, "quant_bits": int}
 
 
 def seeds_for(method: str, methods, seeds: list[int], control_population: int) -> list[int]:

@@ -20,10 +20,10 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__, io
+from .compress import needs_train
 from .config import Config
 from .data import Dataset, get_dataset
 from .paths import results_root as default_results_root
-from .compress import needs_train
 from .sweep import prediction_path, sweep_seed, sweep_shape, verify_predictions
 from .train import SplitArrays, is_trained, resolve_device, train_seed
 

@@ -341,6 +341,7 @@ class NestedPruner:
             [w.numel() - int(torch.count_nonzero(w.detach())) for w in self._weights])
         self.amount = 0.0
         self.n_pruned = 0
+        self._counts = tuple(0 for _ in self._weights)  # per layer, for a layer-wise method
 
     def _layer_counts(self, amount: float) -> tuple[int, ...]:
         """Weights pruned in each layer at ``amount`` by a layer-wise method."""
@@ -379,8 +380,7 @@ class NestedPruner:
         if float(amount) < self.amount:
             raise ValueError(f"amount must be non-decreasing: already pruned to {self.amount}, "
                              f"asked for {amount}")
-        before = getattr(self, "_counts", tuple(0 for _ in counts))
-        new = [o[b:k] for o, b, k in zip(self._layer_orders, before, counts) if k > b]
+        new = [o[b:k] for o, b, k in zip(self._layer_orders, self._counts, counts) if k > b]
         if new:
             self._zero(torch.cat(new))
         self._counts, self.amount, self.n_pruned = counts, float(amount), sum(counts)
@@ -393,8 +393,7 @@ class NestedPruner:
 
     def masks(self) -> list[torch.Tensor]:
         """Current boolean keep-masks (True = kept), one per prunable weight (built on demand)."""
-        n = self.n_pruned if self._order is not None else getattr(
-            self, "_counts", tuple(0 for _ in self._weights))
+        n = self.n_pruned if self._order is not None else self._counts
         return _keep_masks(self._pruned(n), self._weights)
 
     def state(self) -> PruneStep:

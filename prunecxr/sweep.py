@@ -69,9 +69,9 @@ def sweep_seed(config: Config, num_classes: int, test_images: torch.Tensor, meth
         try:
             with np.load(partial) as z:
                 if z["probs"].shape == shape and np.allclose(z["levels"], nominal):
-                    done = int(z["done"])
-                    probs[:done], seconds[:done] = z["probs"][:done], z["seconds"][:done]
-                    facts = json.loads(str(z["facts"]))[:done]
+                    n = int(z["done"])
+                    probs[:n], seconds[:n] = z["probs"][:n], z["seconds"][:n]
+                    facts = json.loads(str(z["facts"]))[:n]
         except Exception as exc:  # unreadable partial: start this model's sweep again
             tqdm.write(f"{partial}: unreadable ({exc}); sweeping seed {seed} again")
             facts = []
