@@ -11,7 +11,13 @@ Times, on random uint8 images held like the project holds them:
 - with ``--compile``, both training loops again under ``torch.compile``;
 - the default profile's model (ResNet-18 at width 8, 64 px) with the loop this project used
   before (augmentation on the CPU, fp32, one host-to-device copy and one ``loss.item()`` per
-  batch) against the project's path now.
+  batch) against the project's path now;
+- the project's epoch once more with cuDNN free to pick non-deterministic algorithms: what the
+  pipeline's deterministic setting (``train.resolve_device``) costs;
+- with ``--workers 1,2,4``, the default profile's whole training stage (``--seed-epochs``
+  epochs of its 8 seeds, through ``ensure_results``) with each number of worker processes
+  sharing the one GPU: the stage's training images per second from the manifest, and whether
+  every seed's weights are bit-identical whatever the number of workers.
 
 It prints images per second and the ratios against the targets: project training >= 0.9x the
 bare eager loop (>= 0.9x the compiled loop with ``--compile``), sweep >= 0.9x bare inference,
@@ -20,14 +26,16 @@ exits 0 without timing anything; ``--dry-run`` runs every path once at a tiny si
 device there is (the tests do this on the CPU), to check the code, not to time it. Usage:
 
     python benchmarks/gpu_speed.py [--arch resnet50] [--size 256] [--batch 256] [--train 3072]
-        [--test 2048] [--levels 20] [--compile] [--dry-run]
+        [--test 2048] [--levels 20] [--compile] [--workers 1,2,4] [--seed-epochs 2] [--dry-run]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -126,6 +134,13 @@ def run(args) -> dict:
         _train_epoch(step, opt, split, config, 0, 0, device)
         s = timed(lambda: _train_epoch(step, opt, split, config, 0, 1, device), device)
         out["project_train" + ("_compiled" if compiled else "")] = len(train.images) / s
+    if device.type == "cuda":  # the same epoch with cuDNN's fastest, non-deterministic choices
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
+        model, step, opt = fresh()
+        _train_epoch(step, opt, split, config, 0, 0, device)
+        s = timed(lambda: _train_epoch(step, opt, split, config, 0, 1, device), device)
+        out["project_train_nondeterministic"] = len(train.images) / s
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     test_dev = on_device(test.images, device)
     predict(model, test_dev, config.eval_batch_size, device, "bf16")
     s = timed(lambda: predict(model, test_dev, config.eval_batch_size, device, "bf16"), device)
@@ -168,6 +183,35 @@ def run(args) -> dict:
         out[f"default_{name}"] = len(small_train.images) / timed(fn, device)
     if device.type == "cuda":
         out["peak_gpu_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    if args.workers:
+        out.update(seeds_side_by_side(args, device))
+    return out
+
+
+def seeds_side_by_side(args, device: torch.device) -> dict:
+    """The default profile's training stage with each worker count: train img/s, and whether
+    every seed's best weights are identical across the counts (they must be)."""
+    from prunecxr.config import load_config
+    from prunecxr.io import read_json
+    from prunecxr.pipeline import ensure_results
+    from prunecxr.train import seed_dir
+
+    counts = [int(k) for k in args.workers.split(",")]
+    out, weights = {}, {}
+    with tempfile.TemporaryDirectory() as root:
+        for k in counts:
+            config = load_config("default", overrides=[
+                f"max_epochs={args.seed_epochs}", f"population={args.seed_population}",
+                "methods=l1", "sparsities=0", f"workers={k}", f"device={device.type}"]
+                + ([f"data.n_images={args.seed_images}"] if args.seed_images else [])
+                + (["threads=1"] if device.type == "cpu" else []))  # CPU bits depend on threads
+            folder = ensure_results(config, Path(root) / f"workers{k}", progress=False)
+            out[f"seeds_workers{k}"] = read_json(folder / "manifest.json")["rates"]["train"]["images_per_s"]
+            weights[k] = [torch.load(seed_dir(folder, s) / "best.pt", weights_only=True)
+                          for s in config.seeds]
+    first = weights[counts[0]]
+    out["seeds_identical"] = float(all(
+        torch.equal(a[name], b[name]) for k in counts for a, b in zip(first, weights[k]) for name in a))
     return out
 
 
@@ -192,12 +236,19 @@ def main(argv=None) -> int:
     ap.add_argument("--test", type=int, default=2048)
     ap.add_argument("--levels", type=int, default=20)
     ap.add_argument("--compile", action="store_true", help="also time torch.compile'd training")
+    ap.add_argument("--workers", default="",
+                    help="worker counts to time the default profile's training stage with, e.g. 1,2,4")
+    ap.add_argument("--seed-epochs", type=int, default=2, help="--workers: epochs per seed")
+    ap.add_argument("--seed-population", type=int, default=8, help="--workers: seeds")
+    ap.add_argument("--seed-images", type=int, default=0,
+                    help="--workers: phantom images (0: the default profile's)")
     ap.add_argument("--dry-run", action="store_true",
                     help="run every path once at a tiny size on any device (checks, not timings)")
     args = ap.parse_args(argv)
     if args.dry_run:
         args.arch, args.width, args.size, args.batch = "resnet18", 8, 32, 8
         args.train, args.test, args.levels = 24, 16, 2
+        args.seed_epochs, args.seed_population, args.seed_images = 1, 2, 200
     elif not torch.cuda.is_available():
         print("no CUDA device here: nothing timed (this benchmark compares GPU paths; "
               "--dry-run checks the code on the CPU)")
@@ -206,8 +257,14 @@ def main(argv=None) -> int:
     print(f"device: {r['device']}; {args.arch} width {args.width} at {args.size} px, batch "
           f"{args.batch}, {args.train} training / {args.test} test images, {args.levels} levels")
     for key, value in r.items():
-        if key != "device":
-            print(f"  {key:26s} {value:12,.1f}" + ("" if key == "peak_gpu_gib" else " img/s"))
+        if key not in ("device", "seeds_identical"):
+            print(f"  {key:30s} {value:12,.1f}" + ("" if key == "peak_gpu_gib" else " img/s"))
+    if "seeds_identical" in r:
+        by_k = {int(k.removeprefix("seeds_workers")): v for k, v in r.items() if k.startswith("seeds_workers")}
+        best = max(by_k, key=by_k.get)
+        print(f"  default profile training stage: fastest with workers={best}, "
+              f"{by_k[best] / by_k[min(by_k)]:.2f}x workers={min(by_k)}; every seed's weights "
+              + ("identical" if r["seeds_identical"] else "NOT identical") + " whatever the workers")
     for what, ratio, target in report(r, args.compile):
         print(f"{what}: {ratio:.2f}x (target >= {target:g}x: {'PASS' if ratio >= target else 'FAIL'})"
               + (" [dry run: not a timing]" if args.dry_run else ""))

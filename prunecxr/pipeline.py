@@ -76,11 +76,25 @@ def environment() -> dict:
     return {"versions": versions, "machine": machine}
 
 
-def _update_manifest(folder: Path, config: Config, dataset: Dataset, stage: str, seconds: float) -> None:
+def _update_manifest(folder: Path, config: Config, dataset: Dataset, stage: str, seconds: float,
+                     infos: list[dict] | None = None) -> None:
+    """Add ``seconds`` to the stage's time; with the stage's job ``infos``, also its throughput:
+    the images its jobs processed (training images per epoch, test images per level) per
+    second of the stage's wall time, and the largest peak GPU memory of a job."""
     path = folder / "manifest.json"
     manifest = io.read_json(path) if path.exists() else {"stages": {}}
     stages = manifest.get("stages", {})
     stages[stage] = stages.get(stage, 0.0) + seconds
+    if infos is not None:
+        rates = manifest.setdefault("rates", {})
+        rate = rates.get(stage, {"images": 0, "seconds": 0.0, "peak_gpu_bytes": None})
+        rate["images"] += sum(i.get("images_this_run", 0) for i in infos)
+        rate["seconds"] += seconds
+        rate["images_per_s"] = rate["images"] / max(rate["seconds"], 1e-9)
+        peaks = [p for p in [rate["peak_gpu_bytes"]] + [i.get("peak_gpu_bytes") for i in infos]
+                 if p is not None]
+        rate["peak_gpu_bytes"] = max(peaks) if peaks else None
+        rates[stage] = rate
     manifest.update(environment())
     manifest.update({"config": {**config.result_fields(), "key": config.key,
                                 "device": config.device, "threads": config.threads},
@@ -127,27 +141,28 @@ def _sweep_job(job: tuple[str, int], progress: bool = False) -> dict:
                       progress, train=w.get("train"))
 
 
-def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: bool) -> None:
+def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: bool) -> list[dict]:
     """Run the stage's jobs in this process, or in ``config.workers`` processes side by side.
 
     Each job (one seed, or one method and seed) is independent and writes only its own files,
     so results do not depend on how jobs are spread; with several workers each process gets
     ``threads`` (default: cores / workers) intra-op threads, or on CUDA its own GPU (worker i
     takes GPU i modulo the visible count), and the job-level bar shows the latest epoch any
-    worker finished.
+    worker finished. Returns what each job returned, in the order they finished.
     """
     fn = _train_job if stage == "train" else _sweep_job
     desc = "training population" if stage == "train" else "pruning sweep"
     bar = tqdm(total=len(jobs), desc=desc, unit="model", disable=not progress)
+    infos: list[dict] = []
     if min(config.workers, len(jobs)) == 1:
         _init_worker(config, folder, stage)
         try:
             for job in jobs:
-                _report(stage, job, fn(job, progress), bar)
+                _report(stage, job, fn(job, progress), bar, infos)
         finally:
             _WORKER.clear()
             bar.close()
-        return
+        return infos
     ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
     with ctx.Manager() as manager:
         epochs = manager.Queue() if stage == "train" else None
@@ -161,11 +176,12 @@ def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: b
         pool = ProcessPoolExecutor(procs, mp_context=ctx, initializer=_init_worker,
                                    initargs=(config, folder, stage, epochs, threads, gpus))
         with pool:
-            _collect(pool, fn, jobs, stage, epochs, bar)
+            _collect(pool, fn, jobs, stage, epochs, bar, infos)
     bar.close()
+    return infos
 
 
-def _collect(pool, fn, jobs: list, stage: str, epochs, bar) -> None:
+def _collect(pool, fn, jobs: list, stage: str, epochs, bar, infos: list) -> None:
     """Submit every job, report each as it finishes and the workers' epochs as they come."""
     futures = {pool.submit(fn, job): job for job in jobs}
     pending = set(futures)
@@ -173,7 +189,7 @@ def _collect(pool, fn, jobs: list, stage: str, epochs, bar) -> None:
         done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
         _show_epochs(epochs, bar)
         for future in done:
-            _report(stage, futures[future], future.result(), bar)
+            _report(stage, futures[future], future.result(), bar, infos)
 
 
 def _show_epochs(epochs, bar) -> None:
@@ -185,11 +201,12 @@ def _show_epochs(epochs, bar) -> None:
         bar.set_postfix_str(f"seed {row['seed']} epoch {row['epoch']}: val mAP {row['val_map']:.3f}")
 
 
-def _report(stage: str, job, info: dict, bar) -> None:
+def _report(stage: str, job, info: dict, bar, infos: list) -> None:
     if stage == "train" and not bar.disable:
         stop = "stopped early" if info.get("stopped_early") else "hit the epoch cap"
         bar.write(f"seed {job}: {info['epochs']} epochs, best epoch {info['best_epoch']}, {stop}, "
                   f"{info['seconds']:.0f} s")
+    infos.append(info)
     bar.update(1)
 
 
@@ -243,13 +260,13 @@ def ensure_results(config: Config, results_root: str | Path | None = None, progr
     t0 = time.perf_counter()
     pending = [s for s in config.seeds if not is_trained(folder, s)]
     if pending:
-        _run_stage("train", pending, config, folder, progress)
-        _update_manifest(folder, config, dataset, "train", time.perf_counter() - t0)
+        infos = _run_stage("train", pending, config, folder, progress)
+        _update_manifest(folder, config, dataset, "train", time.perf_counter() - t0, infos)
 
     t0 = time.perf_counter()
     jobs = missing_sweeps(config, folder, len(dataset.indices("test")), len(dataset.classes))
     jobs.sort(key=lambda job: not needs_train(job[0]))  # the long fine-tuning jobs first
     if jobs:
-        _run_stage("sweep", jobs, config, folder, progress)
-        _update_manifest(folder, config, dataset, "sweep", time.perf_counter() - t0)
+        infos = _run_stage("sweep", jobs, config, folder, progress)
+        _update_manifest(folder, config, dataset, "sweep", time.perf_counter() - t0, infos)
     return folder

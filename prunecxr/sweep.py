@@ -98,4 +98,6 @@ def sweep_seed(config: Config, num_classes: int, test_images: torch.Tensor, meth
             "sha256": io.sha256_file(path)}
     io.write_json(path.with_suffix(".json"), info)
     partial.unlink(missing_ok=True)
-    return info
+    # what this call evaluated (not the levels before a resume), for the stage's throughput
+    return {**info, "images_this_run": (len(nominal) - done) * len(test_images),
+            "peak_gpu_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None}

@@ -50,11 +50,17 @@ class SplitArrays:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device of ``config.device``; on CUDA, cuDNN is set to its deterministic algorithms,
+    so that a seed gives the same bits alone, beside other seeds on one GPU, or resumed."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device=cuda was asked for but no CUDA device is available")
-    return torch.device(name)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    return device
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, max_degrees: float) -> torch.Tensor:
@@ -237,6 +243,7 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
             tqdm.write(f"seed {seed}: resuming after epoch {state['epoch']} from {last}")
         except Exception as exc:  # a truncated checkpoint: start this seed again
             tqdm.write(f"seed {seed}: unreadable checkpoint {last} ({exc}); restarting the seed")
+    first_epoch = state["epoch"] + 1
     train_data = DeviceSplit.of(train, device)  # on a GPU: copied once, if it fits
     val_data = SplitArrays(on_device(val.images, device), val.labels)
     step_model = torch.compile(model) if config.compile else model  # shares model's weights
@@ -279,7 +286,8 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
                **where_it_ran(device), "started": state.get("started"), "finished": time.time()}
     io.write_json(out / "done.json", summary)
     last.unlink(missing_ok=True)
-    return summary
+    # what this call trained (not the epochs before a resume): the pipeline's stage throughput
+    return {**summary, "images_this_run": len(train.images) * (state["epoch"] + 1 - first_epoch)}
 
 
 def where_it_ran(device: torch.device) -> dict:

@@ -117,6 +117,24 @@ def test_augmentation_draws_its_randomness_on_the_cpu_whatever_the_device():
     assert torch.equal(torch.rand(3, generator=g_cpu), torch.rand(3, generator=g_dev))
 
 
+def test_a_cuda_device_gets_deterministic_cudnn(monkeypatch):
+    """Seeds side by side on one GPU must give the bits of a seed alone: on CUDA the pipeline
+    turns cuDNN's non-deterministic algorithms (and their autotuner) off. No GPU is touched."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    assert train.resolve_device("cpu").type == "cpu" and not torch.backends.cudnn.deterministic
+    assert train.resolve_device("auto") == torch.device("cuda")
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+
+
+def test_cuda_asked_for_without_one_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert train.resolve_device("auto").type == "cpu"
+    with pytest.raises(ValueError, match="device=cuda was asked for but no CUDA device"):
+        train.resolve_device("cuda")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_augmentation_and_epoch_agree_with_the_cpu():
     cuda = torch.device("cuda")
@@ -162,11 +180,13 @@ def _gpu_speed():
 @pytest.mark.slow
 def test_gpu_benchmark_runs_every_path_in_a_dry_run_and_times_nothing_without_cuda(capsys):
     bench = _gpu_speed()
-    assert bench.main(["--dry-run"]) == 0
+    assert bench.main(["--dry-run", "--workers", "1,2"]) == 0
     out = capsys.readouterr().out
     for key in ("project_train", "project_inference", "project_sweep", "bare_train",
-                "bare_inference", "default_old", "default_now"):
+                "bare_inference", "default_old", "default_now", "seeds_workers1", "seeds_workers2"):
         assert re.search(rf"^  {key} +[\d,.]+ img/s$", out, re.M), key
+    # two seeds trained in one process and in two: the same weights, bit for bit
+    assert re.search(r"fastest with workers=[12], [\d.]+x workers=1; every seed's weights identical", out)
     assert out.count("[dry run: not a timing]") == 3
     if not torch.cuda.is_available():
         assert bench.main([]) == 0

@@ -16,6 +16,7 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from prunecxr.config import load_config
+from prunecxr.io import read_json
 from prunecxr.pipeline import ensure_results
 from prunecxr.store import ResultsError, load
 from prunecxr.sweep import prediction_path
@@ -70,6 +71,13 @@ def test_store_contents(smoke_store):
     assert s.test_images().shape[0] == n
     m = s.manifest
     assert {"data", "train", "sweep"} <= set(m["stages"]) and m["versions"]["torch"]
+    # throughput: every epoch of every seed saw the training split once, every level the test set
+    n_train = read_json(s.results_dir / "dataset.json")["n_images"]["train"]
+    train, sweep = m["rates"]["train"], m["rates"]["sweep"]
+    assert train["images"] == n_train * len(hist) and train["seconds"] == m["stages"]["train"]
+    assert sweep["images"] == n * sum(len(s.levels(mm)) * len(s.method_seeds(mm)) for mm in s.methods)
+    assert sweep["images_per_s"] == pytest.approx(sweep["images"] / m["stages"]["sweep"])
+    assert train["peak_gpu_bytes"] is None  # a CPU run
     assert s.train_counts.index.tolist() == s.classes
 
 
