@@ -52,7 +52,10 @@ def summary(folder) -> str:
         lines.append(f"{method}, median mAP by {facts['unit'].iloc[0]}: {points}")
     stages = store.stage_seconds()
     if stages:
-        lines.append("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()))
+        rates = store.manifest.get("rates", {})
+        lines.append("wall time: " + ", ".join(
+            f"{k} {v:.0f} s" + (f" ({rates[k]['images_per_s']:,.0f} img/s)" if k in rates else "")
+            for k, v in stages.items()))
     return "\n".join(lines)
 
 

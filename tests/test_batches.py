@@ -4,8 +4,11 @@ replaced (CPU augmentation, a host copy per batch, loss.item() every step)."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -177,17 +180,36 @@ def _gpu_speed():
     return module
 
 
+def test_gpu_benchmark_times_nothing_without_cuda(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is here")
+    assert _gpu_speed().main([]) == 0
+    assert "no CUDA device here: nothing timed" in capsys.readouterr().out
+
+
 @pytest.mark.slow
-def test_gpu_benchmark_runs_every_path_in_a_dry_run_and_times_nothing_without_cuda(capsys):
-    bench = _gpu_speed()
-    assert bench.main(["--dry-run", "--workers", "1,2"]) == 0
-    out = capsys.readouterr().out
+def test_the_prepared_gpu_check_runs_every_step_in_a_dry_run(tmp_path):
+    """benchmarks/gpu_check.sh is what a session lent a GPU runs, with minutes to spare: its
+    dry run (every step at a tiny size on this machine) must run the CUDA tests, every path of
+    gpu_speed.py (seed workers with identical bits) and the paper profile to its manifest."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path / "out"),
+           "PRUNECXR_HOME": str(tmp_path / "home")}
+    r = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run"], cwd=repo, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    for step in ("cuda_tests", "gpu_speed", "paper_profile"):
+        assert re.search(rf"^== {step}: exit 0 after \d+ s$", r.stdout, re.M), (step, r.stdout[-3000:])
+    speed = (tmp_path / "out" / "gpu_speed.txt").read_text()
     for key in ("project_train", "project_inference", "project_sweep", "bare_train",
                 "bare_inference", "default_old", "default_now", "seeds_workers1", "seeds_workers2"):
-        assert re.search(rf"^  {key} +[\d,.]+ img/s$", out, re.M), key
-    # two seeds trained in one process and in two: the same weights, bit for bit
-    assert re.search(r"fastest with workers=[12], [\d.]+x workers=1; every seed's weights identical", out)
-    assert out.count("[dry run: not a timing]") == 3
-    if not torch.cuda.is_available():
-        assert bench.main([]) == 0
-        assert "no CUDA device here: nothing timed" in capsys.readouterr().out
+        assert re.search(rf"^  {key} +[\d,.]+ img/s$", speed, re.M), key
+    assert "every seed's weights identical whatever the workers" in speed  # 1 and 2 processes
+    assert speed.count("[dry run: not a timing]") == 3
+    manifest = json.loads((tmp_path / "out" / "paper_manifest.json").read_text())
+    assert manifest["config"]["profile"] == "paper" and manifest["config"]["precision"] == "bf16"
+    assert set(manifest["rates"]) == {"train", "sweep"}
+    assert re.search(r"^  train +[\d.]+ s +[\d,]+ img/s$", r.stdout, re.M)

@@ -138,7 +138,8 @@ def test_run_prints_the_summary(smoke_results, smoke_store):
     train = smoke_store.training_summary()
     assert (f"training: {len(smoke_store.seeds)} models, epochs {train['epochs'].min()}-"
             f"{train['epochs'].max()}") in out
-    assert re.search(r"^wall time: data \d+ s, train \d+ s, sweep \d+ s", out, re.M)
+    assert re.search(r"^wall time: data \d+ s, train \d+ s \([\d,]+ img/s\), "
+                     r"sweep \d+ s \([\d,]+ img/s\)", out, re.M)
     assert re.search(r"^done in \d+ s$", out, re.M)
     methods, rows = _summary_rows(out)
     assert methods == list(smoke_store.grid_methods)
