@@ -218,13 +218,14 @@ def _save(obj, path: Path) -> None:
 def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitArrays,
                seed: int, results_dir: Path, device: torch.device, progress: bool = True,
                on_epoch=None) -> dict:
-    """Train (or resume, or skip) the model of one seed; returns its ``done.json`` summary.
+    """Train (or resume, or skip) the model of one seed; returns its ``done.json`` summary and
+    ``images_this_run``, the training images this call processed (for the stage's throughput).
 
     ``on_epoch``, if given, is called with each epoch's history row (for progress reports).
     """
     out = seed_dir(results_dir, seed)
     if is_trained(results_dir, seed):
-        return io.read_json(out / "done.json")
+        return {**io.read_json(out / "done.json"), "images_this_run": 0}
     model = prepare(build_model(config.arch, num_classes, config.weights, seed=seed,
                                 width=config.width), config, device)
     opt = make_optimizer(model, config, device)
@@ -286,7 +287,6 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
                **where_it_ran(device), "started": state.get("started"), "finished": time.time()}
     io.write_json(out / "done.json", summary)
     last.unlink(missing_ok=True)
-    # what this call trained (not the epochs before a resume): the pipeline's stage throughput
     return {**summary, "images_this_run": len(train.images) * (state["epoch"] + 1 - first_epoch)}
 
 

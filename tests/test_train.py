@@ -132,7 +132,9 @@ def test_epoch_cap_is_not_early_stopping(tmp_path):
 def test_a_finished_seed_is_skipped(stopped, monkeypatch):
     config, folder, summary, _ = stopped
     monkeypatch.setattr(train, "_train_epoch", lambda *a, **k: pytest.fail("retrained"))
-    assert run(config, folder) == summary
+    again = run(config, folder)
+    assert again.pop("images_this_run") == 0 and summary["images_this_run"] > 0
+    assert again == {k: v for k, v in summary.items() if k != "images_this_run"}
 
 
 def test_restart_after_an_unreadable_last_checkpoint(stopped, tmp_path, capsys):
@@ -179,6 +181,9 @@ def test_resume_from_a_readable_last_checkpoint_continues(stopped, tmp_path, mon
     assert again["best_epoch"] == summary["best_epoch"]
     assert again["best_val_loss"] == summary["best_val_loss"]
     assert again["stopped_early"] and again["epochs"] == summary["epochs"]
+    # the throughput counts only what this call trained: the epochs after the resume
+    assert again["images_this_run"] == len(TRAIN.images) * (summary["epochs"] - 2)
+    assert summary["images_this_run"] == len(TRAIN.images) * summary["epochs"]
     pd.testing.assert_frame_equal(
         untimed(pd.read_csv(train.seed_dir(tmp_path, 0) / "history.csv")), untimed(history))
     assert math.isfinite(again["seconds"])
