@@ -29,6 +29,11 @@ def placement(nbytes: int, device: torch.device, free_bytes: int | None = None) 
     return "resident" if nbytes <= RESIDENT_SHARE * free_bytes else "streamed"
 
 
+def peak_gpu_bytes(device: torch.device) -> int | None:
+    """The most GPU memory this process has held on ``device`` (None off CUDA)."""
+    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+
+
 def on_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """``tensor`` moved to ``device`` when it fits there (:func:`placement`), else as it is
     (pinned on CUDA, so its batches copy asynchronously)."""

@@ -91,9 +91,8 @@ def _update_manifest(folder: Path, config: Config, dataset: Dataset, stage: str,
         rate["images"] += sum(i.get("images_this_run", 0) for i in infos)
         rate["seconds"] += seconds
         rate["images_per_s"] = rate["images"] / max(rate["seconds"], 1e-9)
-        peaks = [p for p in [rate["peak_gpu_bytes"]] + [i.get("peak_gpu_bytes") for i in infos]
-                 if p is not None]
-        rate["peak_gpu_bytes"] = max(peaks) if peaks else None
+        peaks = [rate["peak_gpu_bytes"], *(i.get("peak_gpu_bytes") for i in infos)]
+        rate["peak_gpu_bytes"] = max((p for p in peaks if p is not None), default=None)
         rates[stage] = rate
     manifest.update(environment())
     manifest.update({"config": {**config.result_fields(), "key": config.key,

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import compress, io
-from .batches import on_device
+from .batches import on_device, peak_gpu_bytes
 from .config import Config
 from .train import SplitArrays, load_trained, predict
 
@@ -100,4 +100,4 @@ def sweep_seed(config: Config, num_classes: int, test_images: torch.Tensor, meth
     partial.unlink(missing_ok=True)
     # what this call evaluated (not the levels before a resume), for the stage's throughput
     return {**info, "images_this_run": (len(nominal) - done) * len(test_images),
-            "peak_gpu_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None}
+            "peak_gpu_bytes": peak_gpu_bytes(device)}

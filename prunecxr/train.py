@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import io
-from .batches import DeviceSplit, on_device
+from .batches import DeviceSplit, on_device, peak_gpu_bytes
 from .config import Config
 from .metrics import average_precision, mean_ap
 from .models import build_model
@@ -248,8 +248,8 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
     train_data = DeviceSplit.of(train, device)  # on a GPU: copied once, if it fits
     val_data = SplitArrays(on_device(val.images, device), val.labels)
     step_model = torch.compile(model) if config.compile else model  # shares model's weights
-    bar = tqdm(range(state["epoch"] + 1, config.max_epochs), desc=f"seed {seed}", unit="epoch",
-               position=1, leave=False, disable=not progress, initial=state["epoch"] + 1, total=config.max_epochs)
+    bar = tqdm(range(first_epoch, config.max_epochs), desc=f"seed {seed}", unit="epoch",
+               position=1, leave=False, disable=not progress, initial=first_epoch, total=config.max_epochs)
     for epoch in bar:
         if state["bad_epochs"] >= config.patience:
             break
@@ -283,7 +283,7 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
                "best_val_loss": state["best_val_loss"], "seconds": state["seconds"],
                "stopped_early": state["bad_epochs"] >= config.patience,
                "images_per_s": len(train.images) * (state["epoch"] + 1) / max(state["seconds"], 1e-9),
-               "peak_gpu_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+               "peak_gpu_bytes": peak_gpu_bytes(device),
                **where_it_ran(device), "started": state.get("started"), "finished": time.time()}
     io.write_json(out / "done.json", summary)
     last.unlink(missing_ok=True)
