@@ -13,20 +13,24 @@ parameter never reuses stale results.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from . import __version__
-from .data.base import digest
-from .prune import sparsity_grid
+from .errors import UsageError, did_you_mean, option
 
 PROFILES = ("paper", "default", "smoke")
 # Fields that change how fast results come, not what they are: excluded from the key.
 EXECUTION_FIELDS = ("device", "threads", "workers", "compile", "data_dir", "cache_dir")
 PRECISIONS = ("fp32", "bf16")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
+
+
+def _default_grid() -> list[float]:
+    from .prune import sparsity_grid  # imported here: prune pulls in torch (slow --help)
+
+    return sparsity_grid()
 
 
 def _fraction(text: str) -> float:
@@ -72,7 +76,7 @@ class Config:
     augment: bool = True
     rotation: float = 15.0
     methods: tuple = ("l1", "random")  # the first is the main method; see prunecxr.compress
-    sparsities: tuple = field(default_factory=lambda: tuple(sparsity_grid()))
+    sparsities: tuple = field(default_factory=lambda: tuple(_default_grid()))
     # Level grids of the Q5 methods (prunecxr.compress), each without its uncompressed level.
     # channel_l1/l2: fine steps first (at width 8 the first 2% already removes a channel of
     # the widest layer), up to 0.8 (beyond it Torch-Pruning keeps channels it cannot remove)
@@ -110,21 +114,19 @@ class Config:
     @property
     def key(self) -> str:
         """Short hash of the result-determining fields and the library version."""
+        from .data.base import digest
+
         return digest(self.result_fields(), __version__)[:10]
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     def dataset_options(self) -> dict:
-        """Keyword arguments for ``get_dataset(self.dataset, ...)``."""
-        opts = dict(self.data)
-        if self.dataset != "phantom" and self.data_dir:
-            key = "csv" if self.dataset == "csv" else "data_dir"
-            opts.setdefault(key, self.data_dir)
-        opts.setdefault("image_size", self.image_size)
-        if self.cache_dir:
-            opts.setdefault("cache_dir", self.cache_dir)
-        return opts
+        """Keyword arguments for ``get_dataset(self.dataset, ...)`` (from the dataset's
+        registry entry, :func:`prunecxr.data.registry.dataset_options`)."""
+        from .data.registry import dataset_options
+
+        return dataset_options(self)
 
 
 _PROFILE_VALUES: dict[str, dict[str, Any]] = {
@@ -154,6 +156,30 @@ def _field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(Config)]
 
 
+# What an override of each type must look like, for messages.
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number",
+             dict: "a JSON object, e.g. {\"n_images\": 2000}"}
+
+
+def _override(name: str, raw: Any) -> str:
+    """How the user wrote an override: ``--set name=raw`` (CLI) or ``override name=raw``."""
+    text = f"{name}={raw}"
+    return f"--set {text}" if option("set").startswith("--") else f"override {text!r}"
+
+
+def _expected(name: str, current: Any) -> str:
+    if isinstance(current, tuple):
+        if name in NUMBER_TUPLES:
+            kind = "integers" if NUMBER_TUPLES[name] is int else "numbers"
+            example = ",".join(f"{x:g}" for x in current[:3])
+            return f"a comma-separated list of {kind}, e.g. {name}={example}"
+        return f"a comma-separated list, e.g. {name}=" + ",".join(str(x) for x in current[:2])
+    for kind, text in _EXPECTED.items():
+        if isinstance(current, kind):
+            return text
+    return f"a {type(current).__name__}"
+
+
 def _coerce(name: str, raw: Any, current: Any) -> Any:
     """Convert an override value (often a string from the CLI) to the field's type."""
     if not isinstance(raw, str):
@@ -180,15 +206,12 @@ def _coerce(name: str, raw: Any, current: Any) -> Any:
         if isinstance(current, dict):
             return json.loads(text)
     except ValueError:
-        raise ValueError(
-            f"override {name}={raw!r}: expected a {type(current).__name__}"
-        ) from None
+        raise UsageError(f"{_override(name, raw)}: expected {_expected(name, current)}") from None
     return text
 
 
 def _guess(value: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(value, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return did_you_mean(value, choices)
 
 
 def parse_overrides(overrides: dict | Iterable[str] | None) -> dict[str, Any]:
@@ -202,7 +225,8 @@ def parse_overrides(overrides: dict | Iterable[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override {item!r} must look like field=value")
+            raise UsageError(f"{_override(item, '')[:-1]}: an override must look like "
+                             f"field=value, e.g. population=5")
         name, value = item.split("=", 1)
         out[name.strip()] = value
     return out
@@ -218,15 +242,15 @@ def load_config(
 
     Raises ValueError naming the bad parameter and the allowed values.
     """
-    from .data import DATASETS
+    from .data.registry import entry
 
     if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}{_guess(profile, PROFILES)}")
+        raise UsageError(f"{option('profile')}: profile must be one of {', '.join(PROFILES)}, "
+                         f"got {profile!r}{_guess(profile, PROFILES)}")
     values = dict(_PROFILE_VALUES[profile])
     values["data"] = dict(values.get("data", {}))
     if dataset:
-        if dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}{_guess(dataset, DATASETS)}")
+        entry(dataset)  # UsageError naming the datasets
         if dataset != values["dataset"]:
             values["dataset"] = dataset
             values["data"] = {}
@@ -240,7 +264,8 @@ def load_config(
             continue
         if name not in names or name == "profile":
             allowed = [n for n in names if n != "profile"] + ["data.<option>"]
-            raise ValueError(f"unknown parameter {name!r}{_guess(name, allowed)}; allowed: {', '.join(allowed)}")
+            raise UsageError(f"{_override(name, raw)}: unknown parameter {name!r}"
+                             f"{_guess(name, allowed)}; allowed: {', '.join(allowed)}")
         current = values.get(name, getattr(base, name))
         values[name] = _coerce(name, raw, current)
     config = Config(profile=profile, **values)
@@ -269,10 +294,10 @@ def _coerce_data_value(raw: Any) -> Any:
 def validate(config: Config) -> None:
     """Check ranges once, with messages that name the parameter and what is allowed."""
     from .compress import METHODS
-    from .data import DATASETS
+    from .data.registry import check_options, entry
 
-    if config.dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {config.dataset!r}")
+    entry(config.dataset)
+    check_options(config.dataset, config.data)
     for name in ("image_size", "batch_size", "max_epochs", "population", "eval_batch_size", "workers"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")

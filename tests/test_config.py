@@ -52,7 +52,7 @@ def test_control_population_limits_the_controls_only():
     ({"profile": "defualt"}, "did you mean 'default'"),
     ({"dataset": "nih"}, "dataset must be one of"),
     ({"overrides": ["populaton=3"]}, "unknown parameter 'populaton'"),
-    ({"overrides": ["population=three"]}, "population='three': expected a int"),
+    ({"overrides": ["population=three"]}, "population=three: expected an integer"),
     ({"overrides": ["population=0"]}, "population must be >= 1"),
     ({"overrides": ["methods=l1,magnitude"]}, "unknown compression method 'magnitude'"),
     ({"overrides": ["sparsities=0.1,0.5"]}, "must start at 0.0"),

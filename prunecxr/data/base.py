@@ -21,14 +21,11 @@ import numpy as np
 import pandas as pd
 
 from .. import io
+from ..errors import DataError
 from ..paths import data_cache
 
 SPLITS = ("train", "val", "test")
 CACHE_FORMAT = 1
-
-
-class DataError(ValueError):
-    """Bad input data. The message names the file, row, column or parameter at fault."""
 
 
 @dataclass

@@ -1,0 +1,92 @@
+"""The errors a user can fix, and how options are named in their messages.
+
+A :class:`UsageError` (a bad option, parameter or path) and a :class:`DataError` (bad input
+data) carry one line that names the option, file, row, column or field at fault and the fix.
+The CLI prints it as ``error: ...`` and exits 2; a chapter raises it in its first cells.
+Messages name options as the caller spells them: ``--data-dir`` on the command line,
+``parameter data_dir`` in a chapter (:func:`option` under :func:`notebook_names`).
+
+Imports nothing heavy: the CLI's ``--help`` and ``--version`` load this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import difflib
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+_STYLE = contextvars.ContextVar("prunecxr_option_style", default="cli")
+
+
+class UsageError(ValueError):
+    """A bad option, parameter or path; the message names it and says what to pass instead."""
+
+
+class DataError(ValueError):
+    """Bad input data. The message names the file, row, column or parameter at fault."""
+
+
+@contextlib.contextmanager
+def notebook_names() -> Iterator[None]:
+    """Within this block, :func:`option` names chapter parameters (``parameter data_dir``)."""
+    token = _STYLE.set("notebook")
+    try:
+        yield
+    finally:
+        _STYLE.reset(token)
+
+
+def option(name: str) -> str:
+    """``data_dir`` -> ``--data-dir`` (CLI) or ``parameter data_dir`` (chapter)."""
+    if _STYLE.get() == "notebook":
+        return f"parameter {name}"
+    return "--" + name.replace("_", "-")
+
+
+def option_value(name: str, value: str) -> str:
+    """How to pass ``name=value``: ``--data-dir /x`` (CLI) or ``-p data_dir /x`` (papermill)."""
+    if _STYLE.get() == "notebook":
+        return f"-p {name} {value}"
+    return f"--{name.replace('_', '-')} {value}"
+
+
+def did_you_mean(value: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=cutoff)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_writable_folder(path: str | os.PathLike, what: str) -> Path:
+    """Create folder ``path`` if needed and check a file can be written in it.
+
+    ``what`` names where the path came from (``--results-dir /x``, ``PRUNECXR_HOME=/x``).
+    Raises :class:`UsageError` naming it when a part of the path is a file or the folder
+    cannot be written; leaves nothing behind but the (empty) folders it created.
+    """
+    path = Path(path).expanduser()
+    for part in [path, *path.parents]:
+        if part.exists() and not part.is_dir():
+            where = "" if part == path else f" ({part} is a file)"
+            raise UsageError(f"{what}: not a folder{where}; pass a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".prunecxr-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"{what}: cannot write there ({reason}); pass a folder you can write "
+                         f"to (--results-dir, or set PRUNECXR_HOME)") from None
+    return path
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its message, or for an OS error the path and the reason."""
+    if isinstance(exc, OSError) and exc.strerror:
+        name = f"{exc.filename}: " if exc.filename else ""
+        return f"{name}{exc.strerror}"
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())
