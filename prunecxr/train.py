@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from . import io
 from .batches import DeviceSplit, on_device, peak_gpu_bytes

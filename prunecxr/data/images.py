@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
+from ..progress import tqdm
 
 DECODER_VERSION = 1
 """Bump when :func:`decode_gray` changes its output, so old caches are not reused."""
