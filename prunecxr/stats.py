@@ -1,14 +1,19 @@
-"""Statistics helpers, in one place: tests, correlations, multiple-testing correction, OLS.
+"""Statistics helpers, in one place: tests, correlations, multiple-testing correction, OLS, and
+the one P-value formatter of the project.
 
-Each test returns a tidy one-row ``pandas.DataFrame`` (the pingouin convention), so results of
-many calls concatenate into one table. Welch, Pearson, Spearman, Kruskal-Wallis and Holm are
-written out here from their textbook formulas (a few lines each) so that the unit tests can check
-them against scipy and statsmodels as independent implementations; Mann-Whitney's exact
-distribution is taken from scipy (and checked in the tests by enumerating permutations).
+The tests themselves are scipy's and statsmodels' (``ttest_ind(equal_var=False)``,
+``kruskal``, ``mannwhitneyu``, ``pearsonr``, ``spearmanr``, ``multipletests(method="holm")``,
+``ols``). What this module adds on top is the project's NaN policy (NaN/inf values are dropped;
+an undefined test gives NaN, without a warning, instead of raising) and a tidy one-row
+``pandas.DataFrame`` per test (the pingouin convention), so results of many calls concatenate
+into one table. The row-wise correlations are vectorised here because they are several times
+faster than scipy's ``pearsonr(axis=1)`` on a test set's worth of rows; the tests check them
+against scipy.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -35,11 +40,12 @@ def _finite(x) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 def welch(a, b) -> pd.DataFrame:
-    """Welch's unequal-variance t-test of mean(a) vs mean(b) (two-sided), NaNs dropped.
+    """Welch's unequal-variance t-test of mean(a) vs mean(b) (two-sided), NaNs dropped:
+    ``scipy.stats.ttest_ind(a, b, equal_var=False)``.
 
     Returns one row: n_a, n_b, mean_a, mean_b, t, df, p. t > 0 when mean(a) > mean(b).
     Raises ValueError when either group has fewer than two values (the variance, and so the
-    test, is undefined). When both variances are zero, t and p are NaN.
+    test, is undefined). When both variances are zero, t, df and p are NaN.
     """
     a, b = _finite(a), _finite(b)
     if len(a) < 2 or len(b) < 2:
@@ -47,39 +53,32 @@ def welch(a, b) -> pd.DataFrame:
             f"Welch's t-test needs at least two values per group (got n_a={len(a)}, "
             f"n_b={len(b)}); with one seed per group, train a population of two or more seeds"
         )
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se2 = va + vb
-    if se2 == 0:
+    constant = np.ptp(a) == 0, np.ptp(b) == 0
+    if all(constant):  # se = 0: scipy warns and reports df = 1
         t = df = p = np.nan
     else:
-        t = (a.mean() - b.mean()) / np.sqrt(se2)
-        df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-        p = 2 * _st.t.sf(abs(t), df)
+        with warnings.catch_warnings():
+            if any(constant):  # a variance of exactly 0 is no "precision loss"
+                warnings.simplefilter("ignore", RuntimeWarning)
+            res = _st.ttest_ind(a, b, equal_var=False)
+        t, df, p = float(res.statistic), float(res.df), float(res.pvalue)
     return pd.DataFrame([{"n_a": len(a), "n_b": len(b), "mean_a": a.mean(), "mean_b": b.mean(),
                           "t": t, "df": df, "p": p}])
 
 
 def kruskal(*groups) -> pd.DataFrame:
-    """Kruskal-Wallis H test (chi-square approximation, tie-corrected), NaNs dropped.
+    """Kruskal-Wallis H test, ``scipy.stats.kruskal`` (chi-square approximation,
+    tie-corrected), NaNs dropped.
 
-    Returns one row: H, df, p. p is NaN when all values are identical (H undefined) or a group
-    is empty.
+    Returns one row: H, df, p. H and p are NaN, without a warning, when fewer than two groups
+    are given, a group is empty or all values are identical (H undefined).
     """
     groups = [_finite(g) for g in groups]
-    if len(groups) < 2 or any(len(g) == 0 for g in groups):
-        return pd.DataFrame([{"H": np.nan, "df": len(groups) - 1, "p": np.nan}])
-    pooled = np.concatenate(groups)
-    n = len(pooled)
-    ranks = _st.rankdata(pooled)
-    _, ties = np.unique(pooled, return_counts=True)
-    correction = 1 - (ties ** 3 - ties).sum() / (n ** 3 - n) if n > 1 else 0.0
-    if correction == 0:
-        return pd.DataFrame([{"H": np.nan, "df": len(groups) - 1, "p": np.nan}])
-    bounds = np.cumsum([0] + [len(g) for g in groups])
-    h = sum(ranks[lo:hi].sum() ** 2 / (hi - lo) for lo, hi in zip(bounds[:-1], bounds[1:]))
-    h = (12 / (n * (n + 1)) * h - 3 * (n + 1)) / correction
     dof = len(groups) - 1
-    return pd.DataFrame([{"H": h, "df": dof, "p": _st.chi2.sf(h, dof)}])
+    if dof < 1 or any(len(g) == 0 for g in groups) or np.ptp(np.concatenate(groups)) == 0:
+        return pd.DataFrame([{"H": np.nan, "df": dof, "p": np.nan}])
+    res = _st.kruskal(*groups)
+    return pd.DataFrame([{"H": float(res.statistic), "df": dof, "p": float(res.pvalue)}])
 
 
 def mann_whitney(a, b) -> pd.DataFrame:
@@ -98,17 +97,16 @@ def mann_whitney(a, b) -> pd.DataFrame:
 
 
 def holm(p) -> np.ndarray:
-    """Holm-Bonferroni step-down adjusted p-values (same order as ``p``; NaNs stay NaN and are
-    not counted among the tests)."""
+    """Holm-Bonferroni step-down adjusted p-values, statsmodels'
+    ``multipletests(method="holm")``, in the order of ``p``; NaNs stay NaN and are not
+    counted among the tests."""
+    from statsmodels.stats.multitest import multipletests
+
     p = np.asarray(p, dtype=float)
     out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = len(ok)
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out[order] = np.minimum(adj, 1.0)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
     return out
 
 
@@ -116,28 +114,12 @@ def holm(p) -> np.ndarray:
 # Correlations
 # ---------------------------------------------------------------------------------------------
 
-def _pearson_r(x: np.ndarray, y: np.ndarray) -> float:
-    xc, yc = x - x.mean(), y - y.mean()
-    den = np.sqrt((xc ** 2).sum() * (yc ** 2).sum())
-    return float((xc * yc).sum() / den) if den > 0 else np.nan
-
-
-def _r_pvalue(r: float, n: int) -> float:
-    """Two-sided p of a correlation coefficient under H0 (t distribution with n - 2 df)."""
-    if not np.isfinite(r) or n < 3:
-        return np.nan
-    if abs(r) >= 1:
-        return 0.0
-    t = r * np.sqrt((n - 2) / (1 - r * r))
-    return float(2 * _st.t.sf(abs(t), n - 2))
-
-
 def correlation(x, y) -> pd.DataFrame:
-    """Pearson r and Spearman rho of two samples, pairs with a NaN/inf in either dropped.
+    """Pearson r and Spearman rho of two samples (``scipy.stats.pearsonr``, ``spearmanr``),
+    pairs with a NaN/inf in either dropped.
 
-    Returns one row: n (pairs used), r, p_r, rho, p_rho. Both p-values are two-sided from the
-    t distribution with n - 2 degrees of freedom (scipy's default for Pearson and Spearman).
-    Fewer than three pairs, or a constant sample, give NaN.
+    Returns one row: n (pairs used), r, p_r, rho, p_rho, both p two-sided. Fewer than three
+    pairs, or a constant sample, give NaN without a warning.
     """
     x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
     if x.shape != y.shape:
@@ -145,19 +127,18 @@ def correlation(x, y) -> pd.DataFrame:
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     n = len(x)
-    if n < 3:
+    if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return pd.DataFrame([{"n": n, "r": np.nan, "p_r": np.nan, "rho": np.nan, "p_rho": np.nan}])
-    r = _pearson_r(x, y)
-    rho = _pearson_r(_st.rankdata(x), _st.rankdata(y))
-    return pd.DataFrame([{"n": n, "r": r, "p_r": _r_pvalue(r, n),
-                          "rho": rho, "p_rho": _r_pvalue(rho, n)}])
+    pr, sr = _st.pearsonr(x, y), _st.spearmanr(x, y)
+    return pd.DataFrame([{"n": n, "r": float(pr.statistic), "p_r": float(pr.pvalue),
+                          "rho": float(sr.statistic), "p_rho": float(sr.pvalue)}])
 
 
 def rowwise_pearson(a, b) -> np.ndarray:
-    """Pearson correlation of each row of ``a`` with the same row of ``b`` (shape (n, C) each).
+    """Pearson correlation of each row of ``a`` with the same row of ``b`` (shape (n, C) each),
+    as ``scipy.stats.pearsonr(a, b, axis=1)`` but several times faster.
 
-    A row in which either vector is constant has no defined correlation: NaN, explicitly
-    (no division warning).
+    A row in which either vector is constant has no defined correlation: NaN, without a warning.
     """
     a, b = _paired_rows(a, b)
     ac = a - a.mean(axis=1, keepdims=True)
@@ -182,11 +163,9 @@ def _paired_rows(a, b) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rowwise_spearman(a, b) -> np.ndarray:
-    """Spearman rank correlation of each row of ``a`` with the same row of ``b``, vectorised.
-
-    Rows are ranked with average ranks for ties (``scipy.stats.rankdata(axis=1)``, as
-    ``scipy.stats.spearmanr`` does), then correlated with :func:`rowwise_pearson`. A row where
-    either vector is constant (all ranks tied) gives NaN.
+    """Spearman rank correlation of each row of ``a`` with the same row of ``b``: average ranks
+    (``scipy.stats.rankdata(axis=1)``, as ``spearmanr`` ranks) correlated by
+    :func:`rowwise_pearson`. A row where either vector is constant gives NaN.
     """
     a, b = _paired_rows(a, b)
     return rowwise_pearson(_st.rankdata(a, axis=1), _st.rankdata(b, axis=1))
@@ -274,3 +253,24 @@ def median_iqr(frame: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFra
         "mean": g.mean(), "n": g.count(),
     })
     return out.reset_index()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------------------------
+
+def format_p(p) -> str:
+    """A P value as the book prints it: ``"P < 0.001"`` below 0.001, else ``"P = "`` and three
+    decimals (``"P = 0.042"``, ``"P = 1.000"``), except that a P below 0.05 never reads 0.050
+    (``"P = 0.049"`` for 0.0495 <= P < 0.05); ``"P = n/a"`` for None or NaN.
+
+    Raises ValueError for a value outside [0, 1] (not a probability).
+    """
+    if p is None or pd.isna(p):
+        return "P = n/a"
+    p = float(p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"a P value must lie in [0, 1], got {p!r}")
+    if p < 0.001:
+        return "P < 0.001"
+    return "P = 0.049" if 0.0495 <= p < 0.05 else f"P = {p:.3f}"

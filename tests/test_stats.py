@@ -24,6 +24,14 @@ def test_welch_matches_scipy(seed, na, nb):
     assert res.mean_a == pytest.approx(a.mean())
 
 
+def test_welch_drops_nan_and_inf():
+    a, b = np.array([1.0, np.nan, 2.5, 3.0, np.inf]), np.array([0.2, 0.4, -np.inf, 0.1])
+    res = stats.welch(a, b).iloc[0]
+    ref = st.ttest_ind(a[np.isfinite(a)], b[np.isfinite(b)], equal_var=False)
+    assert (res.n_a, res.n_b) == (3, 3)
+    assert (res.t, res.df, res.p) == pytest.approx((ref.statistic, ref.df, ref.pvalue))
+
+
 def test_welch_needs_two_values_per_group():
     with pytest.raises(ValueError, match="at least two"):
         stats.welch([1.0], [1.0, 2.0])
@@ -31,9 +39,10 @@ def test_welch_needs_two_values_per_group():
         stats.welch([1.0, np.nan], [1.0, 2.0])  # NaN dropped leaves one value
 
 
-def test_welch_zero_variance_is_nan():
+def test_welch_zero_variance_is_nan_without_warning(recwarn):
     res = stats.welch([1.0, 1.0], [1.0, 1.0]).iloc[0]
-    assert np.isnan(res.t) and np.isnan(res.p)
+    assert np.isnan(res.t) and np.isnan(res.df) and np.isnan(res.p)
+    assert not recwarn.list
 
 
 def test_holm_matches_statsmodels_and_keeps_nan():
@@ -61,6 +70,14 @@ def test_correlation_matches_scipy_with_ties_and_nans():
     assert res.rho == pytest.approx(sr.statistic) and res.p_rho == pytest.approx(sr.pvalue)
 
 
+def test_correlation_constant_or_short_is_nan_without_warning(recwarn):
+    assert stats.correlation([1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 3.0, 4.0]).iloc[0][
+        ["r", "p_r", "rho", "p_rho"]].isna().all()
+    assert stats.correlation([1.0, 2.0, np.nan], [2.0, 1.0, 3.0]).iloc[0][
+        ["r", "p_r", "rho", "p_rho"]].isna().all()                      # two pairs left
+    assert not recwarn.list
+
+
 def test_correlation_hand_cases():
     res = stats.correlation([1, 2, 3, 4], [1, 3, 2, 4]).iloc[0]
     assert res.rho == pytest.approx(0.8)  # 1 - 6 * 2 / (4 * 15)
@@ -77,7 +94,7 @@ def test_rowwise_spearman_matches_scipy_loop():
     ref = [st.spearmanr(a[i], b[i]).statistic for i in range(len(a))]
     np.testing.assert_allclose(got, ref, atol=1e-12)
     np.testing.assert_allclose(stats.rowwise_pearson(a, b),
-                               [np.corrcoef(a[i], b[i])[0, 1] for i in range(len(a))], atol=1e-12)
+                               st.pearsonr(a, b, axis=1).statistic, atol=1e-12)
 
 
 def test_rowwise_spearman_constant_row_is_nan_without_warning(recwarn):
@@ -101,8 +118,17 @@ def test_kruskal_matches_scipy(k):
     assert res.p == pytest.approx(ref.pvalue)
 
 
-def test_kruskal_all_identical_is_nan():
-    assert np.isnan(stats.kruskal([2, 2, 2], [2, 2]).iloc[0].p)
+def test_kruskal_undefined_is_nan_without_warning(recwarn):
+    assert np.isnan(stats.kruskal([2, 2, 2], [2, 2]).iloc[0].p)         # all identical
+    assert np.isnan(stats.kruskal([1.0, 2.0], [np.nan]).iloc[0].p)      # empty after NaN drop
+    assert not recwarn.list
+
+
+def test_kruskal_drops_nan():
+    a, b = [1.0, 2.0, np.nan, 4.0, 4.0], [3.0, np.inf, 5.0, 6.0]
+    res = stats.kruskal(a, b).iloc[0]
+    ref = st.kruskal([1.0, 2.0, 4.0, 4.0], [3.0, 5.0, 6.0])
+    assert (res.H, res.p) == pytest.approx((ref.statistic, ref.pvalue))
 
 
 def test_mann_whitney_u_by_loop_and_exact_p_by_enumeration():
@@ -217,11 +243,13 @@ def test_degenerate_inputs_give_the_documented_rows():
         S.correlation(x3, [1.0, 2.0])
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("error")                          # the NaN policy: no warnings
         w = S.welch([1.0, 1.0], [1.0, 1.0])                     # both variances zero
-    assert np.isnan(w["t"].item()) and np.isnan(w["p"].item())
-    w = S.welch([0.0, 2.0], [5.0, 5.0])                         # se^2 = 1 + 0 exactly
-    ref = scs.ttest_ind([0.0, 2.0], [5.0, 5.0], equal_var=False)
+        assert np.isnan(w["t"].item()) and np.isnan(w["p"].item())
+        w = S.welch([0.0, 2.0], [5.0, 5.0])                     # se^2 = 1 + 0 exactly
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)         # scipy: "precision loss"
+        ref = scs.ttest_ind([0.0, 2.0], [5.0, 5.0], equal_var=False)
     assert w["t"].item() == pytest.approx(-4.0) == pytest.approx(ref.statistic)
     assert w["p"].item() == pytest.approx(ref.pvalue)
 
@@ -251,3 +279,33 @@ def test_ols_table_matches_statsmodels_column_by_column():
     np.testing.assert_allclose(table["adj_r2"], fit.rsquared_adj)
     assert table.attrs["adj_r2"] == pytest.approx(fit.rsquared_adj)
     assert table.attrs["formula"] == "y ~ x * z" and table.attrs["fit"].nobs == 40
+
+
+@pytest.mark.parametrize("p,text", [
+    (0.0, "P < 0.001"), (1e-12, "P < 0.001"), (0.000999, "P < 0.001"),
+    (0.001, "P = 0.001"), (0.0014, "P = 0.001"), (0.0016, "P = 0.002"), (0.0123, "P = 0.012"),
+    (0.0449, "P = 0.045"), (0.0495, "P = 0.049"), (0.04999, "P = 0.049"), (0.05, "P = 0.050"),
+    (0.3456, "P = 0.346"), (0.9996, "P = 1.000"), (1.0, "P = 1.000"),
+    (np.float32(0.25), "P = 0.250"), (np.nan, "P = n/a"), (None, "P = n/a"), (pd.NA, "P = n/a"),
+])
+def test_format_p(p, text):
+    assert stats.format_p(p) == text
+
+
+def test_format_p_below_alpha_never_reads_as_alpha():
+    """Three decimals, yet a P below 0.05 (or 0.001) is never printed as that threshold."""
+    for p in np.linspace(0.0009, 0.06, 20001):
+        text = stats.format_p(p)
+        if p < 0.05:
+            assert text != "P = 0.050", p
+        if p < 0.001:
+            assert text == "P < 0.001", p
+        else:
+            error = abs(float(text.removeprefix("P = ")) - p)
+            assert error <= (0.001 if 0.0495 <= p < 0.05 else 0.0005 + 1e-12), p
+
+
+@pytest.mark.parametrize("p", [-0.01, 1.01, np.inf])
+def test_format_p_rejects_non_probabilities(p):
+    with pytest.raises(ValueError, match="must lie in"):
+        stats.format_p(p)

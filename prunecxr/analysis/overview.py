@@ -181,20 +181,12 @@ def _power_label(power: float) -> str:
 # Facts about a results store, and the paper's headline claims beside this build's numbers
 # ------------------------------------------------------------------------------------------
 
-DATASET_DESCRIPTIONS = {
-    "phantom": ("a synthetic chest X-ray phantom whose class frequencies and co-occurrences "
-                "follow the public NIH ChestX-ray14 metadata, and which records every image's "
-                "ground truth (label noise, image quality, difficulty)"),
-    "nih-cxr-lt": "NIH ChestX-ray14 with the 20 long-tailed NIH-CXR-LT labels",
-    "mimic-cxr-lt": "MIMIC-CXR-JPG (frontal views) with the 19 long-tailed MIMIC-CXR-LT labels",
-    "csv": "a multi-label image set described by a CSV file",
-}
-
 
 def dataset_facts(store) -> dict:
     """Plain-Python facts about a store's data and configuration, for tables and glue.
 
     Keys: dataset_name, dataset_description, n_classes, n_train, n_val, n_test, image_size,
+    from ..data.registry import description as dataset_description
     population, arch, weights, methods, n_sparsities, max_sparsity, profile, config_key.
     """
     from .. import io
@@ -207,7 +199,7 @@ def dataset_facts(store) -> dict:
     cfg = store.config
     return {
         "dataset_name": store.dataset,
-        "dataset_description": DATASET_DESCRIPTIONS.get(store.dataset, store.dataset),
+        "dataset_description": dataset_description(store.dataset),
         "n_classes": len(store.classes),
         "n_train": int(n_images.get("train", 0)),
         "n_val": int(n_images.get("val", 0)),

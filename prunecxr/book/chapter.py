@@ -44,21 +44,22 @@ def configure(profile: str = "default", dataset: str = "", data_dir: str = "",
               overrides: Any = None):
     """A notebook's parameters -> a validated :class:`prunecxr.config.Config` (nothing computed).
 
-    Raises ``ValueError`` naming the bad parameter (profile, dataset, an override) and the
-    values allowed, so a notebook fails in its first cells, before any expensive step.
+    Raises ``ValueError`` (:class:`prunecxr.errors.UsageError`) naming the bad parameter
+    (profile, dataset, data_dir, an override) and the values allowed, with the messages of the
+    CLI in the chapters' terms, so a notebook fails in its first cells, before any expensive
+    step.
     """
     from ..config import load_config
+    from ..data.registry import check_data
+    from ..errors import UsageError, notebook_names
 
     for name, value in (("profile", profile), ("dataset", dataset), ("data_dir", data_dir)):
         if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise ValueError(f"parameter {name} must be a string, got {value!r}")
-    config = load_config(profile, dataset=dataset or None, data_dir=data_dir or None,
-                         overrides=normalize_overrides(overrides))
-    if config.dataset != "phantom" and not config.data_dir:
-        raise ValueError(
-            f"parameter data_dir is required for dataset {config.dataset!r} (the folder holding "
-            f"its label files and images, or the CSV file for dataset='csv'), e.g. "
-            f"papermill ... -p dataset {config.dataset} -p data_dir /data/{config.dataset}")
+            raise UsageError(f"parameter {name} must be a string, got {value!r}")
+    with notebook_names():
+        config = load_config(profile, dataset=dataset or None, data_dir=data_dir or None,
+                             overrides=normalize_overrides(overrides))
+        check_data(config, profile_default=not dataset)
     return config
 
 
@@ -208,25 +209,17 @@ def glue_paper() -> None:
     _glue()
 
 
-# Data to rerun a chapter on, as papermill parameters: (comment, dataset, data_dir).
-RERUN_TARGETS = (
-    ("NIH-CXR-LT: the folder with the miccai2023_nih-cxr-lt_labels_*.csv files and the images",
-     "nih-cxr-lt", "/data/nih-cxr-lt"),
-    ("MIMIC-CXR-LT: the label files plus the mimic-cxr-jpg/2.0.0 root",
-     "mimic-cxr-lt", "/data/mimic-cxr-lt"),
-    ("any multi-label image set described by a CSV file (image path and 0/1 class columns)",
-     "csv", "/data/my_labels.csv"),
-)
 COMMON_PARAMETERS = ("profile", "dataset", "data_dir", "results_dir", "overrides")
 
 
 def rerun_commands(name: str, notebook: str | os.PathLike | None = None) -> str:
-    """The papermill commands that rerun chapter ``name`` on NIH-CXR-LT, MIMIC-CXR-LT and a
-    CSV, with this chapter's own further parameters and their defaults, read from the
-    notebook's parameters cell (so the text cannot drift from the notebook)."""
+    """The papermill commands that rerun chapter ``name`` on each dataset that reads files
+    (the dataset registry's rerun examples: NIH-CXR-LT, MIMIC-CXR-LT, a CSV), with this
+    chapter's own further parameters and their defaults, read from the notebook's parameters
+    cell (so the text cannot drift from the notebook)."""
     import papermill as pm
 
-    from ..data import DATASETS
+    from ..data.registry import rerun_targets
     from .build import repo_root
 
     source = notebook or repo_root() / "notebooks" / f"{name}.ipynb"
@@ -235,13 +228,11 @@ def rerun_commands(name: str, notebook: str | os.PathLike | None = None) -> str:
     if missing:
         raise ValueError(f"{name}.ipynb has no parameter {missing}")
     lines = []
-    for comment, dataset, data_dir in RERUN_TARGETS:
-        if dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {dataset!r}; known: {list(DATASETS)}")
-        profile = "paper" if dataset != "csv" else "default"
-        lines += [f"# {comment}",
-                  f".venv/bin/papermill notebooks/{name}.ipynb {name}_{dataset.split('-')[0]}"
-                  f".ipynb -p profile {profile} -p dataset {dataset} -p data_dir {data_dir}"]
+    for target in rerun_targets():
+        lines += [f"# {target.name}: data_dir is {target.holds}",
+                  f".venv/bin/papermill notebooks/{name}.ipynb {name}_{target.name.split('-')[0]}"
+                  f".ipynb -p profile {target.rerun_profile} -p dataset {target.name} "
+                  f"-p data_dir {target.example}"]
     extra = [(k, v) for k, v in params.items() if k not in COMMON_PARAMETERS]
     if extra:
         lines.append("# this chapter's other parameters (add -p NAME VALUE), with their defaults:")
