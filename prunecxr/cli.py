@@ -1,30 +1,56 @@
-"""Command line: ``python -m prunecxr run|status|study|book``.
+"""Command line: ``python -m prunecxr run|status|book|study``.
 
 ``run`` computes data, population and sweep for a profile, on this machine (``--executor
 local``, ``--workers N`` processes) or as one SLURM array task per seed (``--executor slurm``),
-and prints a one-screen summary; ``status`` shows where each seed of a results folder stands.
-Errors in arguments name the bad parameter and the allowed values.
+and prints a one-screen summary; ``--dry-run`` prints what it would do and about how long it
+would take. ``status`` shows where each seed of a results folder stands.
+
+Every error a user can fix is one line, ``error: ...``, naming the option, file, row, column or
+field and the fix, with exit code 2 (usage and data errors) or 1 (a failed step, e.g. a chapter);
+``--debug`` shows the traceback instead. Heavy modules (torch, pandas) are imported by the
+commands, never by ``--help`` or ``--version``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-from .config import PROFILES, load_config
-from .data import DATASETS
+from . import __version__
+from .config import PROFILES
+from .data.registry import DATASETS, REGISTRY
+from .errors import DataError, UsageError, check_writable_folder, one_line
+
+DESCRIPTION = ("Train a population of chest X-ray classifiers, prune each at every sparsity, "
+               "and build the book that shows which diseases and images pruning hurts.")
+EPILOG = """examples:
+  python -m prunecxr run --profile smoke                 # a tiny run (about a minute)
+  python -m prunecxr run --dataset csv --data-dir labels.csv --dry-run
+  python -m prunecxr book --profile default              # the main job and the book
+datasets: """ + "; ".join(f"{n} ({'--data-dir: ' + e.data_dir if e.data_dir else 'no files'})"
+                          for n, e in REGISTRY.items())
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="default", help=f"one of {', '.join(PROFILES)} (default: default)")
     p.add_argument("--dataset", default=None, help=f"one of {', '.join(DATASETS)} (default: the profile's)")
-    p.add_argument("--data-dir", default=None, help="folder (or CSV file for --dataset csv) with the data")
+    p.add_argument("--data-dir", default=None,
+                   help="the data: a folder (nih-cxr-lt, mimic-cxr-lt) or the CSV file (csv)")
     p.add_argument("--results-dir", default=None,
                    help="root folder for results (default: $PRUNECXR_HOME/results)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a configuration field, e.g. --set population=5 (repeatable)")
+                   help="override a configuration field, e.g. --set population=5 or "
+                        "--set data.n_images=2000 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_debug(p)
+
+
+def _add_debug(p: argparse.ArgumentParser, default=argparse.SUPPRESS) -> None:
+    p.add_argument("--debug", action="store_true", default=default,
+                   help="show the traceback of an error")
 
 
 def summary(folder) -> str:
@@ -64,23 +90,62 @@ def _slurm_opts(pairs: list[str]) -> dict:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--slurm-opt must be key=value (an sbatch option), got {pair!r}")
+            raise UsageError(f"--slurm-opt must be key=value (an sbatch option), got {pair!r}")
         opts[key.strip().lstrip("-").replace("-", "_")] = value.strip()
     return opts
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def results_root(results_dir: str | None) -> Path:
+    """The results root a command writes to, checked: a folder (or creatable) and writable.
+
+    Names where it came from (``--results-dir``, ``$PRUNECXR_HOME`` or the default) in the
+    :class:`UsageError` when it is a file or cannot be written.
+    """
+    from .paths import home
+
+    if results_dir:
+        return check_writable_folder(results_dir, f"--results-dir {results_dir}")
+    env = os.environ.get("PRUNECXR_HOME")
+    base = home()
+    what = f"PRUNECXR_HOME={env}" if env else f"the default results folder under {base}"
+    if env and base.exists() and not base.is_dir():
+        raise UsageError(f"{what}: not a folder; set PRUNECXR_HOME to a folder "
+                         f"(or pass --results-dir)")
+    return check_writable_folder(base / "results", what)
+
+
+def _configure(args: argparse.Namespace):
+    """The checked configuration of ``run``/``book``: options, data and results folder."""
+    from .config import load_config
+    from .data.registry import check_data
+
     overrides = list(args.overrides)
-    if args.workers is not None:
+    if getattr(args, "workers", None) is not None:
         overrides.append(f"workers={args.workers}")
     config = load_config(args.profile, dataset=args.dataset, data_dir=args.data_dir,
                          overrides=overrides)
+    check_data(config, profile_default=not args.dataset)
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _configure(args)
+    if args.dry_run:
+        from .estimate import describe
+
+        root = Path(args.results_dir) if args.results_dir else None
+        if root is None:
+            from .paths import results_root as default_root
+            root = default_root()
+        print(describe(config, root, _device(config), config.workers))
+        return 0
+    root = results_root(args.results_dir)
     t0 = time.perf_counter()
     if args.executor == "slurm":
         from .cluster import format_states, run_on_slurm
 
         folder, states = run_on_slurm(
-            config, args.results_dir, partition=args.partition, gpus_per_task=args.gpus_per_task,
+            config, root, partition=args.partition, gpus_per_task=args.gpus_per_task,
             time_min=args.time, max_parallel=args.max_parallel,
             slurm_opts=_slurm_opts(args.slurm_opt), wait=not args.no_wait, progress=not args.quiet,
             poll=args.poll)
@@ -96,10 +161,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         from .pipeline import ensure_results
 
-        folder = ensure_results(config, results_root=args.results_dir, progress=not args.quiet)
+        folder = ensure_results(config, results_root=root, progress=not args.quiet)
     print(summary(folder))
     print(f"done in {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def _device(config) -> str:
+    if config.device != "auto":
+        return config.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -109,7 +182,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     folders = [root] if (root / "config.json").exists() else sorted(
         p.parent for p in root.glob("*/config.json"))
     if not folders:
-        raise FileNotFoundError(f"no results folder (with config.json) at or under {root}")
+        raise UsageError(f"--results-dir {root}: no results folder (with config.json) at or "
+                         f"under it; pass the folder printed by `python -m prunecxr run`")
     for folder in folders:
         print(f"results: {folder}")
         print(format_states(seed_states(folder, config_of(folder))))
@@ -119,8 +193,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_book(args: argparse.Namespace) -> int:
     from .book import build_book
 
-    build = build_book(profile=args.profile, results_root=args.results_dir, out=args.out,
-                       overrides=args.overrides, dataset=args.dataset, data_dir=args.data_dir)
+    _configure(args)
+    root = results_root(args.results_dir)
+    build = build_book(profile=args.profile, results_root=root, out=args.out,
+                       overrides=args.overrides, dataset=args.dataset, data_dir=args.data_dir,
+                       progress=not args.quiet)
     print(summary(build.results_dir))
     print(f"book: {build.index} (" + ", ".join(
         f"{k} {v:.0f} s" for k, v in build.timings.items() if isinstance(v, (int, float))) + ")")
@@ -128,11 +205,19 @@ def cmd_book(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m prunecxr", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="train the population and run the pruning sweep")
+    parser = argparse.ArgumentParser(prog="python -m prunecxr", description=DESCRIPTION,
+                                     epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"prunecxr {__version__}")
+    _add_debug(parser, default=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,status,book,study}")
+    run = sub.add_parser("run", help="train the population and run the pruning sweep",
+                         description="Train the population and run the pruning sweep "
+                                     "(computes only what is missing), then print a summary.")
     _add_common(run)
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the resolved configuration, the results folder, the models and "
+                          "levels and an estimated time; run nothing")
     run.add_argument("--executor", choices=("local", "slurm"), default="local",
                      help="local: this machine (default); slurm: one array task per seed")
     run.add_argument("--workers", type=int, default=None,
@@ -152,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="which seeds are done, running, queued or failed")
     status.add_argument("--results-dir", required=True,
                         help="a results folder, or a root holding several")
+    _add_debug(status)
     status.set_defaults(func=cmd_status)
     book = sub.add_parser("book", help="run the pipeline, execute the notebooks, build the book")
     _add_common(book)
@@ -168,14 +254,32 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    if getattr(args, "quiet", False):
+        from .progress import set_enabled
+        set_enabled(False)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:  # e.g. prunecxr.book.BookError: a chapter or the HTML build failed
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
+        if debug:
+            raise
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line (--debug: traceback)
+        if debug:
+            raise
+        code, text = _error(exc)
+        print(f"error: {text}", file=sys.stderr)
+        return code
+
+
+def _error(exc: Exception) -> tuple[int, str]:
+    """Exit code and one line for an error: 2 for usage and data errors, 1 otherwise."""
+    if isinstance(exc, (UsageError, DataError, ValueError)):
+        return 2, one_line(exc)
+    if isinstance(exc, OSError):  # a path that is missing, a file, or not writable
+        return 2, one_line(exc)
+    if isinstance(exc, RuntimeError):  # e.g. prunecxr.book.BookError: a chapter failed
+        return 1, one_line(exc)
+    return 1, (f"{type(exc).__name__}: {one_line(exc)} (an internal error; rerun with --debug "
+               "for the traceback and report it)")
