@@ -2,7 +2,7 @@
 
 Times, on random uint8 images held like the project holds them:
 
-- the project's training epoch (``train._train_epoch`` on a :class:`prunecxr.batches.DeviceSplit`:
+- the project's training epoch (``train.train_epoch`` on a :class:`prunecxr.batches.DeviceSplit`:
   device-side indexing and augmentation, bf16 autocast, channels_last, fused Adam, loss summed
   on the device), its validation pass (``train.predict``) and its pruning sweep (``NestedPruner``
   + ``predict`` over ``--levels`` sparsities);
@@ -104,7 +104,7 @@ def run(args) -> dict:
     from prunecxr.config import load_config
     from prunecxr.prune import NestedPruner
     from prunecxr.models import build_model
-    from prunecxr.train import SplitArrays, _train_epoch, make_optimizer, predict, prepare
+    from prunecxr.train import SplitArrays, make_optimizer, predict, prepare, train_epoch
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     g = torch.Generator().manual_seed(0)
@@ -131,14 +131,14 @@ def run(args) -> dict:
     split = DeviceSplit.of(train, device)
     for compiled in ([False, True] if args.compile else [False]):
         model, step, opt = fresh(compiled)
-        _train_epoch(step, opt, split, config, 0, 0, device)
-        s = timed(lambda: _train_epoch(step, opt, split, config, 0, 1, device), device)
+        train_epoch(step, opt, split, config, 0, 0, device)
+        s = timed(lambda: train_epoch(step, opt, split, config, 0, 1, device), device)
         out["project_train" + ("_compiled" if compiled else "")] = len(train.images) / s
     if device.type == "cuda":  # the same epoch with cuDNN's fastest, non-deterministic choices
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
         model, step, opt = fresh()
-        _train_epoch(step, opt, split, config, 0, 0, device)
-        s = timed(lambda: _train_epoch(step, opt, split, config, 0, 1, device), device)
+        train_epoch(step, opt, split, config, 0, 0, device)
+        s = timed(lambda: train_epoch(step, opt, split, config, 0, 1, device), device)
         out["project_train_nondeterministic"] = len(train.images) / s
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     test_dev = on_device(test.images, device)
@@ -178,7 +178,7 @@ def run(args) -> dict:
         if name == "old":
             fn = lambda: old_epoch(model, opt, small_train, small, device)  # noqa: E731
         else:
-            fn = lambda: _train_epoch(model, opt, split, small, 0, 1, device)  # noqa: E731
+            fn = lambda: train_epoch(model, opt, split, small, 0, 1, device)  # noqa: E731
         fn()
         out[f"default_{name}"] = len(small_train.images) / timed(fn, device)
     if device.type == "cuda":
@@ -194,7 +194,7 @@ def seeds_side_by_side(args, device: torch.device) -> dict:
     from prunecxr.config import load_config
     from prunecxr.io import read_json
     from prunecxr.pipeline import ensure_results
-    from prunecxr.train import seed_dir
+    from prunecxr.layout import seed_dir
 
     counts = [int(k) for k in args.workers.split(",")]
     out, weights = {}, {}

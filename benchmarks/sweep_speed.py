@@ -32,11 +32,12 @@ from torch.nn.utils import prune as torch_prune
 
 from prunecxr.config import load_config
 from prunecxr.data import get_dataset
+from prunecxr.layout import seed_dir
 from prunecxr.models import build_model
 from prunecxr.prune import prunable_parameters
 from prunecxr.sweep import sweep_seed
 from prunecxr.train import predict as project_predict
-from prunecxr.train import prepare, seed_dir
+from prunecxr.train import prepare
 
 
 class PngFolder(torch.utils.data.Dataset):

@@ -1,6 +1,6 @@
 """Benchmark: the training levers of the default profile, measured in one run on this machine.
 
-Times the project's own training epoch (``train._train_epoch``: augmentation, forward,
+Times the project's own training epoch (``train.train_epoch``: augmentation, forward,
 backward, Adam) on the default profile's images and prints images per second for
 
 - width 64 (torchvision's ResNet-18) and the profile's width;
@@ -29,7 +29,7 @@ def epoch_speed(overrides: list[str], profile: str, n_images: int, threads: int)
     from prunecxr.config import load_config
     from prunecxr.data import get_dataset
     from prunecxr.models import build_model
-    from prunecxr.train import SplitArrays, _train_epoch, make_optimizer, prepare
+    from prunecxr.train import SplitArrays, make_optimizer, prepare, train_epoch
 
     torch.set_num_threads(threads)
     config = load_config(profile, overrides=overrides)
@@ -41,9 +41,9 @@ def epoch_speed(overrides: list[str], profile: str, n_images: int, threads: int)
                                 width=config.width), config, cpu)
     opt = make_optimizer(model, config, cpu)
     small = SplitArrays(data.images[: 2 * config.batch_size], data.labels[: 2 * config.batch_size])
-    _train_epoch(model, opt, small, config, 0, 0, cpu)  # warm-up (kernel selection)
+    train_epoch(model, opt, small, config, 0, 0, cpu)  # warm-up (kernel selection)
     t0 = time.perf_counter()
-    _train_epoch(model, opt, data, config, 0, 1, cpu)
+    train_epoch(model, opt, data, config, 0, 1, cpu)
     return n_images / (time.perf_counter() - t0)
 
 

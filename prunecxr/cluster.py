@@ -21,12 +21,12 @@ from pathlib import Path
 
 from .progress import tqdm
 
-from . import io
+from . import io, layout
 from .config import Config
-from .pipeline import _update_manifest, prepare_results, run_seed, seed_finished
+from .layout import SLURM_JOBS as JOBS_FILE
+from .layout import SLURM_LOGS as LOG_DIR
+from .pipeline import prepare_results, run_seed, seed_finished, update_manifest
 
-JOBS_FILE = Path("slurm") / "jobs.json"
-LOG_DIR = Path("slurm") / "logs"
 QUEUED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RESIZING",
           "SUSPENDED", "SUBMITTED"}
 RUNNING = {"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"}
@@ -109,7 +109,7 @@ def seed_states(folder: Path, config: Config, known_done=frozenset()) -> list[Se
     """The state of every seed of ``config`` in results ``folder``: done from the files on disk
     (checksums verified, except for the seeds in ``known_done``), else from its SLURM job."""
     folder = Path(folder)
-    meta = io.read_json(folder / "dataset.json")
+    meta = io.read_json(folder / layout.DATASET)
     n_test, n_classes = meta["n_images"]["test"], len(meta["classes"])
     jobs = io.read_json(folder / JOBS_FILE) if (folder / JOBS_FILE).exists() else {}
     slurm = slurm_states([j["job"] for j in jobs.values()])
@@ -140,7 +140,7 @@ def seed_states(folder: Path, config: Config, known_done=frozenset()) -> list[Se
 def config_of(folder: Path) -> Config:
     """The Config a results folder was computed with (its config.json)."""
     fields = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in io.read_json(Path(folder) / "config.json").items() if k != "key"}
+              for k, v in io.read_json(Path(folder) / layout.CONFIG).items() if k != "key"}
     return Config(**fields)
 
 
@@ -203,7 +203,7 @@ def run_on_slurm(config: Config, results_root=None, partition: str | None = None
             break
         time.sleep(poll)
     bar.close()
-    _update_manifest(folder, config, dataset, "slurm", time.perf_counter() - t0)
+    update_manifest(folder, config, dataset, "slurm", time.perf_counter() - t0)
     return folder, states
 
 

@@ -35,11 +35,13 @@ import torch
 from torch import nn
 
 from .batches import DeviceSplit
-from .config import Config
+from .config import GRID_METHODS as GRID_METHODS  # re-exported: swept along config.sparsities
+from .config import METHOD_LEVELS, Config
 from .models import count_prunable
 from .prune import METHODS as PRUNE_METHODS
 from .prune import NestedPruner, prunable_parameters
 from .quantize import WeightQuantizer
+from .train import autocast, make_optimizer, train_epoch
 
 FINETUNE_EPOCH0 = 10_000  # fine-tuning epochs draw data order from (seed, 10_000 + e)
 
@@ -164,8 +166,6 @@ def recalibrate_batchnorm(model: nn.Module, data, batch_size: int, device: torch
     """Re-estimate every BatchNorm's running mean and variance from one pass over ``data``'s
     images (in order, no augmentation): statistics reset, then a cumulative average over the
     batches (``momentum=None``) in train mode; weights untouched. Returns the model in eval."""
-    from .train import autocast
-
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [bn.momentum for bn in norms]
     for bn in norms:
@@ -226,9 +226,6 @@ class PruneFinetune(Compression):
         return [0.0, *config.finetune_sparsities]
 
     def apply(self, nominal: float) -> tuple[nn.Module, dict]:
-        # imported here: config's validation imports this module, and train pulls in tqdm.auto
-        from .train import _train_epoch, make_optimizer
-
         self.model.load_state_dict(self.dense)
         if nominal == 0:
             return self.model, {"level": 0.0, "sparsity": zero_share(self.model), "train_loss": None}
@@ -247,7 +244,7 @@ class PruneFinetune(Compression):
         try:
             loss = None
             for e in range(self.config.finetune_epochs):
-                loss = _train_epoch(self.model, opt, self.train, self.config, self.seed,
+                loss = train_epoch(self.model, opt, self.train, self.config, self.seed,
                                     FINETUNE_EPOCH0 + e, self.device)
         finally:
             hook.remove()
@@ -259,8 +256,11 @@ METHODS: dict[str, type[Compression]] = {
     **{name: type(f"Pruning_{name}", (UnstructuredPruning,), {"name": name}) for name in PRUNE_METHODS},
     "channel_l1": ChannelPruning, "channel_l2": ChannelPruningL2, "channel_l1_bn": ChannelPruningBN,
     "quant": WeightQuantization, "l1_ft": PruneFinetune}
-# Methods swept along ``config.sparsities`` with nominal level = sparsity (Q1-Q4 read these).
-GRID_METHODS = tuple(PRUNE_METHODS)
+# The names are declared in config (METHOD_LEVELS, with each one's level grid), below this
+# module, so that a configuration is validated without loading the methods and training.
+if set(METHODS) != set(METHOD_LEVELS):
+    raise RuntimeError(f"compress.METHODS {sorted(METHODS)} and config.METHOD_LEVELS "
+                       f"{sorted(METHOD_LEVELS)} must name the same methods")
 
 
 def get(name: str) -> type[Compression]:

@@ -25,6 +25,15 @@ PROFILES = ("paper", "default", "smoke")
 EXECUTION_FIELDS = ("device", "threads", "workers", "compile", "data_dir", "cache_dir")
 PRECISIONS = ("fp32", "bf16")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
+# The compression methods (prunecxr.compress registers a class under each name and checks that
+# the names agree) and the field holding each one's level grid. Declared here, below compress,
+# so that a configuration is checked without importing the methods and the training code.
+METHOD_LEVELS = {"l1": "sparsities", "random": "sparsities", "local_l1": "sparsities",
+                 "channel_l1": "channel_ratios", "channel_l2": "channel_ratios",
+                 "channel_l1_bn": "channel_ratios", "quant": "quant_bits",
+                 "l1_ft": "finetune_sparsities"}
+# Methods swept along ``sparsities`` with nominal level = sparsity (what Q1-Q4 compare).
+GRID_METHODS = tuple(m for m, grid in METHOD_LEVELS.items() if grid == "sparsities")
 
 
 def _default_grid() -> list[float]:
@@ -293,7 +302,6 @@ def _coerce_data_value(raw: Any) -> Any:
 
 def validate(config: Config) -> None:
     """Check ranges once, with messages that name the parameter and what is allowed."""
-    from .compress import METHODS
     from .data.registry import check_options, entry
 
     entry(config.dataset)
@@ -325,8 +333,9 @@ def validate(config: Config) -> None:
     if not config.methods:
         raise ValueError("methods must name at least one pruning method")
     for m in config.methods:
-        if m not in METHODS:
-            raise ValueError(f"methods: unknown compression method {m!r}; allowed: {sorted(METHODS)}")
+        if m not in METHOD_LEVELS:
+            raise ValueError(f"methods: unknown compression method {m!r}; "
+                             f"allowed: {sorted(METHOD_LEVELS)}")
     if len(set(config.methods)) != len(config.methods):
         raise ValueError(f"methods must not repeat a method, got {list(config.methods)}")
     sp = list(config.sparsities)

@@ -19,12 +19,13 @@ import numpy as np
 import torch
 from .progress import tqdm
 
-from . import __version__, io
+from . import __version__, io, layout
 from .compress import needs_train
 from .config import Config
 from .data import Dataset, get_dataset
+from .layout import prediction_path, verify_predictions
 from .paths import results_root as default_results_root
-from .sweep import prediction_path, sweep_seed, sweep_shape, verify_predictions
+from .sweep import sweep_seed, sweep_shape
 from .train import SplitArrays, is_trained, resolve_device, train_seed
 
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scipy", "statsmodels", "matplotlib")
@@ -33,31 +34,33 @@ COPY_IMAGES_LIMIT = 256 * 2**20
 
 
 def results_dir_for(config: Config, dataset: Dataset, results_root: str | Path | None = None) -> Path:
+    """The results folder of ``config`` on ``dataset`` under ``results_root`` (default: the
+    prunecxr home's), named by :func:`prunecxr.layout.folder_name`."""
     root = Path(results_root) if results_root else default_results_root()
-    return root / f"{config.profile}-{config.dataset}-{config.key}-{dataset.identity[:8]}"
+    return root / layout.folder_name(config.profile, config.dataset, config.key, dataset.identity)
 
 
 def write_dataset_files(folder: Path, config: Config, dataset: Dataset) -> None:
     """What the store needs to know about the data, written once per results folder."""
-    if (folder / "dataset.json").exists():
+    if (folder / layout.DATASET).exists():
         return
     test = dataset.indices("test")
-    io.save_npy(folder / "test_labels.npy", dataset.labels[test])
-    with io.atomic_path(folder / "test_meta.csv") as tmp:
+    io.save_npy(folder / layout.TEST_LABELS, dataset.labels[test])
+    with io.atomic_path(folder / layout.TEST_META) as tmp:
         dataset.split_meta("test").to_csv(tmp, index=False)
     images = dataset.images("test")
     copied = images.nbytes <= COPY_IMAGES_LIMIT
     if copied:
-        io.save_npy(folder / "test_images.npy", images)
-    io.write_json(folder / "config.json", {**config.result_fields(), "key": config.key})
-    io.write_json(folder / "dataset.json", {
+        io.save_npy(folder / layout.TEST_IMAGES, images)
+    io.write_json(folder / layout.CONFIG, {**config.result_fields(), "key": config.key})
+    io.write_json(folder / layout.DATASET, {
         "name": dataset.name, "identity": dataset.identity, "classes": list(dataset.classes),
         "image_size": dataset.image_size,
         "n_images": {s: int(len(dataset.indices(s))) for s in ("train", "val", "test")},
         "train_counts": dataset.counts("train").to_dict(),
         "val_counts": dataset.counts("val").to_dict(),
         "test_counts": dataset.counts("test").to_dict(),
-        "test_images": "test_images.npy" if copied else None,
+        "test_images": layout.TEST_IMAGES if copied else None,
         "images_path": str(dataset.images_path), "test_indices_in_dataset": test.tolist(),
     })
 
@@ -76,12 +79,14 @@ def environment() -> dict:
     return {"versions": versions, "machine": machine}
 
 
-def _update_manifest(folder: Path, config: Config, dataset: Dataset, stage: str, seconds: float,
-                     infos: list[dict] | None = None) -> None:
-    """Add ``seconds`` to the stage's time; with the stage's job ``infos``, also its throughput:
-    the images its jobs processed (training images per epoch, test images per level) per
-    second of the stage's wall time, and the largest peak GPU memory of a job."""
-    path = folder / "manifest.json"
+def update_manifest(folder: Path, config: Config, dataset: Dataset, stage: str, seconds: float,
+                    infos: list[dict] | None = None) -> None:
+    """Add ``seconds`` to the stage's time in the folder's manifest (a stage run again, e.g.
+    resumed, adds up; :mod:`prunecxr.cluster` records its ``slurm`` stage here too); with the
+    stage's job ``infos``, also its throughput: the images its jobs processed (training images
+    per epoch, test images per level) per second of the stage's wall time, and the largest
+    peak GPU memory of a job."""
+    path = folder / layout.MANIFEST
     manifest = io.read_json(path) if path.exists() else {"stages": {}}
     stages = manifest.get("stages", {})
     stages[stage] = stages.get(stage, 0.0) + seconds
@@ -217,7 +222,7 @@ def prepare_results(config: Config, results_root: str | Path | None = None) -> t
     dataset = get_dataset(config.dataset, **config.dataset_options())
     folder = results_dir_for(config, dataset, results_root)
     write_dataset_files(folder, config, dataset)
-    _update_manifest(folder, config, dataset, "data", time.perf_counter() - t0)
+    update_manifest(folder, config, dataset, "data", time.perf_counter() - t0)
     return folder, dataset
 
 
@@ -260,12 +265,12 @@ def ensure_results(config: Config, results_root: str | Path | None = None, progr
     pending = [s for s in config.seeds if not is_trained(folder, s)]
     if pending:
         infos = _run_stage("train", pending, config, folder, progress)
-        _update_manifest(folder, config, dataset, "train", time.perf_counter() - t0, infos)
+        update_manifest(folder, config, dataset, "train", time.perf_counter() - t0, infos)
 
     t0 = time.perf_counter()
     jobs = missing_sweeps(config, folder, len(dataset.indices("test")), len(dataset.classes))
     jobs.sort(key=lambda job: not needs_train(job[0]))  # the long fine-tuning jobs first
     if jobs:
         infos = _run_stage("sweep", jobs, config, folder, progress)
-        _update_manifest(folder, config, dataset, "sweep", time.perf_counter() - t0, infos)
+        update_manifest(folder, config, dataset, "sweep", time.perf_counter() - t0, infos)
     return folder

@@ -1,10 +1,9 @@
 """The results folder, read through one public call: ``prunecxr.store.load(results_dir)``.
 
-Layout written by the pipeline::
-
-    config.json  dataset.json  manifest.json  test_labels.npy  test_meta.csv  [test_images.npy]
-    models/seed_XXX/{best.pt, done.json, history.csv}
-    predictions/<method>/seed_XXX.npy (+ .json sidecar: shape, levels, achieved facts, sha256)
+The folder's layout is declared in :mod:`prunecxr.layout`, which the pipeline writes through.
+Reading imports no training code (no train, sweep, compress or pipeline): only
+:meth:`Results.prunable_weights`, which must build a model to read its weights, imports
+:mod:`prunecxr.models` and :mod:`prunecxr.prune`, inside the method.
 
 Every prediction file is checked against its sidecar's sha256 before it is read. Each method
 has its own level grid (:mod:`prunecxr.compress`): ``levels(method)`` is the share of the
@@ -21,12 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import io
-from .compress import GRID_METHODS
-from .config import seeds_for
+from . import io, layout
+from .config import GRID_METHODS, seeds_for
+from .layout import prediction_path, seed_dir, sidecar_path, verify_predictions
 from .metrics import auroc, average_precision
-from .sweep import prediction_path, verify_predictions
-from .train import seed_dir
 
 
 class ResultsError(FileNotFoundError):
@@ -34,22 +31,22 @@ class ResultsError(FileNotFoundError):
 
 
 class Results:
-    """Read-only view of one experiment's results (see module docstring for the layout)."""
+    """Read-only view of one experiment's results (layout: :mod:`prunecxr.layout`)."""
 
     def __init__(self, results_dir: str | Path) -> None:
         self.results_dir = Path(results_dir)
-        for name in ("dataset.json", "config.json", "test_labels.npy", "test_meta.csv"):
+        for name in layout.DATA_FILES:
             if not (self.results_dir / name).exists():
                 raise ResultsError(
                     f"{self.results_dir}: missing {name}; not a finished results folder. "
                     "Run `python -m prunecxr run` (or prunecxr.pipeline.ensure_results) first."
                 )
-        self._dataset = io.read_json(self.results_dir / "dataset.json")
-        self.config: dict = io.read_json(self.results_dir / "config.json")
+        self._dataset = io.read_json(self.results_dir / layout.DATASET)
+        self.config: dict = io.read_json(self.results_dir / layout.CONFIG)
         self.dataset: str = self._dataset["name"]
         self.classes: list[str] = list(self._dataset["classes"])
-        self.labels: np.ndarray = np.load(self.results_dir / "test_labels.npy")
-        self.meta: pd.DataFrame = pd.read_csv(self.results_dir / "test_meta.csv",
+        self.labels: np.ndarray = np.load(self.results_dir / layout.TEST_LABELS)
+        self.meta: pd.DataFrame = pd.read_csv(self.results_dir / layout.TEST_META,
                                               keep_default_na=False, na_values=[""])
         self.train_counts = pd.Series(self._dataset["train_counts"]).reindex(self.classes)
         self.test_counts = pd.Series(self._dataset["test_counts"]).reindex(self.classes)
@@ -71,7 +68,7 @@ class Results:
 
     @property
     def manifest(self) -> dict:
-        path = self.results_dir / "manifest.json"
+        path = self.results_dir / layout.MANIFEST
         return io.read_json(path) if path.exists() else {}
 
     def stage_seconds(self) -> dict[str, float]:
@@ -89,7 +86,7 @@ class Results:
 
     def _sidecar(self, method: str, seed: int) -> dict:
         self._check(method, seed)
-        return _read_sidecar(prediction_path(self.results_dir, method, seed).with_suffix(".json"))
+        return _read_sidecar(sidecar_path(prediction_path(self.results_dir, method, seed)))
 
     def predictions(self, method: str, seed: int) -> np.ndarray:
         """Sigmoid probabilities (n_levels of ``method``, n_test, n_classes), float32, verified."""
@@ -174,7 +171,7 @@ class Results:
     def history(self) -> pd.DataFrame:
         """Training curves: columns seed, epoch, train_loss, val_loss, val_map."""
         frames = [pd.read_csv(p) for s in self.seeds
-                  if (p := seed_dir(self.results_dir, s) / "history.csv").exists()]
+                  if (p := seed_dir(self.results_dir, s) / layout.HISTORY).exists()]
         if not frames:
             return pd.DataFrame(columns=["seed", "epoch", "train_loss", "val_loss", "val_map"])
         return pd.concat(frames, ignore_index=True)
@@ -182,12 +179,12 @@ class Results:
     def training_summary(self) -> pd.DataFrame:
         """One row per seed from its done.json (epochs, best epoch, best val loss, seconds)."""
         rows = [io.read_json(p) for s in self.seeds
-                if (p := seed_dir(self.results_dir, s) / "done.json").exists()]
+                if (p := seed_dir(self.results_dir, s) / layout.DONE).exists()]
         return pd.DataFrame(rows)
 
     def state_dict(self, seed: int) -> dict:
         """The trained dense model's weights of one seed (best checkpoint)."""
-        path = seed_dir(self.results_dir, seed) / "best.pt"
+        path = seed_dir(self.results_dir, seed) / layout.BEST
         if not path.exists():
             raise ResultsError(f"{path} is missing; rerun the pipeline to train seed {seed}")
         return torch.load(path, map_location="cpu", weights_only=True)

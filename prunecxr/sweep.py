@@ -22,27 +22,8 @@ from .progress import tqdm
 from . import compress, io
 from .batches import on_device, peak_gpu_bytes
 from .config import Config
+from .layout import partial_path, prediction_path, sidecar_path, verify_predictions
 from .train import SplitArrays, load_trained, predict
-
-
-def prediction_path(results_dir: Path, method: str, seed: int) -> Path:
-    return Path(results_dir) / "predictions" / method / f"seed_{seed:03d}.npy"
-
-
-def verify_predictions(path: Path, shape: tuple[int, ...] | None = None) -> dict | None:
-    """The sidecar of a finished prediction file if the file is intact, else None."""
-    side = path.with_suffix(".json")
-    if not (path.exists() and side.exists()):
-        return None
-    try:
-        info = io.read_json(side)
-    except ValueError:
-        return None
-    if info.get("sha256") != io.sha256_file(path):
-        return None
-    if shape is not None and tuple(info.get("shape", ())) != tuple(shape):
-        return None
-    return info
 
 
 def sweep_shape(config: Config, method: str, n_test: int, num_classes: int) -> tuple[int, int, int]:
@@ -61,7 +42,7 @@ def sweep_seed(config: Config, num_classes: int, test_images: torch.Tensor, meth
     info = verify_predictions(path, shape)
     if info is not None:
         return info
-    partial = path.with_suffix(".partial.npz")
+    partial = partial_path(path)
     probs = np.full(shape, np.nan, dtype=np.float32)
     facts: list[dict] = []
     seconds = np.zeros(len(nominal))
@@ -96,7 +77,7 @@ def sweep_seed(config: Config, num_classes: int, test_images: torch.Tensor, meth
             "achieved_sparsity": [f["sparsity"] for f in facts], "achieved": facts,
             "level_seconds": seconds.tolist(), "seconds": float(seconds.sum()),
             "sha256": io.sha256_file(path)}
-    io.write_json(path.with_suffix(".json"), info)
+    io.write_json(sidecar_path(path), info)
     partial.unlink(missing_ok=True)
     # what this call evaluated (not the levels before a resume), for the stage's throughput
     return {**info, "images_this_run": (len(nominal) - done) * len(test_images),

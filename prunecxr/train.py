@@ -31,6 +31,7 @@ from .progress import tqdm
 from . import io
 from .batches import DeviceSplit, on_device, peak_gpu_bytes
 from .config import Config
+from .layout import BEST, DONE, HISTORY, LAST, seed_dir
 from .metrics import average_precision, mean_ap
 from .models import build_model
 
@@ -121,11 +122,12 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(1_000_003 * (seed + 1) + epoch)
 
 
-def _train_epoch(model, opt, data, config: Config, seed: int, epoch: int, device) -> float:
+def train_epoch(model, opt, data, config: Config, seed: int, epoch: int, device) -> float:
     """One epoch over ``data`` (a :class:`SplitArrays`, or a :class:`DeviceSplit` already on
-    ``device``); returns the mean training loss. Batches are indexed, converted to float and
-    augmented on the device; the loss is summed there (float64) and read once at the end, so
-    a GPU is never made to wait for the host inside the loop."""
+    ``device``); returns the mean training loss. Data order and augmentation come from
+    (``seed``, ``epoch``); the fine-tuning of :mod:`prunecxr.compress` trains with it too.
+    Batches are indexed, converted to float and augmented on the device; the loss is summed
+    there (float64) and read once at the end, so a GPU never waits for the host in the loop."""
     model.train()
     gen = _epoch_generator(seed, epoch)
     split = DeviceSplit.of(data, device)
@@ -201,13 +203,9 @@ class _Cosine:
         return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def seed_dir(results_dir: Path, seed: int) -> Path:
-    return Path(results_dir) / "models" / f"seed_{seed:03d}"
-
-
 def is_trained(results_dir: Path, seed: int) -> bool:
     d = seed_dir(results_dir, seed)
-    return (d / "done.json").exists() and (d / "best.pt").exists()
+    return (d / DONE).exists() and (d / BEST).exists()
 
 
 def _save(obj, path: Path) -> None:
@@ -225,14 +223,14 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
     """
     out = seed_dir(results_dir, seed)
     if is_trained(results_dir, seed):
-        return {**io.read_json(out / "done.json"), "images_this_run": 0}
+        return {**io.read_json(out / DONE), "images_this_run": 0}
     model = prepare(build_model(config.arch, num_classes, config.weights, seed=seed,
                                 width=config.width), config, device)
     opt = make_optimizer(model, config, device)
     scheduler = make_scheduler(opt, config)
     state = {"epoch": -1, "best_val_loss": math.inf, "best_epoch": -1, "bad_epochs": 0,
              "history": [], "seconds": 0.0, "started": time.time()}
-    last = out / "last.pt"
+    last = out / LAST
     if last.exists():
         try:
             ckpt = torch.load(last, map_location=device, weights_only=False)
@@ -255,7 +253,7 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
             break
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
-        train_loss = _train_epoch(step_model, opt, train_data, config, seed, epoch, device)
+        train_loss = train_epoch(step_model, opt, train_data, config, seed, epoch, device)
         val_loss, val_map = _validate(model, val_data, config, device)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val_loss)
@@ -269,7 +267,7 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
         significant = val_loss < state["best_val_loss"] * (1.0 - config.min_delta)
         if val_loss < state["best_val_loss"]:  # the kept checkpoint: the lowest loss, always
             state.update(best_val_loss=val_loss, best_epoch=epoch)
-            _save(model.state_dict(), out / "best.pt")
+            _save(model.state_dict(), out / BEST)
         state["bad_epochs"] = 0 if significant else state["bad_epochs"] + 1
         _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
                "scheduler": scheduler.state_dict() if scheduler is not None else None}, last)
@@ -277,7 +275,7 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
             on_epoch(state["history"][-1])
         bar.set_postfix(val_loss=f"{val_loss:.4f}", val_map=f"{val_map:.3f}")
     bar.close()
-    with io.atomic_path(out / "history.csv") as tmp:
+    with io.atomic_path(out / HISTORY) as tmp:
         pd.DataFrame(state["history"]).to_csv(tmp, index=False)
     summary = {"seed": seed, "epochs": state["epoch"] + 1, "best_epoch": state["best_epoch"],
                "best_val_loss": state["best_val_loss"], "seconds": state["seconds"],
@@ -285,7 +283,7 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
                "images_per_s": len(train.images) * (state["epoch"] + 1) / max(state["seconds"], 1e-9),
                "peak_gpu_bytes": peak_gpu_bytes(device),
                **where_it_ran(device), "started": state.get("started"), "finished": time.time()}
-    io.write_json(out / "done.json", summary)
+    io.write_json(out / DONE, summary)
     last.unlink(missing_ok=True)
     return {**summary, "images_this_run": len(train.images) * (state["epoch"] + 1 - first_epoch)}
 
@@ -305,6 +303,6 @@ def load_trained(config: Config, num_classes: int, results_dir: Path, seed: int,
                  device: torch.device) -> nn.Module:
     """The best checkpoint of a finished seed."""
     model = build_model(config.arch, num_classes, "none", width=config.width)
-    model.load_state_dict(torch.load(seed_dir(results_dir, seed) / "best.pt",
+    model.load_state_dict(torch.load(seed_dir(results_dir, seed) / BEST,
                                      map_location="cpu", weights_only=True))
     return prepare(model, config, device, train=False).eval()

@@ -1,4 +1,4 @@
-"""The device data path (prunecxr.batches, train._train_epoch, predict): the resident-or-streamed
+"""The device data path (prunecxr.batches, train.train_epoch, predict): the resident-or-streamed
 choice, streamed batches equal resident ones, and the CPU path bit-identical to the loop it
 replaced (CPU augmentation, a host copy per batch, loss.item() every step)."""
 
@@ -93,7 +93,7 @@ def test_cpu_epoch_is_bit_identical_to_the_previous_loop(mode):
     data = split(n=65)  # a last batch of one image, skipped
     old_loss, old_state = _one_epoch(_old_train_epoch, data, config)
     feed = data if mode is None else DeviceSplit(data.images, data.labels, CPU, mode=mode)
-    new_loss, new_state = _one_epoch(train._train_epoch, feed, config)
+    new_loss, new_state = _one_epoch(train.train_epoch, feed, config)
     assert new_loss == old_loss  # float64 sum on the device = the Python float sum
     for k in old_state:
         assert torch.equal(new_state[k], old_state[k]), k
@@ -163,7 +163,7 @@ def test_compiled_training_agrees_with_eager():
         model = train.prepare(build_model("resnet18", 4, "none", seed=1, width=8), config, CPU)
         opt = train.make_optimizer(model, config, CPU)
         step = torch.compile(model) if compiled else model
-        runs[compiled] = (train._train_epoch(step, opt, data, config, 0, 0, CPU), model.state_dict())
+        runs[compiled] = (train.train_epoch(step, opt, data, config, 0, 0, CPU), model.state_dict())
     assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-5)
     for k, eager in runs[False][1].items():
         torch.testing.assert_close(runs[True][1][k], eager, atol=1e-3, rtol=1e-3, msg=k)

@@ -81,7 +81,7 @@ def test_cosine_follows_its_formula_then_stays_at_one_percent(tmp_path):
 @pytest.mark.parametrize("config", [CONFIG, COSINE], ids=["plateau", "cosine"])
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, config):
     train.train_seed(config, 3, TRAIN, VAL, 0, tmp_path / "whole", CPU, progress=False)
-    real, calls = train._train_epoch, {"n": 0}
+    real, calls = train.train_epoch, {"n": 0}
 
     def dies_in_epoch_4(*args, **kwargs):
         calls["n"] += 1
@@ -89,11 +89,11 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, conf
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train, "_train_epoch", dies_in_epoch_4)
+    monkeypatch.setattr(train, "train_epoch", dies_in_epoch_4)
     with pytest.raises(KeyboardInterrupt):
         train.train_seed(config, 3, TRAIN, VAL, 0, tmp_path / "cut", CPU, progress=False)
     assert (train.seed_dir(tmp_path / "cut", 0) / "last.pt").exists()
-    monkeypatch.setattr(train, "_train_epoch", real)
+    monkeypatch.setattr(train, "train_epoch", real)
     train.train_seed(config, 3, TRAIN, VAL, 0, tmp_path / "cut", CPU, progress=False)
     a = torch.load(train.seed_dir(tmp_path / "whole", 0) / "best.pt", weights_only=True)
     b = torch.load(train.seed_dir(tmp_path / "cut", 0) / "best.pt", weights_only=True)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from prunecxr.book import NOTEBOOKS
+
 TESTS = Path(__file__).resolve().parent
 REFERENCES = TESTS / "notebooks"
 
@@ -35,8 +37,6 @@ def nbval_command(paths: list[str] | None = None) -> list[str]:
 
 
 def test_reference_notebooks_exist():
-    from prunecxr.book import NOTEBOOKS
-
     missing = [n for n in NOTEBOOKS if not (REFERENCES / f"{n}.ipynb").is_file()]
     assert not missing, f"no nbval reference for {missing}; run `make nbval-refs`"
 
@@ -61,9 +61,7 @@ def _code_cells(path: Path) -> list[str]:
             and "injected-parameters" not in c.metadata.get("tags", [])]
 
 
-@pytest.mark.parametrize("name", ["data_methods", "q1_overall", "q2_forgetting",
-                                  "q3_cooccurrence", "q4_pies", "q5_compression", "paper_vs_build",
-                                  "reproducibility"])
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_references_run_the_current_notebook_code(name):
     """nbval re-executes the reference copies, so they must hold the code of notebooks/ now:
     a changed chapter without regenerated references fails here, fast, with the remedy."""

@@ -131,7 +131,7 @@ def test_epoch_cap_is_not_early_stopping(tmp_path):
 
 def test_a_finished_seed_is_skipped(stopped, monkeypatch):
     config, folder, summary, _ = stopped
-    monkeypatch.setattr(train, "_train_epoch", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(train, "train_epoch", lambda *a, **k: pytest.fail("retrained"))
     again = run(config, folder)
     assert again.pop("images_this_run") == 0 and summary["images_this_run"] > 0
     assert again == {k: v for k, v in summary.items() if k != "images_this_run"}
@@ -163,7 +163,7 @@ def test_resume_from_a_readable_last_checkpoint_continues(stopped, tmp_path, mon
     uninterrupted run, and the two finished epochs are not trained again."""
     config, folder, summary, history = stopped
     calls = []
-    real = train._train_epoch
+    real = train.train_epoch
 
     def counted(model, opt, data, cfg, seed, epoch, device):
         if epoch == 2 and not calls.count("resumed"):
@@ -171,7 +171,7 @@ def test_resume_from_a_readable_last_checkpoint_continues(stopped, tmp_path, mon
         calls.append(epoch)
         return real(model, opt, data, cfg, seed, epoch, device)
 
-    monkeypatch.setattr(train, "_train_epoch", counted)
+    monkeypatch.setattr(train, "train_epoch", counted)
     with pytest.raises(KeyboardInterrupt):
         run(config, tmp_path)
     assert calls == [0, 1] and (train.seed_dir(tmp_path, 0) / "last.pt").is_file()

@@ -5,8 +5,9 @@
 1. ``ensure_results`` computes whatever the profile still lacks (data, training, sweep);
 2. the book sources (``_config.yml``, ``_toc.yml``, ``book/*.md``, ``book/references.bib``)
    are copied into a staging folder ``OUT/source/``;
-3. every notebook under ``notebooks/`` is executed with papermill (parameters ``profile``,
-   ``results_dir``, ``overrides`` and, when given, ``dataset`` / ``data_dir``) into
+3. every chapter of ``_toc.yml`` (:mod:`.toc`), a notebook under ``notebooks/``, is executed
+   with papermill (parameters ``profile``, ``results_dir``, ``overrides`` and, when given,
+   ``dataset`` / ``data_dir``) into
    ``OUT/source/chapters/``, where ``_toc.yml`` expects it (pages ``chapters/<name>.html``);
    papermill's injected-parameters cell is folded like the parameters cell;
 4. MathJax 3 (:mod:`.assets`) is copied into ``OUT/source/assets/mathjax/``;
@@ -20,7 +21,6 @@ git.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -37,18 +37,8 @@ from ..paths import home
 from .audit import audit_html, machine_paths
 from .chapter import FIGURES_ENV, normalize_overrides
 from .errors import BookError
+from .toc import NOTEBOOKS, repo_root  # the chapters in reading order: _toc.yml's
 
-# Chapter notebooks in reading order; the toc lists the same names under chapters/.
-NOTEBOOKS = (
-    "data_methods",
-    "q1_overall",
-    "q2_forgetting",
-    "q3_cooccurrence",
-    "q4_pies",
-    "q5_compression",
-    "paper_vs_build",
-    "reproducibility",
-)
 CHAPTERS = Path("chapters")   # executed notebooks in the staging folder (and page URLs)
 ASSETS = Path("assets")       # html_static_path: copied into _static/ by Sphinx
 FIGURES = "figures"           # beside each executed chapter; copied next to its page
@@ -56,16 +46,6 @@ SOURCE_FILES = ("_config.yml", "_toc.yml")
 BOOK_SOURCE_SUFFIXES = (".md", ".bib")
 
 # ------------------------------------------------------------------------------- the build
-
-def repo_root() -> Path:
-    """The source checkout holding ``_config.yml``, ``_toc.yml``, ``book/`` and ``notebooks/``."""
-    root = Path(__file__).resolve().parents[2]
-    missing = [p for p in ("_config.yml", "_toc.yml", "book", "notebooks") if not (root / p).exists()]
-    if missing:
-        raise BookError(f"{root} is not a prunecxr source checkout (missing {', '.join(missing)}); "
-                        "the book builds from a git clone, not from an installed wheel")
-    return root
-
 
 def stage_sources(stage: Path, root: Path | None = None) -> Path:
     """Copy the book's hand-written sources into ``stage`` (replacing what was there)."""
@@ -275,45 +255,3 @@ def build_book(profile: str = "default", results_root: str | os.PathLike | None 
     if progress:
         print(f"[book] {html / 'index.html'}", flush=True)
     return BookBuild(html=html, source=stage, results_dir=folder, timings=timings)
-
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m prunecxr.book [build|refs|mathjax] ...`` (the CLI's book is ``build``)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m prunecxr.book", description="Build the book, its nbval references or fetch MathJax.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="compute results, execute the notebooks, build the HTML")
-    b.add_argument("--profile", default="default")
-    b.add_argument("--dataset", default=None)
-    b.add_argument("--data-dir", default=None)
-    b.add_argument("--results-dir", default=None)
-    b.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
-    b.add_argument("--out", default="_build")
-    r = sub.add_parser("refs", aliases=["nbval-refs"],
-                       help="re-execute the nbval reference notebooks (smoke profile)")
-    r.add_argument("names", nargs="*", help=f"some of {', '.join(NOTEBOOKS)} (default: all)")
-    m = sub.add_parser("mathjax", help="fetch MathJax into the cache and print its folder")
-    m.add_argument("--route", default="auto", choices=["auto", "pypi", "npm"])
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "build":
-            built = build_book(args.profile, args.results_dir, args.out, args.overrides,
-                               dataset=args.dataset, data_dir=args.data_dir)
-            print(json.dumps({k: v for k, v in built.timings.items()}, indent=1, default=str))
-        elif args.command in ("refs", "nbval-refs"):
-            from .refs import regenerate_nbval_refs
-
-            for path in regenerate_nbval_refs(notebooks=args.names or None):
-                print(path)
-        else:
-            print(fetch_mathjax(route=args.route))
-    except (ValueError, BookError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -220,7 +220,7 @@ def rerun_commands(name: str, notebook: str | os.PathLike | None = None) -> str:
     import papermill as pm
 
     from ..data.registry import rerun_targets
-    from .build import repo_root
+    from .toc import repo_root
 
     source = notebook or repo_root() / "notebooks" / f"{name}.ipynb"
     params = pm.inspect_notebook(str(source))
