@@ -1,8 +1,8 @@
 """Compression methods behind one interface (Q5): a trained model and a level -> the model
 evaluated at that level, and what was achieved there.
 
-Every method has its own grid in its own unit (``grid``; the first entry leaves the model as
-trained) and reports, per level, ``level``: the share of the dense model's prunable weight
+Every method has its own grid in its own unit (``grid``: the config field named in
+``config.METHOD_LEVELS``, after the entry that leaves the model as trained) and reports, per level, ``level``: the share of the dense model's prunable weight
 storage (Conv2d and Linear ``.weight``) that the method removed. That is the common axis of the
 Q5 chapter; the matched-damage analysis needs only that it grows with compression.
 
@@ -58,6 +58,9 @@ class Compression(abc.ABC):
     name: ClassVar[str]
     unit: ClassVar[str]  # what a grid entry is: "sparsity", "share of channels", "bits"
     needs_train: ClassVar[bool] = False  # whether ``train`` data must be given
+    # The grid entry that leaves the model as trained, put before the levels of the method's
+    # config field (config.METHOD_LEVELS); None when that field starts with it.
+    uncompressed: ClassVar[float | None] = 0.0
 
     def __init__(self, model: nn.Module, config: Config, seed: int, train=None,
                  device: torch.device | None = None) -> None:
@@ -67,10 +70,12 @@ class Compression(abc.ABC):
         self.model, self.config, self.seed, self.train = model, config, seed, train
         self.device = device or torch.device("cpu")
 
-    @staticmethod
-    @abc.abstractmethod
-    def grid(config: Config) -> list[float]:
-        """The method's levels in its unit; the first leaves the model as trained."""
+    @classmethod
+    def grid(cls, config: Config) -> list[float]:
+        """The method's levels in its unit, from its config field; the first leaves the model
+        as trained."""
+        levels = list(getattr(config, METHOD_LEVELS[cls.name]))
+        return levels if cls.uncompressed is None else [cls.uncompressed, *levels]
 
     @abc.abstractmethod
     def apply(self, nominal: float) -> tuple[nn.Module, dict]:
@@ -82,14 +87,11 @@ class UnstructuredPruning(Compression):
 
     name = "l1"
     unit = "sparsity"
+    uncompressed = None  # config.sparsities starts at 0
 
     def __init__(self, model, config, seed, train=None, device=None) -> None:
         super().__init__(model, config, seed, train, device)
         self.pruner = NestedPruner(model, self.name, seed=seed, levels=self.grid(config))
-
-    @staticmethod
-    def grid(config: Config) -> list[float]:
-        return list(config.sparsities)
 
     def apply(self, nominal: float) -> tuple[nn.Module, dict]:
         step = self.pruner.prune_to(nominal)
@@ -112,10 +114,6 @@ class ChannelPruning(Compression):
         self.example = torch.zeros(1, size, size, dtype=torch.uint8, device=self.device)
         self.total = count_prunable(model)
         self.macs, self.params = tp.utils.count_ops_and_params(model, self.example)
-
-    @staticmethod
-    def grid(config: Config) -> list[float]:
-        return [0.0, *config.channel_ratios]
 
     def apply(self, nominal: float) -> tuple[nn.Module, dict]:
         model = copy.deepcopy(self.model)
@@ -190,14 +188,11 @@ class WeightQuantization(Compression):
 
     name = "quant"
     unit = "bits"
+    uncompressed = 32
 
     def __init__(self, model, config, seed, train=None, device=None) -> None:
         super().__init__(model, config, seed, train, device)
         self.quantizer = WeightQuantizer(model)
-
-    @staticmethod
-    def grid(config: Config) -> list[float]:
-        return [32, *config.quant_bits]
 
     def apply(self, nominal: float) -> tuple[nn.Module, dict]:
         bits = int(nominal)
@@ -220,10 +215,6 @@ class PruneFinetune(Compression):
         super().__init__(model, config, seed, train, device)
         self.train = DeviceSplit.of(train, self.device)  # on a GPU: copied once for all levels
         self.dense = copy.deepcopy(model.state_dict())
-
-    @staticmethod
-    def grid(config: Config) -> list[float]:
-        return [0.0, *config.finetune_sparsities]
 
     def apply(self, nominal: float) -> tuple[nn.Module, dict]:
         self.model.load_state_dict(self.dense)
