@@ -39,3 +39,21 @@ def smoke_store(smoke_results):
     from prunecxr.store import load
 
     return load(smoke_results)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def torch_threads(request):
+    """Torch intra-op threads for a module that sets ``TORCH_THREADS`` (the modules that train
+    tiny models in-process): one thread makes them many times faster on a busy 2-core machine
+    (two OpenMP threads wait on each other for every small kernel). Other modules, and the
+    session's smoke results, keep torch's default (a seed's bits depend on the thread count)."""
+    threads = getattr(request.module, "TORCH_THREADS", None)
+    if threads is None:
+        yield None
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    yield threads
+    torch.set_num_threads(before)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import sys
 
@@ -15,12 +14,15 @@ import pytest
 import torch
 from torch import nn
 
+from checkout import checkout_env
+from ci import require_cuda
 from prunecxr import train
 from prunecxr.batches import RESIDENT_SHARE, DeviceSplit, on_device, placement
 from prunecxr.config import load_config
 from prunecxr.models import build_model
 
 CPU = torch.device("cpu")
+TORCH_THREADS = 1  # tests/conftest.py: one thread (fast on a busy machine)
 
 
 def split(n: int = 70, size: int = 32, classes: int = 4, seed: int = 0) -> train.SplitArrays:
@@ -138,8 +140,8 @@ def test_cuda_asked_for_without_one_is_a_clear_error(monkeypatch):
         train.resolve_device("cuda")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_augmentation_and_epoch_agree_with_the_cpu():
+    require_cuda()
     cuda = torch.device("cuda")
     x = torch.rand(8, 1, 32, 32)
     a = train.augment(x, torch.Generator().manual_seed(4), 15.0)
@@ -196,8 +198,8 @@ def test_the_prepared_gpu_check_runs_every_step_in_a_dry_run(tmp_path):
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path / "out"),
-           "PRUNECXR_HOME": str(tmp_path / "home")}
+    env = checkout_env(repo, PYTHON=sys.executable, OUT=str(tmp_path / "out"),
+                       PRUNECXR_HOME=str(tmp_path / "home"))
     r = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run"], cwd=repo, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr

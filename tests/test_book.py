@@ -590,9 +590,10 @@ def test_nbstripout_filter_keeps_outputs_out_of_git(tmp_path):
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-    pytest.importorskip("nbstripout")
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+    from ci import require_module, require_program
+
+    require_module("nbstripout", "make setup installs it into .venv")
+    require_program("git", "install git")
     root = book.repo_root()
     repo = tmp_path / "clone"
     (repo / "notebooks").mkdir(parents=True)

@@ -2,9 +2,10 @@
 nbval-refs``, each checked by what it prints or writes, not only by its exit code.
 
 The ``book`` and ``nbval-refs`` tests run on a copy of the checkout (library, notebooks, book
-sources), so a planted failing chapter or regenerated references never touch the real tree;
-``python -m`` imports the copy's ``prunecxr`` because it puts the working folder first on
-``sys.path``. They go through the command line only, not the book's internals.
+sources), so a planted failing chapter or regenerated references never touch the real tree.
+Every subprocess runs with the checkout under test (or that copy) first on ``PYTHONPATH``
+(``tests/checkout.py``), never another installed ``prunecxr``. They go through the command
+line only, not the book's internals.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pandas as pd
 import pytest
 import torch
 
+from checkout import checkout_env
 from prunecxr.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,8 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def cli(*args: str, cwd: Path | None = None, env: dict | None = None,
         timeout: int = 900) -> subprocess.CompletedProcess:
+    """``python -m prunecxr ARGS`` in ``cwd``, importing the checkout (or the copy of it that
+    ``cwd`` is) whatever the virtual environment has installed (:mod:`checkout`)."""
+    root = cwd if cwd is not None and (Path(cwd) / "prunecxr").is_dir() else REPO
     return subprocess.run([sys.executable, "-m", "prunecxr", *args], cwd=cwd or REPO,
-                          env=env or os.environ.copy(), capture_output=True, text=True,
+                          env=checkout_env(root, env), capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -43,6 +48,26 @@ def checkout_copy(dest: Path, extra: tuple[str, ...] = ()) -> Path:
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, dest / name)
     return dest
+
+
+def test_subprocesses_import_the_checkout_under_test(tmp_path):
+    """From a folder outside the checkout, with a decoy ``prunecxr`` already on PYTHONPATH
+    (like another installed copy), a subprocess still imports this checkout's package."""
+    decoy = tmp_path / "decoy" / "prunecxr"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy was imported')\n")
+    code = "import prunecxr, sys; print(prunecxr.__file__)"
+    env = checkout_env(env={**os.environ, "PYTHONPATH": str(decoy.parent)})
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()).resolve() == (REPO / "prunecxr" / "__init__.py").resolve()
+    copy = checkout_copy(tmp_path / "copy")  # a copy of the checkout imports the copy
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=checkout_env(copy),
+                       capture_output=True, text=True, timeout=120)
+    assert Path(r.stdout.strip()).resolve() == (copy / "prunecxr" / "__init__.py").resolve()
+    r = cli("--help", cwd=tmp_path)
+    assert r.returncode == 0 and "usage" in r.stdout.lower(), r.stderr
 
 
 # ------------------------------------------------------------------------------- study
@@ -250,7 +275,7 @@ def test_make_nbval_refs_regenerates_the_references(smoke_results, tmp_path):
     r = subprocess.run(
         ["make", "-C", str(copy), "nbval-refs", f"CHAPTERS={chapter}", f"VENV={venv}",
          f"PY={sys.executable}", "-o", str(venv / ".installed-stamp")],   # never reinstall
-        capture_output=True, text=True, timeout=900, env=os.environ.copy())
+        capture_output=True, text=True, timeout=900, env=checkout_env(copy))
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     written = copy / "tests" / "notebooks" / f"{chapter}.ipynb"
     assert str(written) in r.stdout
@@ -293,18 +318,26 @@ def test_cluster_arguments_are_checked_before_anything_runs(tmp_path, capsys):
     assert code == 2 and f"no results folder (with config.json) at or under {tmp_path}" in capsys.readouterr().err
 
 
-def test_status_of_a_local_run_says_done_and_not_submitted(smoke_results, tmp_path, capsys):
-    """status reads seeds from the files: the smoke run is done; a fresh folder is not submitted."""
+@pytest.mark.slow
+def test_status_of_a_finished_local_run_says_done(smoke_results, capsys):
+    """status reads seeds from the files: every seed of the smoke run is done."""
     from prunecxr import cli
-    from prunecxr.pipeline import prepare_results
 
     assert cli.main(["status", "--results-dir", str(smoke_results)]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
     assert [r[1] for r in rows] == ["done"] * 3
+
+
+def test_status_of_a_fresh_local_folder_says_not_submitted(tmp_path, capsys):
+    """A results folder with its data stage only: no seed is done, none was submitted."""
+    from prunecxr import cli
+    from prunecxr.pipeline import prepare_results
+
     folder, _ = prepare_results(load_config("smoke", overrides=["population=2"]), tmp_path)
     assert cli.main(["status", "--results-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert str(folder) in out and out.count("not submitted") == 2
+    assert not any(line.split()[1:2] == ["done"] for line in out.splitlines())
 
 
 def test_slurm_executor_without_slurm_says_so(tmp_path, capsys, monkeypatch):

@@ -16,6 +16,7 @@ from prunecxr.quantize import fake_quantize, torch_ao_int8
 from prunecxr.train import SplitArrays
 
 C = 5
+TORCH_THREADS = 1  # tests/conftest.py: one thread (fast on a busy machine)
 
 
 def model(seed: int = 0) -> nn.Module:
@@ -240,3 +241,35 @@ def test_channel_pruning_with_recalibration_changes_only_the_batchnorm_statistic
         same = torch.equal(sa[k], sb[k])
         stats = "running" in k or "num_batches" in k
         assert same != stats, k  # statistics differ, everything else is equal
+
+
+def test_batchnorm_recalibration_discards_the_old_running_statistics():
+    """From statistics that must go (wrong means and variances, 1000 batches already counted,
+    so a cumulative average without a reset would barely move): every BatchNorm ends with the
+    average of the batch statistics of its input over the training images' batches."""
+    m = model()
+    norms = [mod for mod in m.modules() if isinstance(mod, nn.BatchNorm2d)]
+    with torch.no_grad():
+        for bn in norms:
+            bn.running_mean.add_(5.0)
+            bn.running_var.mul_(10.0)
+            bn.num_batches_tracked.fill_(1000)
+    inputs: dict[nn.Module, list[torch.Tensor]] = {bn: [] for bn in norms}
+    hooks = [bn.register_forward_pre_hook(lambda mod, args: inputs[mod].append(args[0].detach()))
+             for bn in norms]
+    data = _train_split(n=48)
+    compress.recalibrate_batchnorm(m, data, 16, torch.device("cpu"))
+    for h in hooks:
+        h.remove()
+    # the stem's input, computed here from the images: the same 3 batches of 16, in order
+    with torch.no_grad():
+        stem = [m.backbone.conv1(m.normalize(data.images[i:i + 16])) for i in (0, 16, 32)]
+    for x, y in zip(inputs[m.backbone.bn1], stem, strict=True):
+        torch.testing.assert_close(x, y)
+    for bn in norms:
+        xs = torch.stack([x.transpose(0, 1).flatten(1) for x in inputs[bn]])  # (3, C, N*H*W)
+        assert xs.shape[0] == 3
+        torch.testing.assert_close(bn.running_mean, xs.mean(dim=2).mean(dim=0), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(bn.running_var, xs.var(dim=2, unbiased=True).mean(dim=0),
+                                   atol=1e-5, rtol=1e-4)
+        assert int(bn.num_batches_tracked) == 3

@@ -15,6 +15,7 @@ from prunecxr import train
 from prunecxr.config import load_config
 
 CPU = torch.device("cpu")
+TORCH_THREADS = 1  # tests/conftest.py: one thread (fast on a busy machine)
 
 
 def data(n: int, seed: int) -> train.SplitArrays:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
+from checkout import checkout_env
 from prunecxr.data import DataError, get_dataset
 from prunecxr.data import label_structure as ls
 from prunecxr.data import phantom as ph
@@ -272,7 +273,8 @@ def test_identity_is_stable_across_processes_and_tracks_constants(monkeypatch):
     import sys
 
     code = "from prunecxr.data import phantom as ph; print(ph.phantom_identity(600, 32, 1, 0.05))"
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env=checkout_env())
     assert other.stdout.strip() == ph.phantom_identity(600, 32, 1, 0.05)
     monkeypatch.setitem(ph.GAIN, "Hernia", ph.GAIN["Hernia"] * 2)
     assert other.stdout.strip() != ph.phantom_identity(600, 32, 1, 0.05)

@@ -3,7 +3,6 @@ stale-cache protection, corrupt-file detection, CLI errors."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
+from checkout import checkout_env
 from prunecxr.config import load_config
 from prunecxr.io import read_json
 from prunecxr.pipeline import ensure_results
@@ -157,7 +157,7 @@ RESUME_SETTINGS = ["--set", "population=2", "--set", "methods=l1"]
 def _run(root: Path, kill_when=None) -> int:
     cmd = [sys.executable, "-m", "prunecxr", "run", "--profile", "smoke", "--quiet",
            "--results-dir", str(root), *RESUME_SETTINGS]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=checkout_env())
     if kill_when is None:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()
@@ -213,7 +213,7 @@ def test_corrupt_predictions_are_detected_and_recomputed(smoke_results, tmp_path
 def test_cli_errors_name_the_parameter(tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "prunecxr", "run", *args],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, env=checkout_env())
     r = run("--profile", "huge")
     assert r.returncode == 2 and "profile must be one of" in r.stderr
     r = run("--profile", "smoke", "--set", "popuation=2")

@@ -24,6 +24,7 @@ from prunecxr.config import load_config
 
 N_CLASSES = 3
 CPU = torch.device("cpu")
+TORCH_THREADS = 1  # tests/conftest.py: one thread (fast on a busy machine)
 
 
 def tiny_config(**changes):
