@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import layout
+
 # Throughputs measured on this project's machines (README, ../shared/DESIGN.md), images/s:
 # (device, arch, width, image_size) -> (training, inference, where measured).
 MEASURED = {
@@ -81,7 +83,7 @@ def _rows(path: Path) -> int:
 def measured_rates(config, root: Path, device: str) -> tuple[float | None, float | None, str]:
     """(training, sweep) images/s and where they come from."""
     best = None
-    for manifest in root.glob("*/manifest.json") if root.is_dir() else []:
+    for manifest in root.glob(f"*/{layout.MANIFEST}") if root.is_dir() else []:
         try:
             m = json.loads(manifest.read_text())
         except (OSError, ValueError):
