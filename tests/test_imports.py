@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import prunecxr
+from checkout import checkout_env
 
 PACKAGE = Path(prunecxr.__file__).parent
 
@@ -151,5 +152,6 @@ def test_reading_results_loads_no_training_code():
     code = ("import sys, prunecxr.store; print(' '.join(sorted(m for m in sys.modules "
             "if m in {'prunecxr.train', 'prunecxr.sweep', 'prunecxr.pipeline', "
             "'prunecxr.compress', 'prunecxr.cluster'})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=checkout_env())
     assert out.stdout.split() == [], f"import prunecxr.store loaded {out.stdout.split()}"
