@@ -1,10 +1,11 @@
 """Compression methods behind one interface (Q5): a trained model and a level -> the model
 evaluated at that level, and what was achieved there.
 
-Every method has its own grid in its own unit (``grid``: the config field named in
-``config.METHOD_LEVELS``, after the entry that leaves the model as trained) and reports, per level, ``level``: the share of the dense model's prunable weight
-storage (Conv2d and Linear ``.weight``) that the method removed. That is the common axis of the
-Q5 chapter; the matched-damage analysis needs only that it grows with compression.
+Every method has its own grid in its own unit (``grid``: the entry that leaves the model as
+trained, then the levels of the config field named in ``config.COMPRESSION_METHODS``) and
+reports, per level, ``level``: the share of the dense model's prunable weight storage (Conv2d
+and Linear ``.weight``) that the method removed. That is the common axis of the Q5 chapter;
+the matched-damage analysis needs only that it grows with compression.
 
 - ``l1``, ``random``, ``local_l1``: unstructured pruning (:class:`prunecxr.prune.NestedPruner`);
   unit and level = sparsity; nested, so one ranking serves the whole grid.
@@ -36,7 +37,7 @@ from torch import nn
 
 from .batches import DeviceSplit
 from .config import GRID_METHODS as GRID_METHODS  # re-exported: swept along config.sparsities
-from .config import METHOD_LEVELS, Config
+from .config import COMPRESSION_METHODS, Config
 from .models import count_prunable
 from .prune import METHODS as PRUNE_METHODS
 from .prune import NestedPruner, prunable_parameters
@@ -59,7 +60,7 @@ class Compression(abc.ABC):
     unit: ClassVar[str]  # what a grid entry is: "sparsity", "share of channels", "bits"
     needs_train: ClassVar[bool] = False  # whether ``train`` data must be given
     # The grid entry that leaves the model as trained, put before the levels of the method's
-    # config field (config.METHOD_LEVELS); None when that field starts with it.
+    # config field (config.COMPRESSION_METHODS); None when that field starts with it.
     uncompressed: ClassVar[float | None] = 0.0
 
     def __init__(self, model: nn.Module, config: Config, seed: int, train=None,
@@ -74,7 +75,7 @@ class Compression(abc.ABC):
     def grid(cls, config: Config) -> list[float]:
         """The method's levels in its unit, from its config field; the first leaves the model
         as trained."""
-        levels = list(getattr(config, METHOD_LEVELS[cls.name]))
+        levels = list(getattr(config, COMPRESSION_METHODS[cls.name].levels))
         return levels if cls.uncompressed is None else [cls.uncompressed, *levels]
 
     @abc.abstractmethod
@@ -247,11 +248,11 @@ METHODS: dict[str, type[Compression]] = {
     **{name: type(f"Pruning_{name}", (UnstructuredPruning,), {"name": name}) for name in PRUNE_METHODS},
     "channel_l1": ChannelPruning, "channel_l2": ChannelPruningL2, "channel_l1_bn": ChannelPruningBN,
     "quant": WeightQuantization, "l1_ft": PruneFinetune}
-# The names are declared in config (METHOD_LEVELS, with each one's level grid), below this
-# module, so that a configuration is validated without loading the methods and training.
-if set(METHODS) != set(METHOD_LEVELS):
-    raise RuntimeError(f"compress.METHODS {sorted(METHODS)} and config.METHOD_LEVELS "
-                       f"{sorted(METHOD_LEVELS)} must name the same methods")
+# The names are declared in config (COMPRESSION_METHODS: each one's level grid and label),
+# below this module, so that a configuration is checked without loading the methods.
+if set(METHODS) != set(COMPRESSION_METHODS):
+    raise RuntimeError(f"compress.METHODS {sorted(METHODS)} and config.COMPRESSION_METHODS "
+                       f"{sorted(COMPRESSION_METHODS)} must name the same methods")
 
 
 def get(name: str) -> type[Compression]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from . import __version__
 from .errors import UsageError, did_you_mean, option
@@ -25,15 +25,30 @@ PROFILES = ("paper", "default", "smoke")
 EXECUTION_FIELDS = ("device", "threads", "workers", "compile", "data_dir", "cache_dir")
 PRECISIONS = ("fp32", "bf16")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
-# The compression methods (prunecxr.compress registers a class under each name and checks that
-# the names agree) and the field holding each one's level grid. Declared here, below compress,
-# so that a configuration is checked without importing the methods and the training code.
-METHOD_LEVELS = {"l1": "sparsities", "random": "sparsities", "local_l1": "sparsities",
-                 "channel_l1": "channel_ratios", "channel_l2": "channel_ratios",
-                 "channel_l1_bn": "channel_ratios", "quant": "quant_bits",
-                 "l1_ft": "finetune_sparsities"}
+
+
+class Method(NamedTuple):
+    """A compression method as a configuration names it (:mod:`prunecxr.compress` implements it)."""
+
+    levels: str  # the Config field holding its level grid
+    label: str  # what the book calls it
+
+
+# The compression methods: prunecxr.compress registers a class under each name (and checks that
+# the names agree). Declared here, below compress, so that a configuration is checked and the
+# book names the methods without importing the methods and the training code.
+COMPRESSION_METHODS = {
+    "l1": Method("sparsities", "global L1 (magnitude) pruning"),
+    "random": Method("sparsities", "global random pruning"),
+    "local_l1": Method("sparsities", "layer-wise L1 pruning"),
+    "channel_l1": Method("channel_ratios", "L1 channel pruning"),
+    "channel_l2": Method("channel_ratios", "L2 channel pruning"),
+    "channel_l1_bn": Method("channel_ratios", "L1 channel pruning with BatchNorm re-estimated"),
+    "quant": Method("quant_bits", "weight quantisation"),
+    "l1_ft": Method("finetune_sparsities", "L1 pruning with fine-tuning"),
+}
 # Methods swept along ``sparsities`` with nominal level = sparsity (what Q1-Q4 compare).
-GRID_METHODS = tuple(m for m, grid in METHOD_LEVELS.items() if grid == "sparsities")
+GRID_METHODS = tuple(m for m, method in COMPRESSION_METHODS.items() if method.levels == "sparsities")
 
 
 def _default_grid() -> list[float]:
@@ -333,9 +348,9 @@ def validate(config: Config) -> None:
     if not config.methods:
         raise ValueError("methods must name at least one pruning method")
     for m in config.methods:
-        if m not in METHOD_LEVELS:
+        if m not in COMPRESSION_METHODS:
             raise ValueError(f"methods: unknown compression method {m!r}; "
-                             f"allowed: {sorted(METHOD_LEVELS)}")
+                             f"allowed: {sorted(COMPRESSION_METHODS)}")
     if len(set(config.methods)) != len(config.methods):
         raise ValueError(f"methods must not repeat a method, got {list(config.methods)}")
     sp = list(config.sparsities)
