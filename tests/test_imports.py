@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import prunecxr
 from checkout import checkout_env
 
@@ -146,12 +148,17 @@ def test_no_import_cycle():
     assert not cycles, message
 
 
-def test_reading_results_loads_no_training_code():
-    """``prunecxr.store`` reads a results folder through :mod:`prunecxr.layout`; importing it
-    must not load the writers (training, the sweep, the pipeline, the compression methods)."""
-    code = ("import sys, prunecxr.store; print(' '.join(sorted(m for m in sys.modules "
-            "if m in {'prunecxr.train', 'prunecxr.sweep', 'prunecxr.pipeline', "
-            "'prunecxr.compress', 'prunecxr.cluster'})))")
+WRITERS = ("prunecxr.train", "prunecxr.sweep", "prunecxr.pipeline", "prunecxr.compress",
+           "prunecxr.cluster")
+
+
+@pytest.mark.parametrize("reader", ["prunecxr.store", "prunecxr.analysis", "prunecxr.plots"])
+def test_reading_results_loads_no_training_code(reader):
+    """``prunecxr.store`` reads a results folder through :mod:`prunecxr.layout`, and the
+    analysis and figures read the store; importing them must not load the writers (training,
+    the sweep, the pipeline, the compression methods), checked in a fresh interpreter."""
+    code = (f"import sys, {reader}; print(' '.join(sorted(m for m in sys.modules "
+            f"if m in {set(WRITERS)!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=checkout_env())
-    assert out.stdout.split() == [], f"import prunecxr.store loaded {out.stdout.split()}"
+    assert out.stdout.split() == [], f"import {reader} loaded {out.stdout.split()}"
