@@ -96,7 +96,7 @@ def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
 
 def grid_methods(config) -> list[str]:
     """The configured methods on the shared sparsity grid (what Q1-Q4 can analyse)."""
-    from ..compress import GRID_METHODS
+    from ..config import GRID_METHODS
 
     return [m for m in config.methods if m in GRID_METHODS]
 
