@@ -24,14 +24,18 @@ from .config import PROFILES
 from .data.registry import DATASETS, REGISTRY
 from .errors import DataError, UsageError, check_writable_folder, one_line
 
-DESCRIPTION = ("Train a population of chest X-ray classifiers, prune each at every sparsity, "
-               "and build the book that shows which diseases and images pruning hurts.")
+DESCRIPTION = """\
+Train a population of chest X-ray classifiers, prune each at every sparsity, and build
+the book that shows which diseases and which images pruning hurts."""
+KINDS = {None: "none: generated", "folder": "a folder", "file": "a CSV file"}
 EPILOG = """examples:
-  python -m prunecxr run --profile smoke                 # a tiny run (about a minute)
-  python -m prunecxr run --dataset csv --data-dir labels.csv --dry-run
+  python -m prunecxr run --profile smoke                # a tiny run, for a first try
+  python -m prunecxr run --dry-run                       # what the default run would do
+  python -m prunecxr run --dataset csv --data-dir labels.csv
   python -m prunecxr book --profile default              # the main job and the book
-datasets: """ + "; ".join(f"{n} ({'--data-dir: ' + e.data_dir if e.data_dir else 'no files'})"
-                          for n, e in REGISTRY.items())
+datasets (--dataset) and what --data-dir is for each:
+""" + "\n".join(f"  {n:<13} {KINDS[e.data_dir]}"
+                for n, e in REGISTRY.items())
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:

@@ -60,26 +60,28 @@ def did_you_mean(value: str, choices: Iterable[str], cutoff: float = 0.6) -> str
 
 
 def check_writable_folder(path: str | os.PathLike, what: str) -> Path:
-    """Create folder ``path`` if needed and check a file can be written in it.
+    """Check that folder ``path`` is a folder (or can be made one) that can be written.
 
     ``what`` names where the path came from (``--results-dir /x``, ``PRUNECXR_HOME=/x``).
-    Raises :class:`UsageError` naming it when a part of the path is a file or the folder
-    cannot be written; leaves nothing behind but the (empty) folders it created.
+    Raises :class:`UsageError` naming it when a part of the path is a file or the folder (or,
+    when it does not exist yet, the nearest folder above it) cannot be written. Creates
+    nothing: a probe file is written and removed.
     """
     path = Path(path).expanduser()
-    for part in [path, *path.parents]:
-        if part.exists() and not part.is_dir():
-            where = "" if part == path else f" ({part} is a file)"
-            raise UsageError(f"{what}: not a folder{where}; pass a folder path")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".prunecxr-write-check-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise UsageError(f"{what}: cannot write there ({reason}); pass a folder you can write "
-                         f"to (--results-dir, or set PRUNECXR_HOME)") from None
+    existing = next((p for p in [path, *path.parents] if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is a file)"
+        raise UsageError(f"{what}: not a folder{where}; pass a folder path")
+    if existing is not None:
+        probe = existing / f".prunecxr-write-check-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            place = "" if existing == path else f" ({existing})"
+            raise UsageError(f"{what}: cannot write there{place}: {reason}; pass a folder you "
+                             f"can write to (--results-dir, or set PRUNECXR_HOME)") from None
     return path
 
 

@@ -15,7 +15,8 @@ import torch
 import torchvision
 from torch import nn
 
-ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+from .config import ARCHS  # declared with the configuration that checks it
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

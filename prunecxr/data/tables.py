@@ -49,6 +49,13 @@ SPLIT_ALIASES = {
 
 _RESERVED = ("image_id", "patient", "split", "path")
 
+UNCERTAIN_POLICIES = ("error", "zero", "one")
+"""What :func:`load_csv` does with an uncertain label (-1, as in CheXpert-style tables): reject
+it (the default), count it as 0 (negative) or as 1 (positive). There is no "ignore" (a masked
+label): training's loss and the AP metrics have no mask, so a policy must pick 0 or 1."""
+
+UNCERTAIN_VALUES = ("-1", "-1.0")
+
 
 @dataclass
 class _Rows:
@@ -182,22 +189,34 @@ def load_csv(
     cache_dir: str | os.PathLike | None = None,
     channels: int = 1,
     workers: int | None = None,
+    uncertain: str = "error",
 ) -> Dataset:
     """Any multi-label image set described by one CSV file.
 
     ``image_col`` holds image paths, absolute or relative to ``image_root`` (default: the CSV's
-    folder). ``class_cols`` default to every column that is not the image, patient or split
-    column nor a known id column (:data:`ID_COLUMNS`); each must hold only 0/1.
+    folder). ``class_cols`` (a list, or one comma-separated string as ``--set
+    data.class_cols=A,B`` gives it) default to every column that is not the image, patient or
+    split column nor a known id column (:data:`ID_COLUMNS`); each must hold only 0/1, and -1
+    (uncertain) too when ``uncertain`` is ``zero`` or ``one`` (:data:`UNCERTAIN_POLICIES`).
     ``patient_col`` defaults to the first of :data:`PATIENT_COLUMNS` present, else every image
     is its own patient. ``split_col`` defaults to ``split`` if present (values train/val/test or
     an alias in :data:`SPLIT_ALIASES`), else a patient-level 70/10/20 split of the patients drawn
     with ``seed``.
     """
     _check_options(image_size, channels)
+    if uncertain not in UNCERTAIN_POLICIES:
+        extra = (" ('ignore', a masked label, is not supported: the loss and the AP metrics "
+                 "have no mask)" if uncertain == "ignore" else "")
+        raise DataError(f"data.uncertain must be one of {', '.join(UNCERTAIN_POLICIES)}, got "
+                        f"{uncertain!r}{extra}")
+    if isinstance(class_cols, str):
+        class_cols = [c.strip() for c in class_cols.split(",") if c.strip()]
     csv = Path(csv).expanduser().absolute()
     rows = _read_csv(csv)
     cols = list(rows.frame.columns)
-    _require_columns(rows, [image_col])
+    _require_columns(rows, [image_col], hint=(
+        f"; name the column of image paths with --set data.image_col=<column> (now "
+        f"{image_col!r})"))
     if patient_col is None:
         patient_col = next((c for c in PATIENT_COLUMNS if c in cols), None)
     else:
@@ -210,14 +229,15 @@ def load_csv(
         used = {image_col, patient_col, split_col}
         class_cols = [c for c in cols if c not in used and c.lower() not in ID_COLUMNS]
         default_note = ("; class columns default to every column that is not the image, patient "
-                        "or split column nor a known id column: pass class_cols=[...] to choose")
+                        "or split column nor a known id column: choose them with "
+                        "--set data.class_cols=A,B,C")
     else:
         class_cols = list(class_cols)
         _require_columns(rows, class_cols)
         default_note = ""
     if not class_cols:
         raise DataError(f"{csv}: no class columns (columns: {cols})")
-    labels = _binary_labels(rows, class_cols, note=default_note)
+    labels = _binary_labels(rows, class_cols, note=default_note, uncertain=uncertain)
 
     image_ids = rows.frame[image_col].to_numpy()
     _check_nonempty_values(rows, image_col)
@@ -245,6 +265,8 @@ def load_csv(
     options = {"image_size": image_size, "channels": channels, "image_col": image_col,
                "class_cols": class_cols, "patient_col": patient_col, "split_col": split_col,
                "seed": seed if split_col is None else None}
+    if uncertain != "error":  # part of the cache identity only when it can change labels
+        options["uncertain"] = uncertain
     return _finish("csv", options, [csv], class_cols, labels, meta, rows, list(image_ids),
                    image_size, cache_dir, workers, f"relative paths are resolved against {root}")
 
@@ -284,6 +306,10 @@ def _check_options(image_size: int, channels: int) -> None:
 
 def _read_csv(path: Path) -> _Rows:
     """Read one CSV with every value a stripped string; blank lines are skipped, not counted."""
+    if path.is_dir():
+        csvs = sorted(n for n in _names_in(path) if n.lower().endswith(".csv"))[:3]
+        there = f"; CSV files there: {', '.join(csvs)}" if csvs else "; it holds no .csv file"
+        raise DataError(f"{path} is a folder; pass the label CSV file itself{there}")
     if not path.is_file():
         near = difflib.get_close_matches(path.name, _names_in(path.parent), n=1, cutoff=0.6)
         hint = f"; did you mean {near[0]!r}?" if near else ""
@@ -320,8 +346,9 @@ def _read_split_files(files: Sequence[Path], required: Sequence[str]) -> _Rows:
                  np.concatenate([p.lines for p in parts]), ", ".join(str(f) for f in files))
 
 
-def _require_columns(rows: _Rows, required: Sequence[str]) -> None:
-    """Every required column exists; suggest the closest present name for a missing one."""
+def _require_columns(rows: _Rows, required: Sequence[str], hint: str = "") -> None:
+    """Every required column exists; suggest the closest present name for a missing one
+    (``hint`` ends the message)."""
     present = list(rows.frame.columns)
     missing = [c for c in required if c not in present]
     if missing:
@@ -331,21 +358,31 @@ def _require_columns(rows: _Rows, required: Sequence[str]) -> None:
             near = difflib.get_close_matches(c, extra, n=1, cutoff=0.6)
             hints.append(f"{c!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
         raise DataError(f"{rows.source}: missing column(s) {', '.join(hints)}; "
-                        f"columns present: {present}")
+                        f"columns present: {present}{hint}")
 
 
-def _binary_labels(rows: _Rows, classes: Sequence[str], note: str = "") -> np.ndarray:
-    """The class columns as a uint8 matrix; every value must be 0 or 1 (1.0 and 0.0 accepted)."""
+def _binary_labels(rows: _Rows, classes: Sequence[str], note: str = "",
+                   uncertain: str | None = None) -> np.ndarray:
+    """The class columns as a uint8 matrix; every value must be 0 or 1 (1.0 and 0.0 accepted),
+    or -1 (uncertain) read as 0 or 1 when ``uncertain`` is ``zero`` or ``one`` (None: the
+    loader has no policy, so the message does not offer one)."""
     out = np.zeros((len(rows), len(classes)), dtype=np.uint8)
     for j, c in enumerate(classes):
         col = rows.frame[c]
         ones = col.isin(("1", "1.0")).to_numpy()
+        unsure = col.isin(UNCERTAIN_VALUES).to_numpy()
         bad = ~(ones | col.isin(("0", "0.0")).to_numpy())
+        if uncertain in ("zero", "one"):
+            bad &= ~unsure
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
+            hint = note
+            if unsure[i] and uncertain == "error":
+                hint = ("; -1 is an uncertain label: read it as 0 or 1 with --set "
+                        "data.uncertain=zero or --set data.uncertain=one")
             raise DataError(f"{rows.at(i)}: column {c!r} has value {col.iloc[i]!r}, expected 0 "
-                            f"or 1 ({int(bad.sum())} such value(s) in that column){note}")
-        out[:, j] = ones
+                            f"or 1 ({int(bad.sum())} such value(s) in that column){hint}")
+        out[:, j] = ones | (unsure & (uncertain == "one"))
     return out
 
 
