@@ -81,7 +81,8 @@ def check_writable_folder(path: str | os.PathLike, what: str) -> Path:
             reason = exc.strerror or type(exc).__name__
             place = "" if existing == path else f" ({existing})"
             raise UsageError(f"{what}: cannot write there{place}: {reason}; pass a folder you "
-                             f"can write to (--results-dir, or set PRUNECXR_HOME)") from None
+                             f"can write to ({option('results_dir')}, or set PRUNECXR_HOME)"
+                             ) from None
     return path
 
 
