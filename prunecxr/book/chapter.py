@@ -78,6 +78,11 @@ def results(config, results_dir: str | os.PathLike = "", progress: bool = True):
 
     if results_dir is not None and not isinstance(results_dir, (str, os.PathLike)):
         raise ValueError(f"parameter results_dir must be a string, got {results_dir!r}")
+    if results_dir:  # the CLI's check, in the chapters' terms
+        from ..errors import check_writable_folder, notebook_names
+
+        with notebook_names():
+            check_writable_folder(results_dir, f"parameter results_dir {results_dir}")
     return load(ensure_results(config, results_root=results_dir or None, progress=progress))
 
 
