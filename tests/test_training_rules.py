@@ -129,6 +129,15 @@ def test_the_epoch_cap_on_a_worse_last_epoch_is_not_early_stopping(tmp_path, mon
     assert best_weights_epoch(tmp_path) == 3
 
 
+def test_patience_running_out_on_the_last_allowed_epoch_is_early_stopping(tmp_path, monkeypatch):
+    """The third flat epoch in a row is also the last of max_epochs=8: the run met the stopping
+    rule, so it counts as stopped early (the convergence check reads this flag)."""
+    s = Scripted(CREEP, monkeypatch)
+    summary = s.run(config(max_epochs=8), tmp_path)
+    assert s.bad == [0, 0, 1, 2, 0, 1, 2, 3]
+    assert summary["epochs"] == 8 and summary["stopped_early"] is True
+
+
 def test_min_delta_zero_counts_any_fall(tmp_path, monkeypatch):
     s = Scripted([0.5, 0.49999, 0.5, 0.49999, 0.49998], monkeypatch)
     summary = s.run(config(min_delta=0.0, patience=2, max_epochs=5), tmp_path)
