@@ -1,10 +1,11 @@
-"""The paper's numbers, in one place, each with its source (successor of ``PAPER_HEADLINES``).
+"""The paper's numbers, in one place, each with its source.
 
 Holste et al., MICCAI 2023. ``source`` names the paper's section, equation or figure, or the
 authors' code (VITA-Group/PruneCXR) where a value appears only there: every Pearson r is a
 hard-coded text label of its figures, the MIMIC-CXR-LT values of Q3 and the per-class examples
 of Q2 come from its output, not from the paper's text. Chapters glue these values
-(:func:`glue_paper`, keys ``paper_<key>``); no chapter types a paper number.
+(:func:`prunecxr.book.glue_paper`, keys ``paper_<key>``) and the claims registry
+(:mod:`prunecxr.claims`) reads them; no chapter types a paper number.
 """
 
 from __future__ import annotations
@@ -79,11 +80,3 @@ def paper(key: str) -> dict:
         if row[0] == key:
             return dict(zip(["key", "dataset", "value", "text", "source"], row))
     raise KeyError(f"no paper value {key!r}; known: {[r[0] for r in _ROWS]}")
-
-
-def glue_paper() -> None:
-    """Glue every paper value as ``paper_<key>`` (its text) and ``paper_<key>_source``."""
-    from .book.chapter import glue_values
-
-    for key, _, _, text, source in _ROWS:
-        glue_values(**{f"paper_{key}": text, f"paper_{key}_source": source})

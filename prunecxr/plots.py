@@ -1,6 +1,9 @@
-"""Every figure of the book, made in exactly one place.
+"""The figures of the research questions, each named for what it draws (the paper's Figs. 1-6
+and Q5's two), and the book's figure style.
 
-Each function takes the tidy tables of :mod:`prunecxr.analysis` and returns a
+The data chapter's figures (class counts, co-occurrence, training curves) are drawn beside the
+tables they show, in :mod:`prunecxr.analysis.overview` and :mod:`prunecxr.analysis.convergence`.
+Each function here takes the tidy tables of :mod:`prunecxr.analysis` and returns a
 ``matplotlib.figure.Figure`` built with the object-oriented API (no pyplot state, so it works
 under Agg, in tests and in papermill alike; notebooks display the returned figure). Every
 statistic printed on a figure (r, rho, P) is read from the computed tables, never typed in.
@@ -17,7 +20,7 @@ import pandas as pd
 from cycler import cycler
 from matplotlib.figure import Figure
 
-from .stats import correlation, require_columns
+from .stats import correlation, format_p, require_columns
 
 # The one style of every figure: the Okabe-Ito palette (safe for the common colour-vision
 # deficiencies), viridis for heatmaps, light grids. Chapters apply it with :func:`use_style`.
@@ -44,15 +47,6 @@ def use_style() -> None:
     matplotlib.rcParams.update(STYLE)
 
 
-def format_p(p: float) -> str:
-    """'P < 0.001' for tiny p-values, else 'P = 0.xx' (two significant digits)."""
-    if p is None or not np.isfinite(p):
-        return "P = n/a"
-    if p < 0.001:
-        return "P < 0.001"
-    return f"P = {p:.2g}" if p < 0.01 else f"P = {p:.2f}"
-
-
 def corr_text(row) -> str:
     """'r = 0.64 (P = 0.002), ρ = 0.61 (P = 0.005), n = 20' from a correlation row."""
     return (f"r = {row['r']:.2f} ({format_p(row['p_r'])}), "
@@ -69,7 +63,7 @@ def _figure(ncols: int, nrows: int = 1, width: float = 5.0, height: float = 3.8)
 # Q1
 # -------------------------------------------------------------------------------------------
 
-def figure1(overall: pd.DataFrame, weights_hist: pd.DataFrame,
+def map_and_weights_figure(overall: pd.DataFrame, weights_hist: pd.DataFrame,
             first_drop: float | Mapping[str, float] | None = None,
             threshold: float | None = 0.01, fraction_below: float | None = None) -> Figure:
     """Fig. 1: mAP median (line) and IQR (band) vs sparsity per method (left), with the first
@@ -121,16 +115,13 @@ def spread_classes(train_counts: pd.Series, n: int = 6) -> list[str]:
     return [order[i] for i in np.unique(np.round(np.linspace(0, len(order) - 1, n)).astype(int))]
 
 
-def figure2(curves: pd.DataFrame, classes: Sequence[str] | None = None,
-            train_counts: pd.Series | None = None, method: str | None = None,
-            n: int = 6) -> Figure:
+def forgettability_curves_figure(mat: pd.DataFrame, classes: Sequence[str] | None = None,
+                                 train_counts: pd.Series | None = None, n: int = 6) -> Figure:
     """Fig. 2: forgettability curves (median relative change in AP vs sparsity) of a subset of
-    classes. Default subset: ``n`` classes spread across the frequency ranking (needs
-    ``train_counts``; without it, spread across the table's class order). The legend gives each
-    class's train count when ``train_counts`` is given."""
-    from .analysis.forgetting import curve_matrix
-
-    mat = curve_matrix(curves, method)
+    classes; ``mat`` is :func:`prunecxr.analysis.curve_matrix` (class x sparsity). Default
+    subset: ``n`` classes spread across the frequency ranking (needs ``train_counts``; without
+    it, spread across the matrix's class order). The legend gives each class's train count
+    when ``train_counts`` is given."""
     if classes is None:
         classes = (spread_classes(train_counts.reindex(mat.index), n) if train_counts is not None
                    else [mat.index[i] for i in np.unique(
@@ -155,7 +146,7 @@ def _label_extremes(ax, frame: pd.DataFrame, x: str, y: str, n_label: int) -> No
                     textcoords="offset points")
 
 
-def figure3(summary: pd.DataFrame, correlations: pd.DataFrame, n_label: int = 1) -> Figure:
+def forgetting_vs_frequency_figure(summary: pd.DataFrame, correlations: pd.DataFrame, n_label: int = 1) -> Figure:
     """Fig. 3: log train count vs first sparsity of a 20% drop (left) and vs relative change at
     the largest sparsity (right); r and rho printed from ``correlations`` (the second output of
     :func:`prunecxr.analysis.forgetting_summary`); the ``n_label`` most and least frequent
@@ -180,7 +171,7 @@ def figure3(summary: pd.DataFrame, correlations: pd.DataFrame, n_label: int = 1)
 # Q3
 # -------------------------------------------------------------------------------------------
 
-def figure4(pair_table: pd.DataFrame, highlight: Sequence[tuple[str, str]] | None = None) -> Figure:
+def fcd_pairs_figure(pair_table: pd.DataFrame, highlight: Sequence[tuple[str, str]] | None = None) -> Figure:
     """Fig. 4: FCD vs |difference in log test frequency| (left) and vs IoU^(1/4) (right), one
     point per class pair; r and rho computed from ``pair_table``; ``highlight`` pairs
     (class_a, class_b), in either order, drawn in black and named."""
@@ -227,7 +218,7 @@ def _ratio_bars(ax, names, ratios) -> None:
     ax.set_xticks(x, names, rotation=90 if len(names) > 6 else 0, fontsize=7)
 
 
-def figure5(class_enrichment: pd.DataFrame, count_enrichment: pd.DataFrame,
+def pie_enrichment_figure(class_enrichment: pd.DataFrame, count_enrichment: pd.DataFrame,
             train_counts: pd.Series) -> Figure:
     """Fig. 5: prevalence in PIEs / prevalence in non-PIEs per class, classes sorted from most to
     least frequent in training (left), and per number of findings (right); dotted line = 1:1.
@@ -279,7 +270,7 @@ def pie_gallery(images, labels, classes: Sequence[str], dense_probs, sparse_prob
     return fig
 
 
-def figure6(stats: pd.DataFrame, labels: tuple[str, str] = ("PIE", "non-PIE"),
+def pie_comparison_figure(stats: pd.DataFrame, labels: tuple[str, str] = ("PIE", "non-PIE"),
             titles: Mapping[str, str] | None = None) -> Figure:
     """Fig. 6: mean ± SD per question (or ground-truth variable) for PIEs vs non-PIEs, one panel
     per row of ``stats`` (:func:`prunecxr.analysis.reader_study_stats` or
@@ -302,7 +293,7 @@ def figure6(stats: pd.DataFrame, labels: tuple[str, str] = ("PIE", "non-PIE"),
 # Q5 (beyond the paper)
 # -------------------------------------------------------------------------------------------
 
-def figure7(curve: pd.DataFrame, matched: pd.DataFrame | None = None,
+def damage_curves_figure(curve: pd.DataFrame, matched: pd.DataFrame | None = None,
             units: Mapping[str, str] | None = None) -> Figure:
     """Fig. 7: each method's median mAP (left) and its loss vs dense (right) against its level,
     the share of weight storage removed; the matched losses as horizontal lines and each
@@ -335,7 +326,7 @@ def figure7(curve: pd.DataFrame, matched: pd.DataFrame | None = None,
     return fig
 
 
-def figure8(damage: pd.DataFrame) -> Figure:
+def matched_damage_figure(damage: pd.DataFrame) -> Figure:
     """Fig. 8: at each matched loss, the median relative AP change of the rarest classes and of
     the others per method (left, with bootstrap 95% intervals), and Spearman's rho of per-class
     change vs ln(train count) (right). Hollow markers: matched points the grid does not resolve.

@@ -99,3 +99,24 @@ def torch_ao_int8(model: nn.Module) -> nn.Module:
                        "zero_point": torch.zeros(len(scale), dtype=torch.int32), "axis": 0}
             setattr(parent, name, kind.from_float(child, qparams))
     return model
+
+
+def int8_max_difference(config, store, seed: int, batch_size: int = 256) -> float:
+    """Largest difference in test probabilities between ``seed``'s model fake-quantised to 8
+    bits (:class:`WeightQuantizer`, what the sweep evaluates) and the same model holding real
+    int8 weights (:func:`torch_ao_int8`): checks that fake quantisation is what int8 computes."""
+    import warnings
+
+    import numpy as np
+
+    from .train import load_trained, predict
+
+    device = torch.device("cpu")
+    images = torch.from_numpy(np.array(store.test_images()))  # a writable copy
+    fake = load_trained(config, len(store.classes), store.results_dir, seed, device)
+    WeightQuantizer(fake).quantize_to(8)
+    real = torch_ao_int8(load_trained(config, len(store.classes), store.results_dir, seed, device))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(np.abs(predict(fake, images, batch_size, device)
+                            - predict(real, images, batch_size, device)).max())

@@ -166,57 +166,6 @@ def test_sparsity_table_checks_alignment():
         overview.sparsity_table([0, 0.5], {"l1": np.array([0.0])})
 
 
-def _numbers(**changes):
-    n = dict(
-        dense_map=0.3, first_drop=0.65, fraction_below_001=0.55,
-        freq_first_drop_n=20, freq_first_drop_r=0.6, freq_first_drop_p_r=0.01,
-        freq_first_drop_rho=0.6, freq_first_drop_p_rho=0.004,
-        freq_final_change_n=20, freq_final_change_r=0.1, freq_final_change_p_r=0.6,
-        freq_final_change_rho=0.1, freq_final_change_p_rho=0.6, final_sparsity=0.95,
-        frequent_class="No Finding", frequent_train_count=100, frequent_final_change=-0.4,
-        frequent_first_drop=0.9, rare_class="Hernia", rare_train_count=5,
-        rare_final_change=-0.9, rare_first_drop=np.nan,
-        fcd_dlogfreq_n=190, fcd_dlogfreq_r=0.7, fcd_dlogfreq_p_r=1e-6, fcd_dlogfreq_rho=0.6,
-        fcd_dlogfreq_p_rho=1e-6, fcd_iou_n=190, fcd_iou_r=-0.4, fcd_iou_p_r=1e-4,
-        fcd_iou_rho=0.1, fcd_iou_p_rho=0.2, ols_intercept=0.27, ols_dlogfreq=0.21,
-        ols_iou4=-0.05, ols_interaction=-0.31, ols_interaction_p=0.005, ols_r2=0.5,
-        n_pies=5, rare_ratio_min=3.0, rare_ratio_max=15.0, rare_ratio_n_defined=5,
-        rare_ratio_n_only_pies=1, rare_classes="a, b, c, d, e", many_findings_label="4+",
-        many_findings_ratio=np.inf, reader_n=0,
-        truth_label_corrupted_mean_a=np.nan, truth_label_corrupted_mean_b=np.nan,
-        truth_label_corrupted_p_kruskal=np.nan, truth_quality_mean_a=np.nan,
-        truth_quality_mean_b=np.nan, truth_quality_p_kruskal=np.nan,
-        truth_difficulty_mean_a=np.nan, truth_difficulty_mean_b=np.nan,
-        truth_difficulty_p_kruskal=np.nan)
-    n.update(changes)
-    return n
-
-
-def test_comparison_table_verdicts_follow_the_stated_criteria():
-    table = overview.comparison_table(_numbers())
-
-    def verdict(start):
-        (row,) = [v for c, v in zip(table["claim"], table["verdict"]) if c.startswith(start)]
-        return row
-
-    assert verdict("mAP holds up to high sparsity") == "holds"
-    assert verdict("over half of the trained weights") == "holds"
-    assert verdict("rarer classes are forgotten earlier") == "holds"
-    assert verdict("rarer classes lose more AP") == "does not hold"        # P = 0.6
-    assert verdict("pairs that co-occur more") == "does not hold"          # wrong sign
-    assert verdict("negative interaction") == "holds"
-    assert verdict("the five rarest classes") == "holds"
-    assert verdict("readers see PIEs") == "n/a"                            # no responses
-    assert verdict("PIEs have more label noise") == "n/a"                  # no ground truth
-    table = overview.comparison_table(_numbers())
-    assert {"paper (NIH-CXR-LT)", "paper (MIMIC-CXR-LT)", "this build", "verdict"} <= set(table)
-    assert "no human responses" in table.set_index("question").loc["Q4", "this build"].iloc[-1]
-    early = overview.comparison_table(_numbers(first_drop=0.3))
-    assert early.loc[0, "verdict"] == "does not hold"
-    none = overview.comparison_table(_numbers(first_drop=float("nan")))
-    assert none.loc[0, "verdict"] == "holds" and "no significant drop" in none.loc[0, "this build"]
-
-
 # ------------------------------------------------------------------- notebook parameter helpers
 
 @pytest.mark.parametrize("given, expected", [
@@ -543,21 +492,6 @@ def test_paper_values_have_sources_and_no_chapter_types_them():
     typed = {(name, n) for name, text in sources.items() for n in numbers
              if re.search(rf"(?<![\w.]){re.escape(n)}(?![\w.])", text)}
     assert not typed, f"paper numbers typed into chapters: {sorted(typed)}"
-
-
-def test_verdict_table_names_the_source_and_compares_iou_on_the_papers_axis():
-    from prunecxr.analysis import verdict
-
-    n = _numbers(fcd_iou4_n=190, fcd_iou4_r=-0.2, fcd_iou4_p_r=0.01, fcd_iou4_rho=0.1,
-                 fcd_iou4_p_rho=0.2)
-    table = verdict.verdict_table(n)
-    assert list(table.columns) == ["key", "question", "claim", verdict.NIH_COL, verdict.MIMIC_COL,
-                                   "source", "this build", "verdict"]
-    row = table.set_index("key").loc["q3_iou"]
-    assert "r = -0.20" in row["this build"] and "IoU^¼" in row["claim"]
-    assert "code" in row["source"] and "Sec. 3.3" in row["source"]
-    assert verdict.verdict_counts(table)["n_checked"] == (table["verdict"] != "n/a").sum()
-    assert 'class="verdict-holds"' in verdict.verdict_html(table)
 
 
 def test_rerun_commands_come_from_the_notebooks_parameters():

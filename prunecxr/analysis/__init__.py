@@ -8,12 +8,11 @@
 - :mod:`.compression` (Q5, beyond the paper): methods compared at matched overall damage.
 - :mod:`.convergence`: the preconditions a build must meet before its findings are read.
 
-Functions are pure (tables in, tidy tables out); the figures live in :mod:`prunecxr.plots` and
-are re-exported here so a notebook needs one import.
+Functions take tables (or, where named ``store``, a results store) and return tidy tables; the
+figures of the questions live in :mod:`prunecxr.plots`, the claims built on these tables in
+:mod:`prunecxr.claims`.
 """
 
-from ..plots import (figure1, figure2, figure3, figure4, figure5, figure6, figure7, figure8,
-                     pie_gallery)
 from .compression import (class_change_at, damage_curve, jaccard, matched_damage, matched_levels,
                           matched_pies, pie_overlap)
 from .cooccurrence import class_pair_table, fcd, fcd_correlations, fcd_ols
@@ -35,6 +34,4 @@ __all__ = [
     "reader_study_stats", "phantom_truth_stats", "validate_responses",
     "damage_curve", "matched_levels", "class_change_at", "matched_damage", "matched_pies",
     "pie_overlap", "jaccard",
-    "figure1", "figure2", "figure3", "figure4", "figure5", "figure6", "figure7", "figure8",
-    "pie_gallery",
 ]

@@ -227,3 +227,76 @@ def pie_overlap(masks: dict) -> pd.DataFrame:
                 rows.append({"loss": loss, "method_a": a, "method_b": b,
                              "jaccard": jaccard(masks[(a, loss)], masks[(b, loss)])})
     return pd.DataFrame(rows, columns=["loss", "method_a", "method_b", "jaccard"])
+
+
+# ------------------------------------------------------------------ the Q5 chapter's tables
+
+def method_table(store) -> pd.DataFrame:
+    """One row per method of ``store``: unit, levels, grid, seeds swept, sweep seconds per seed
+    (median) and in all."""
+    seconds = store.sweep_seconds().groupby("method")["seconds"]
+    rows = []
+    for m in store.methods:
+        f = store.level_facts(m)
+        f = f[f["seed"] == store.method_seeds(m)[0]]
+        rows.append({"method": m, "unit": f["unit"].iloc[0], "levels": len(f),
+                     "grid": ", ".join(f"{x:g}" for x in f["nominal"]),
+                     "seeds": len(store.method_seeds(m)),
+                     "sweep s per seed": float(seconds.median()[m]),
+                     "sweep s in all": float(seconds.sum()[m])})
+    return pd.DataFrame(rows)
+
+
+def matched_in_units(store, matched: pd.DataFrame) -> pd.DataFrame:
+    """:func:`matched_levels` with each matched level also in its method's own unit
+    (``nominal``: sparsity, share of channels, bits; interpolated between grid entries)."""
+    nominal, units = [], []
+    for row in matched.itertuples():
+        f = store.level_facts(row.method).drop_duplicates("nominal")
+        units.append(f["unit"].iloc[0])
+        nominal.append(float(np.interp(row.level, f["level"].to_numpy(float),
+                                       f["nominal"].to_numpy(float))) if row.reached else np.nan)
+    return matched.assign(nominal=nominal, unit=units)[
+        ["method", "loss", "level", "nominal", "unit", "grid_level", "grid_loss", "resolved"]]
+
+
+def damage_display(damage: pd.DataFrame) -> pd.DataFrame:
+    """:func:`matched_damage` for reading: each statistic as "value [low, high]"."""
+    def interval(row, name):
+        return f"{row[name]:+.3f} [{row[name + '_lo']:+.3f}, {row[name + '_hi']:+.3f}]"
+
+    return pd.DataFrame([{
+        "method": r["method"], "mAP lost": f"{100 * r['loss']:.0f}%", "resolved": r["resolved"],
+        "seeds": r["n_seeds"], "rarest": interval(r, "rare_change"),
+        "others": interval(r, "other_change"), "rarest − others": interval(r, "rare_minus_other"),
+        "ρ vs ln count": interval(r, "rho")} for _, r in damage.iterrows()])
+
+
+def overlap_with(overlap: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Rows of :func:`pie_overlap` that involve ``reference``: columns loss, method (the
+    other one), jaccard."""
+    mine = overlap[(overlap["method_a"] == reference) | (overlap["method_b"] == reference)]
+    other = np.where(mine["method_a"] == reference, mine["method_b"], mine["method_a"])
+    return mine.assign(method=other)[["loss", "method", "jaccard"]].reset_index(drop=True)
+
+
+def overlap_matrix(overlap: pd.DataFrame, masks: dict, loss: float) -> pd.DataFrame:
+    """Jaccard index of the PIE sets of every pair of methods that reached ``loss``."""
+    methods = [m for (m, x) in masks if x == loss]
+    matrix = pd.DataFrame(np.eye(len(methods)), index=methods, columns=methods)
+    for r in overlap[overlap["loss"] == loss].itertuples():
+        matrix.loc[r.method_a, r.method_b] = matrix.loc[r.method_b, r.method_a] = r.jaccard
+    return matrix
+
+
+def channel_savings(store) -> pd.DataFrame:
+    """What channel pruning saves, per share of channels removed (first seed of the first
+    channel method): weights removed, parameters and MACs left, channels; empty without one."""
+    structured = [m for m in store.methods if m.startswith("channel_")]
+    if not structured:
+        return pd.DataFrame()
+    f = store.level_facts(structured[0])
+    return (f[f["seed"] == f["seed"].iloc[0]][["nominal", "level", "params_share", "macs_share",
+                                               "channels"]]
+            .rename(columns={"nominal": "share of channels removed", "level": "weights removed",
+                             "params_share": "parameters left", "macs_share": "MACs left"}))

@@ -171,3 +171,12 @@ def training_curves_figure(history: pd.DataFrame, summary: pd.DataFrame | None =
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     return fig
+
+
+def preconditions_verdict(checks: pd.DataFrame) -> str:
+    """One sentence on :func:`preconditions`: all hold, or which fail (answers provisional)."""
+    failed = checks.loc[~checks["passed"], "condition"].tolist()
+    if not failed:
+        return f"All {len(checks)} conditions hold in this build."
+    return (f"{len(failed)} of {len(checks)} conditions fail in this build ({'; '.join(failed)}): "
+            "read its answers as provisional.")

@@ -115,3 +115,47 @@ def fcd_correlations(pair_table: pd.DataFrame) -> pd.DataFrame:
     out = pd.concat([correlation(pair_table[x], pair_table["fcd"]).assign(x=x)
                      for x in ("dlogfreq", "iou", "iou4")], ignore_index=True)
     return out[["x", "n", "r", "p_r", "rho", "p_rho"]]
+
+
+PAPER_EXAMPLES = (("Emphysema", "Pneumomediastinum"), ("Infiltration", "Hernia"))
+
+
+def marked_pairs(pair_table: pd.DataFrame, highlight, classes) -> list[tuple[str, str]]:
+    """The class pairs to mark in the FCD figure: ``highlight`` as ``"a|b"`` strings (a list,
+    or one string separated by ``;``), or, when empty, the paper's two examples where this
+    dataset has them; only pairs present in ``pair_table`` are returned. ``ValueError`` names
+    an item that is not two classes of this dataset."""
+    if isinstance(highlight, str):
+        highlight = [h for h in highlight.split(";") if h.strip()]
+    wanted = []
+    for item in highlight or ():
+        names = [s.strip() for s in str(item).split("|")]
+        unknown = [n for n in names if n not in classes]
+        if len(names) != 2 or unknown:
+            raise ValueError(f"parameter highlight: {item!r} must be 'class a|class b' with "
+                             f"classes of this dataset; unknown: {unknown}; classes: "
+                             f"{list(classes)}")
+        wanted.append(tuple(names))
+    if not highlight:
+        wanted = [p for p in PAPER_EXAMPLES if all(c in classes for c in p)]
+    present = set(zip(pair_table["class_a"], pair_table["class_b"]))
+    return [p for p in wanted if p in present or p[::-1] in present]
+
+
+def example_pairs_text(pair_table: pd.DataFrame) -> str:
+    """This build's values for the paper's two example pairs, beside the paper's."""
+    from ..paper import paper
+
+    rows = []
+    for a, b in PAPER_EXAMPLES[::-1]:
+        hit = pair_table[((pair_table["class_a"] == a) & (pair_table["class_b"] == b))
+                         | ((pair_table["class_a"] == b) & (pair_table["class_b"] == a))]
+        if len(hit):
+            r = hit.iloc[0]
+            rows.append(f"{a} / {b}: |ΔlogF| = {r['dlogfreq']:.2f}, IoU^¼ = {r['iou4']:.2f}, "
+                        f"FCD = {r['fcd']:.3f}")
+    text = ("In the paper (NIH-CXR-LT): " + paper("q3_far_pair")["text"] + "; "
+            + paper("q3_close_pair")["text"] + ", lower than their frequency difference alone "
+            "suggests (the authors' code: " + paper("q3_fcd_values")["text"] + ").")
+    return (("Here: " + "; ".join(rows) + ". " + text) if rows else
+            ("This dataset does not have the paper's example classes. " + text))

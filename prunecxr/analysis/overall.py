@@ -166,3 +166,38 @@ def fraction_below(weights, threshold: float = 0.01) -> float:
     if mag.size == 0:
         raise ValueError("weights is empty")
     return float((mag < threshold).mean())
+
+
+def first_drops(maps: pd.DataFrame, methods, alpha: float = 0.001) -> dict[str, float]:
+    """The first significant drop (:func:`first_significant_drop`) of each method that has
+    enough seeds for Welch's test (methods with too few are left out)."""
+    drops = {}
+    for method in methods:
+        try:
+            drops[method] = first_significant_drop(welch_by_sparsity(maps, alpha=alpha,
+                                                                     method=method))
+        except ValueError:
+            continue
+    return drops
+
+
+def random_control_sentence(drops: dict[str, float], methods) -> str:
+    """What the random-pruning control says about magnitude, from the first drops of l1 and
+    random (:func:`first_drops`), computed rather than assumed."""
+    def text(k):
+        return f"k = {k:.2f}" if np.isfinite(k) else "not reached within the grid"
+
+    if not {"l1", "random"} <= set(methods):
+        return ("this build ran only " + ", ".join(methods) + " pruning, so there is no "
+                "comparison (add methods=l1,random to the overrides).")
+    k_l1, k_random = drops.get("l1", np.nan), drops.get("random", np.nan)
+    if not (np.isfinite(k_l1) or np.isfinite(k_random)):
+        verdict = "neither drops significantly within the grid, so this test cannot tell them apart."
+    elif np.isfinite(k_random) and (not np.isfinite(k_l1) or k_random < k_l1):
+        verdict = "random pruning hurts earlier: magnitude matters."
+    elif k_random == k_l1:
+        verdict = "both drop at the same sparsity, so this test cannot tell them apart."
+    else:
+        verdict = "L1 pruning hurts earlier, against expectation."
+    return (f"under random pruning the first significant drop is {text(k_random)}, against "
+            f"{text(k_l1)} under L1 pruning; {verdict}")

@@ -106,6 +106,15 @@ def grid_methods(config) -> list[str]:
     return [m for m in config.methods if m in GRID_METHODS]
 
 
+def level_pair(dense: float, sparse: float, levels: Sequence[float]) -> tuple[float, float]:
+    """The ``dense`` and ``sparse`` parameters as grid levels (:func:`nearest_level`), with
+    ``sparse > dense`` checked."""
+    dense, sparse = nearest_level("dense", dense, levels), nearest_level("sparse", sparse, levels)
+    if not sparse > dense:
+        raise ValueError(f"parameter sparse ({sparse}) must be larger than dense ({dense})")
+    return dense, sparse
+
+
 def check_range(name: str, value: Any, low: float, high: float, *, inclusive: bool = True) -> None:
     """Raise ``ValueError`` unless ``low <= value <= high`` (or strict when not inclusive)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -208,10 +217,38 @@ def glue_figure(name: str, fig: Any) -> None:
 
 
 def glue_paper() -> None:
-    """Glue the paper's numbers (:mod:`prunecxr.paper`) as ``paper_<key>``."""
-    from ..paper import glue_paper as _glue
+    """Glue every paper value (:mod:`prunecxr.paper`) as ``paper_<key>`` (its text) and
+    ``paper_<key>_source``."""
+    from ..paper import paper_table
 
-    _glue()
+    for row in paper_table().itertuples():
+        glue_values(**{f"paper_{row.key}": row.text, f"paper_{row.key}_source": row.source})
+
+
+def glue_claims(results: dict) -> None:
+    """Glue each evaluated claim (:func:`prunecxr.claims.evaluate`) as ``claim_<key>`` (this
+    build's value), ``claim_<key>_verdict`` and ``claim_<key>_sentence``."""
+    for key, result in results.items():
+        glue_values(**{f"claim_{key}": result.build, f"claim_{key}_verdict": result.verdict,
+                       f"claim_{key}_sentence": result.sentence})
+
+
+def save_table(name: str, frame: Any) -> str:
+    """Write ``frame`` as ``<name>.csv`` beside the figures when the build collects files
+    (``$PRUNECXR_FIGURES``); glue ``<name>_link``, a download link (empty otherwise)."""
+    from pathlib import Path
+
+    from IPython.display import HTML
+    from myst_nb import glue
+
+    folder = os.environ.get(FIGURES_ENV)
+    link = ""
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        frame.to_csv(Path(folder) / f"{name}.csv", index=False)
+        link = f'<a href="{FIGURE_DIR}/{name}.csv" download>{name}.csv</a>'
+    glue(f"{name}_link", HTML(link), display=False)
+    return link
 
 
 COMMON_PARAMETERS = ("profile", "dataset", "data_dir", "results_dir", "overrides")

@@ -6,10 +6,13 @@ come back through ``load_responses`` (strict validation, tidy table) into
 statistics on the phantom's known label noise, quality and difficulty.
 """
 
-from .packet import QUESTIONS, RESPONSE_COLUMNS, Design, StudyError, make_packet, read_key
-from .responses import TIDY_COLUMNS, ground_truth_comparison, load_responses, truth_table
+from .packet import (QUESTIONS, RESPONSE_COLUMNS, Design, StudyError, make_packet, packet_summary,
+                     read_key)
+from .responses import (TIDY_COLUMNS, ground_truth_comparison, load_responses, responses_parameter,
+                        responses_status, truth_table)
 
 __all__ = [
     "QUESTIONS", "RESPONSE_COLUMNS", "TIDY_COLUMNS", "Design", "StudyError",
-    "make_packet", "read_key", "load_responses", "ground_truth_comparison", "truth_table",
+    "make_packet", "packet_summary", "read_key", "load_responses", "responses_parameter",
+    "responses_status", "ground_truth_comparison", "truth_table",
 ]

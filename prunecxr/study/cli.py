@@ -124,8 +124,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         stats = reader_study_stats(table)
         fig = None
         if args.out is not None:          # everything computed before anything is written
-            from ..plots import figure6
-            fig = figure6(stats)
+            from ..plots import pie_comparison_figure
+            fig = pie_comparison_figure(stats)
     except (ValueError, OSError, KeyError) as exc:
         return _fail(exc)
     print(f"{len(table)} answers from {table['reader'].nunique()} reader(s) "

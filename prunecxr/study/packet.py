@@ -346,3 +346,35 @@ def read_key(key: str | os.PathLike) -> tuple[pd.DataFrame, dict, Path]:
     if missing:
         raise StudyError(f"{folder / 'key.csv'}: missing column(s) {missing}")
     return table, info, folder
+
+
+def packet_summary(store, design: Design, pies, seed: int = 0) -> tuple[str, str]:
+    """(the design in words, what a packet drawn on this build's PIEs holds): draws one packet
+    in a temporary folder for as many readers as the PIEs allow, and checks its balance."""
+    import tempfile
+
+    import numpy as np
+
+    pies = np.asarray(pies, dtype=bool)
+    available = int(pies.sum())
+    fits = min(design.readers, available // design.half, int((~pies).sum()) // design.half)
+    design_text = (f"{design.readers} readers × {design.per_reader} images ({design.half} PIEs "
+                   f"and {design.half} other images each), {design.readers * design.half} PIEs "
+                   "in all")
+    if fits < 1:
+        return design_text, (f"This test set has only {available} PIEs, too few for even one "
+                             f"reader's {design.half}; a packet needs a larger test set or fewer "
+                             "images per reader.")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = make_packet(store, f"{tmp}/packet", readers=fits, per_reader=design.per_reader,
+                           seed=seed, method=design.method, dense=design.dense,
+                           sparse=design.sparse, fraction=design.fraction, image_size=128)
+        key, _, _ = read_key(path)
+    balanced = bool((key.groupby("reader")["is_pie"].mean() == 0.5).all())
+    return design_text, (
+        ("This test set has enough PIEs for the whole design; " if fits == design.readers
+         else f"This test set has {available} PIEs, enough for {fits} of the {design.readers} "
+              "readers; ")
+        + f"a packet drawn for {fits} reader(s) here held {len(key)} images, "
+        + ("half of them PIEs for every reader" if balanced else "unbalanced (a bug)")
+        + f", none shown to two readers ({key['image_id'].nunique()} distinct images).")

@@ -225,3 +225,30 @@ def ground_truth_comparison(store: Any, pies: np.ndarray) -> pd.DataFrame:
     stats = compare_groups(table, "is_pie", list(TIDY_COLUMNS[3:]), groups=(True, False))
     stats.insert(0, "source", "ground truth")
     return stats
+
+
+def responses_status(answers: pd.DataFrame | None) -> tuple[str, str]:
+    """(a Markdown paragraph on the reader responses analysed, a one-sentence summary)."""
+    if answers is None:
+        return ("**No human responses are included in this build.** The radiologists' answers "
+                "of the paper are private, and no reader has answered a packet of this build's "
+                "images, so this section has no results. Rerun the chapter with the `responses` "
+                "and `study_key` parameters to analyse answers.",
+                "No human reader responses are included in this build.")
+    n, readers = len(answers), answers["reader"].nunique()
+    return (f"The analysis below uses {n} answers from {readers} reader(s), "
+            f"{int(answers['is_pie'].sum())} of them about PIEs.",
+            f"Reader responses: {n} answers from {readers} reader(s) were analysed above.")
+
+
+def responses_parameter(study_key: str, responses) -> pd.DataFrame | None:
+    """A chapter's ``study_key`` and ``responses`` parameters -> the tidy answers, or None
+    without responses (``responses`` may be a list or one string separated by ``;``)."""
+    if isinstance(responses, str):
+        responses = [r for r in responses.split(";") if r.strip()]
+    if not responses:
+        return None
+    if not study_key:
+        raise ValueError("parameter study_key is required with responses: the packet folder "
+                         "(or its key/ folder) that the answer files belong to")
+    return load_responses(study_key, responses)

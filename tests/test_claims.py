@@ -1,0 +1,160 @@
+"""The claims registry: each rule on values whose answer is known, each claim's values equal to
+the analysis it summarises (on the frozen smoke results), one P-value formatter, and the
+verdict table's shape, sources and HTML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prunecxr import claims, paper
+from prunecxr.analysis import cooccurrence, forgetting, overall
+from prunecxr.claims import FAILS, HOLDS, UNRESOLVED
+from prunecxr.store import load
+
+FROZEN = Path(__file__).parent / "fixtures" / "smoke_results"
+
+
+@pytest.fixture(scope="module")
+def evidence():
+    return claims.Evidence(load(FROZEN), claims.Settings())
+
+
+def decide(key: str, **values) -> str:
+    claim = claims.CLAIMS[key]
+    return claims.core._verdict(claim.rule(values, claims.Settings()))
+
+
+# --------------------------------------------------------------------- rules, known answers
+
+@pytest.mark.parametrize("first_drop, verdict", [(0.65, HOLDS), (0.6, HOLDS), (0.3, FAILS),
+                                                 (np.nan, HOLDS)])
+def test_q1_first_drop_rule(first_drop, verdict):
+    assert decide("q1_first_drop", first_drop=first_drop) == verdict
+
+
+@pytest.mark.parametrize("rho, p, verdict", [(0.6, 0.004, HOLDS), (0.6, 0.2, FAILS),
+                                             (-0.6, 0.001, FAILS), (np.nan, np.nan, UNRESOLVED)])
+def test_positive_correlation_claims(rho, p, verdict):
+    for key in ("q2_first_drop", "q2_final_change", "q3_dlogfreq"):
+        assert decide(key, n=20, r=rho, p_r=p, rho=rho, p_rho=p) == verdict
+
+
+def test_negative_correlation_claim_needs_the_negative_sign():
+    assert decide("q3_iou", n=190, r=-0.4, p_r=0.001, rho=-0.4, p_rho=0.001) == HOLDS
+    assert decide("q3_iou", n=190, r=0.4, p_r=0.001, rho=0.4, p_rho=0.001) == FAILS
+
+
+def test_q3_interaction_and_q4_rules():
+    assert decide("q3_ols", b3=-0.31, p3=0.005) == HOLDS
+    assert decide("q3_ols", b3=-0.31, p3=0.3) == FAILS
+    assert decide("q3_ols", b3=np.nan, p3=np.nan) == UNRESOLVED
+    assert decide("q4_rare", ratio_min=1.2) == HOLDS
+    assert decide("q4_rare", ratio_min=0.0) == FAILS
+    assert decide("q4_rare", ratio_min=np.nan) == UNRESOLVED
+    assert decide("q4_many", ratio=np.inf) == HOLDS
+    assert decide("q4_many", ratio=np.nan) == UNRESOLVED
+    none = {f"{v}_{s}": np.nan for v in claims.paper_claims.TRUTH_WORDS
+            for s in ("mean_a", "mean_b", "p_kruskal")}
+    assert decide("q4_readers", n_answers=0, **none) == UNRESOLVED
+    assert decide("q4_truth", has_truth=False, **none) == UNRESOLVED
+
+
+def test_q4_truth_needs_every_difference_in_its_direction_and_significant():
+    v = {"has_truth": True, "agrees_with_label_mean_a": 0.8, "agrees_with_label_mean_b": 0.95,
+         "agrees_with_label_p_kruskal": 0.001, "quality_mean_a": 0.4, "quality_mean_b": 0.5,
+         "quality_p_kruskal": 0.01, "difficulty_mean_a": 0.7, "difficulty_mean_b": 0.5,
+         "difficulty_p_kruskal": 0.02}
+    assert decide("q4_truth", **v) == HOLDS
+    assert decide("q4_truth", **{**v, "quality_mean_a": 0.6}) == FAILS      # wrong direction
+    assert decide("q4_truth", **{**v, "difficulty_p_kruskal": 0.3}) == FAILS  # not significant
+
+
+# ------------------------------------------------------- values equal the analysis they summarise
+
+def test_claims_compute_what_the_analysis_computes(evidence):
+    store = evidence.store
+    found = claims.evaluate(evidence)
+    assert list(found) == list(claims.PAPER_CLAIMS)
+    maps = overall.map_per_model(store.ap_table(store.grid_methods))
+    expected = overall.first_significant_drop(overall.welch_by_sparsity(maps, alpha=0.001))
+    got = found["q1_first_drop"].values["first_drop"]
+    assert (np.isnan(got) and np.isnan(expected)) or got == expected
+    weights = store.prunable_weights(store.seeds[0])
+    assert found["q1_weights"].values["fraction_below"] == overall.fraction_below(weights, 0.01)
+    curves = forgetting.forgettability_curves(store.ap_table(["l1"]))
+    _, corr = forgetting.forgetting_summary(curves, store.train_counts)
+    row = corr.set_index("outcome").loc["first_drop"]
+    assert found["q2_first_drop"].values["rho"] == pytest.approx(row["rho"], nan_ok=True)
+    pairs = cooccurrence.class_pair_table(curves, store.labels, store.classes)
+    iou = cooccurrence.fcd_correlations(pairs).set_index("x").loc["iou4"]
+    assert found["q3_iou"].values["rho"] == pytest.approx(iou["rho"], nan_ok=True)
+    for result in found.values():
+        assert result.verdict in claims.VERDICTS and result.build and result.sentence
+
+
+def test_verdict_table_rows_sources_and_html(evidence):
+    found = claims.evaluate(evidence)
+    table = claims.verdict_table(found)
+    assert list(table.columns) == list(claims.TABLE_COLUMNS)
+    assert list(table["key"]) == list(claims.PAPER_CLAIMS)
+    for key, row in table.set_index("key").iterrows():
+        for pkey in claims.CLAIMS[key].paper_keys:  # the paper's text and source, from paper.py
+            assert paper.paper(pkey)["text"] in row[claims.NIH_COL] + row[claims.MIMIC_COL]
+            assert paper.paper(pkey)["source"] in row["source"]
+    counts = claims.verdict_counts(found)
+    assert counts["n_holds"] + counts["n_fails"] == counts["n_checked"]
+    assert counts["n_checked"] + counts["n_unresolved"] == len(table)
+    html = claims.verdict_html(table)
+    for verdict, css in ((HOLDS, "verdict-holds"), (FAILS, "verdict-fails"),
+                         (UNRESOLVED, "verdict-na")):
+        assert (f'class="{css}"' in html) == (verdict in set(table["verdict"]))
+
+
+def test_summary_sentence_lists_each_verdict_once(evidence):
+    found = claims.evaluate(evidence, ["q2_first_drop", "q2_final_change"])
+    text = claims.summary_sentence(list(found.values()))
+    for result in found.values():
+        assert result.claim.statement(result.settings) in text
+    assert text.count("Holds here") <= 1 and text.count("Does not hold here") <= 1
+
+
+def test_q5_claims_are_decided_only_at_resolved_points(evidence):
+    found = claims.evaluate(claims.Evidence(evidence.store, claims.Settings(n_boot=200)),
+                            ["q5_rare", "q5_rho", "q5_pies"])
+    damage = found["q5_rare"].values
+    assert damage["n_resolved"] == len(damage["more"]) + len(damage["less"]) + len(damage["alike"])
+    for frame in (damage["more"], damage["less"], damage["alike"]):
+        assert frame.empty or frame["resolved"].all()
+    assert not claims.CLAIMS["q5_rare"].in_paper and claims.CLAIMS["q1_first_drop"].in_paper
+
+
+def test_unknown_claim_is_named():
+    with pytest.raises(KeyError, match="q9"):
+        claims.evaluate(None, ["q9"])
+
+
+# ------------------------------------------------------------------------ one P formatter
+
+def test_one_p_value_formatter_everywhere():
+    """Every P in claims and figures goes through prunecxr.stats.format_p (no second copy)."""
+    import prunecxr
+    from prunecxr.stats import format_p
+
+    assert format_p(0.0004) == "P < 0.001" and format_p(np.nan) == "P = n/a"
+    root = Path(prunecxr.__file__).parent
+    copies = [p.relative_to(root).as_posix() for p in root.rglob("*.py")
+              if "def format_p" in p.read_text() or "def _p(" in p.read_text()]
+    assert copies == ["stats.py"]
+    text = claims.corr_text({"n": 20.0, "r": 0.5, "rho": 0.61, "p_rho": 0.005})
+    assert format_p(0.005) in text and "n = 20 classes" in text
+
+
+def test_claims_table_round_trips_as_csv(evidence, tmp_path):
+    table = claims.verdict_table(claims.evaluate(evidence))
+    table.to_csv(tmp_path / "claims.csv", index=False)
+    back = pd.read_csv(tmp_path / "claims.csv", keep_default_na=False)
+    assert back.astype(str).equals(table.astype(str))
