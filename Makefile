@@ -47,11 +47,13 @@ mutation: $(STAMP)
 	nice -n 19 $(VENV)/bin/mutmut run --max-children $(or $(JOBS),2) || true
 	$(PY) scripts/mutation_report.py --out mutation-report.txt
 
-## Edit the chapters interactively: JupyterLab (installed into .venv on first use), a
-## `prunecxr` kernel, opened on notebooks/. Outputs never reach git (nbstripout filter).
+## Edit the chapters interactively: JupyterLab with the jupyterlab-myst extension (the chapters'
+## MyST renders as in the book), installed into .venv with the constraints on first use, and
+## the `python3` kernel the notebooks name registered as .venv's Python; opened on notebooks/.
+## Outputs never reach git (nbstripout filter).
 lab: $(STAMP)
-	$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check 'jupyterlab>=4,<5'
-	$(PY) -m ipykernel install --sys-prefix --name prunecxr --display-name "Python (prunecxr)" >/dev/null
+	$(PY) -c "import jupyterlab, jupyterlab_myst" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt 'jupyterlab>=4,<5' jupyterlab-myst 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (prunecxr)" >/dev/null
 	cd notebooks && ../$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## Speed and the default's preconditions: training levers, sweep vs bare, the whole main job.
