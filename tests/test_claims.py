@@ -57,7 +57,7 @@ def test_q3_interaction_and_q4_rules():
     assert decide("q4_rare", ratio_min=np.nan) == UNRESOLVED
     assert decide("q4_many", ratio=np.inf) == HOLDS
     assert decide("q4_many", ratio=np.nan) == UNRESOLVED
-    none = {f"{v}_{s}": np.nan for v in claims.paper_claims.TRUTH_WORDS
+    none = {f"{v}_{s}": np.nan for v in claims.q4.TRUTH_WORDS
             for s in ("mean_a", "mean_b", "p_kruskal")}
     assert decide("q4_readers", n_answers=0, **none) == UNRESOLVED
     assert decide("q4_truth", has_truth=False, **none) == UNRESOLVED

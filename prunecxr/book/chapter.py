@@ -226,11 +226,15 @@ def glue_paper() -> None:
 
 
 def glue_claims(results: dict) -> None:
-    """Glue each evaluated claim (:func:`prunecxr.claims.evaluate`) as ``claim_<key>`` (this
-    build's value), ``claim_<key>_verdict`` and ``claim_<key>_sentence``."""
-    for key, result in results.items():
-        glue_values(**{f"claim_{key}": result.build, f"claim_{key}_verdict": result.verdict,
-                       f"claim_{key}_sentence": result.sentence})
+    """Glue each evaluated claim (:func:`prunecxr.claims.evaluate`) as ``claim_<key>`` (the
+    paper's statistic on this build), ``claim_<key>_sound`` (the sound statistic),
+    ``claim_<key>_verdict`` (decided on the sound one), ``claim_<key>_paper_verdict``,
+    ``claim_<key>_sentence`` and ``claim_<key>_why`` (why the two disagree; "" if they agree)."""
+    for key, r in results.items():
+        glue_values(**{f"claim_{key}": r.build, f"claim_{key}_sound": r.sound,
+                       f"claim_{key}_verdict": r.verdict,
+                       f"claim_{key}_paper_verdict": r.paper_verdict,
+                       f"claim_{key}_sentence": r.sentence, f"claim_{key}_why": r.why})
 
 
 def save_table(name: str, frame: Any) -> str:

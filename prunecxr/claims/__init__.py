@@ -9,9 +9,10 @@ result. The chapters' answer boxes, the landing table, the "paper beside this bu
 
 - :mod:`.core` what a claim, a result and a verdict are; tables and sentences of many;
 - :mod:`.evidence` the tables claims are computed from, each computed once per store;
-- :mod:`.paper_claims` the paper's claims (Q1-Q4); :mod:`.compression` Q5's (beyond it).
+- :mod:`.q1` ... :mod:`.q4` the paper's claims, one module per question; :mod:`.q5` Q5's
+  (beyond the paper).
 
-A new claim is one entry in a question's ``CLAIMS`` list (and, if the paper states a value
+A new claim is one entry in its question's ``CLAIMS`` list (and, if the paper states a value
 for it, a row of :mod:`prunecxr.paper`); a chapter shows it with
 :func:`prunecxr.book.glue_claims`.
 """
@@ -21,16 +22,17 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..stats import format_p
-from . import compression, paper_claims
-from .compression import q5_summary
-from .core import (FAILS, HOLDS, MIMIC_COL, NIH_COL, TABLE_COLUMNS, UNRESOLVED, VERDICTS, Claim,
-                   Result, Settings, as_float, corr_text, drop_text, fmt, judge, ratio_text,
-                   summary_sentence, verdict_counts, verdict_html, verdict_table)
+from . import q1, q2, q3, q4, q5
+from .core import (FAILS, HOLDS, MIMIC_COL, NIH_COL, PAPER_STAT_COL, SOUND_STAT_COL, TABLE_COLUMNS,
+                   UNRESOLVED, VERDICTS, Claim, Result, Settings, as_float, corr_text, drop_text,
+                   fmt, judge, ratio_text, summary_sentence, verdict_counts, verdict_html,
+                   verdict_table)
 from .evidence import Evidence
-from .paper_claims import (interaction_text, ols_equation, rare_ratio_text, truth_items,
-                           truth_status)
+from .q3 import interaction_text, ols_equation
+from .q4 import rare_ratio_text, truth_items, truth_status
+from .q5 import q5_summary
 
-CLAIMS: dict[str, Claim] = {c.key: c for c in paper_claims.CLAIMS + compression.CLAIMS}
+CLAIMS: dict[str, Claim] = {c.key: c for q in (q1, q2, q3, q4, q5) for c in q.CLAIMS}
 PAPER_CLAIMS: tuple[str, ...] = tuple(k for k, c in CLAIMS.items() if c.in_paper)
 
 
@@ -44,8 +46,18 @@ def evaluate(evidence: Evidence, keys: Sequence[str] | None = None) -> dict[str,
     return {k: judge(c, evidence) for k, c in CLAIMS.items() if k in keys}
 
 
+def rules_table(settings: Settings | None = None):
+    """Every claim's rule, as fixed before any outcome was looked at: columns question, claim,
+    rule (for the data-and-methods chapter)."""
+    import pandas as pd
+
+    s = settings or Settings()
+    return pd.DataFrame([{"question": c.question, "claim": c.statement(s), "rule": c.rule_text}
+                         for c in CLAIMS.values()])
+
+
 __all__ = [
-    "CLAIMS", "PAPER_CLAIMS", "Claim", "Evidence", "Result", "Settings", "evaluate", "judge",
+    "CLAIMS", "PAPER_CLAIMS", "PAPER_STAT_COL", "SOUND_STAT_COL", "Claim", "Evidence", "Result", "Settings", "evaluate", "judge", "rules_table",
     "HOLDS", "FAILS", "UNRESOLVED", "VERDICTS", "NIH_COL", "MIMIC_COL", "TABLE_COLUMNS",
     "verdict_table", "verdict_counts", "verdict_html", "summary_sentence", "q5_summary",
     "as_float", "fmt", "format_p", "drop_text", "ratio_text", "corr_text", "rare_ratio_text",

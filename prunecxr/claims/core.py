@@ -8,7 +8,7 @@ every claim and chapter; P values through :func:`prunecxr.stats.format_p`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,11 +16,15 @@ import pandas as pd
 from .. import paper
 from ..stats import format_p
 
+if TYPE_CHECKING:
+    from .evidence import Evidence
+
 HOLDS, FAILS, UNRESOLVED = "holds", "does not hold", "not resolved"
 VERDICTS = (HOLDS, FAILS, UNRESOLVED)
 NIH_COL, MIMIC_COL = "paper (NIH-CXR-LT)", "paper (MIMIC-CXR-LT)"
-TABLE_COLUMNS = ("key", "question", "claim", NIH_COL, MIMIC_COL, "source", "this build",
-                 "verdict")
+PAPER_STAT_COL, SOUND_STAT_COL = "this build (paper's statistic)", "this build (sound statistic)"
+TABLE_COLUMNS = ("key", "question", "claim", NIH_COL, MIMIC_COL, "source", PAPER_STAT_COL,
+                 "paper's verdict", SOUND_STAT_COL, "verdict", "why they differ", "rule")
 
 
 @dataclass(frozen=True)
@@ -80,10 +84,15 @@ def corr_text(values: dict, unit: str = "classes") -> str:
 class Claim:
     """One claim: where it stands in the paper, how this build computes and decides it.
 
-    ``compute(evidence) -> dict`` gives this build's values; ``rule(values, settings)`` gives
-    True (holds), False (does not hold) or None (not resolved: the data cannot decide);
-    ``describe(values)`` is this build's value as text; ``sentences`` maps each verdict to the
-    sentence that states it (``str.format`` fields: the values, ``build`` and ``verdict``).
+    ``compute(evidence) -> dict`` gives this build's values. ``describe(values)`` is the
+    paper's statistic on this build as text, ``paper_rule(values, settings)`` the paper's own
+    decision on it; ``sound(values)`` is the statistic that fits this design (a paired test, a
+    chance correction, a permutation over classes...) and ``rule(values, settings)`` the
+    verdict, decided on it: True (holds), False (does not hold) or None (not resolved: the data
+    cannot decide). Without ``sound``/``paper_rule`` the paper's statistic is used as it is.
+    ``why`` says in one sentence why the two statistics can disagree; ``rule_text`` states the
+    rule, fixed before any outcome was looked at; ``sentences`` maps a verdict to the sentence
+    that states it (``str.format`` fields: the values, ``build`` and ``verdict``).
     """
 
     key: str
@@ -95,6 +104,10 @@ class Claim:
     rule: Callable[[dict, Settings], bool | None]
     describe: Callable[[dict], str]
     sentences: dict = field(default_factory=dict)
+    sound: Callable[[dict], str] | None = None
+    paper_rule: Callable[[dict, Settings], bool | None] | None = None
+    why: str = ""
+    rule_text: str = ""
 
     @property
     def paper_keys(self) -> tuple[str, ...]:
@@ -108,13 +121,20 @@ class Claim:
 
 @dataclass(frozen=True)
 class Result:
-    """A claim evaluated on one build: its values, verdict, text and sentence."""
+    """A claim evaluated on one build: its values, both statistics as text, both verdicts."""
 
     claim: Claim
     settings: Settings
     values: dict
-    verdict: str
-    build: str
+    verdict: str        # decided on the sound statistic
+    build: str          # the paper's statistic on this build
+    paper_verdict: str  # the paper's rule on the paper's statistic
+    sound: str          # the sound statistic on this build (the paper's where it is sound)
+
+    @property
+    def differs(self) -> bool:
+        """Whether the paper's statistic and the sound one reach different verdicts."""
+        return self.paper_verdict != self.verdict
 
     @property
     def key(self) -> str:
@@ -127,7 +147,16 @@ class Result:
             return template.format(**self.values, build=self.build, verdict=self.verdict)
         statement = self.claim.statement(self.settings)
         lead = f"{statement[:1].upper()}{statement[1:]}: {self.verdict} here"
-        return f"{lead}. {self.build}" if self.build.endswith(".") else f"{lead} ({self.build})."
+        text = self.sound
+        return f"{lead}. {text}" if text.endswith(".") else f"{lead} ({text})."
+
+    @property
+    def why(self) -> str:
+        """Why the paper's statistic says otherwise here ("" where both agree)."""
+        if not self.differs:
+            return ""
+        return (f"By the paper's own statistic the claim {self.paper_verdict}; "
+                + (self.claim.why or "the two statistics measure different things") + ".")
 
     def row(self) -> dict:
         """One row of the verdict table (:data:`TABLE_COLUMNS`)."""
@@ -137,7 +166,9 @@ class Result:
         return {"key": self.key, "question": self.claim.question,
                 "claim": self.claim.statement(self.settings), NIH_COL: "; ".join(texts),
                 MIMIC_COL: "; ".join(mimic), "source": "; ".join(sources),
-                "this build": self.build, "verdict": self.verdict}
+                PAPER_STAT_COL: self.build, "paper's verdict": self.paper_verdict,
+                SOUND_STAT_COL: self.sound, "verdict": self.verdict, "why they differ": self.why,
+                "rule": self.claim.rule_text}
 
 
 def _verdict(ok: bool | None) -> str:
@@ -146,9 +177,13 @@ def _verdict(ok: bool | None) -> str:
 
 def judge(claim: Claim, evidence) -> Result:
     """``claim`` computed on ``evidence`` (:class:`prunecxr.claims.Evidence`) and decided."""
-    values = claim.compute(evidence)
-    return Result(claim, evidence.settings, values,
-                  _verdict(claim.rule(values, evidence.settings)), claim.describe(values))
+    values, settings = claim.compute(evidence), evidence.settings
+    verdict = _verdict(claim.rule(values, settings))
+    paper_verdict = (verdict if claim.paper_rule is None
+                     else _verdict(claim.paper_rule(values, settings)))
+    build = claim.describe(values)
+    return Result(claim, settings, values, verdict, build, paper_verdict,
+                  build if claim.sound is None else claim.sound(values))
 
 
 def verdict_table(results: dict[str, Result]) -> pd.DataFrame:
@@ -175,8 +210,8 @@ def summary_sentence(results: Sequence[Result], intro: str = "") -> str:
     return (intro + " " if intro else "") + " ".join(parts)
 
 
-def verdict_html(table: pd.DataFrame, columns=("question", "claim", NIH_COL, "this build",
-                                               "verdict", "source")) -> str:
+def verdict_html(table: pd.DataFrame, columns=("question", "claim", NIH_COL, PAPER_STAT_COL,
+                                               SOUND_STAT_COL, "verdict", "source")) -> str:
     """The table as compact HTML for a page (verdict cells classed for colour)."""
     cols = [c for c in columns if c in table]
     html = table[cols].to_html(index=False, escape=True, classes=["verdict-table"], border=0)
@@ -184,3 +219,30 @@ def verdict_html(table: pd.DataFrame, columns=("question", "claim", NIH_COL, "th
                       (UNRESOLVED, "verdict-na")):
         html = html.replace(f"<td>{word}</td>", f'<td class="{cls}">{word}</td>')
     return html
+
+
+# ------------------------------------------------------------------ shared by the claims
+
+def correlation_values(frame: pd.DataFrame, row: str) -> dict:
+    r = frame.loc[row]
+    return {s: as_float(r[s]) for s in ("n", "r", "p_r", "rho", "p_rho")}
+
+
+def signed_rule(sign: int):
+    """Rule of a correlation claim: ρ has the claimed sign with P below the level."""
+    def rule(v: dict, s: Settings) -> bool | None:
+        if not (np.isfinite(v["rho"]) and np.isfinite(v["p_rho"])):
+            return None
+        return bool(sign * v["rho"] > 0 and v["p_rho"] < s.level)
+    return rule
+
+
+def finite_rule(*names):
+    """Rule wrapper: not resolved unless every named value is finite."""
+    def wrap(rule):
+        def checked(v: dict, s: Settings) -> bool | None:
+            if not all(np.isfinite(v[n]) for n in names):
+                return None
+            return rule(v, s)
+        return checked
+    return wrap

@@ -1,76 +1,14 @@
-"""The paper's claims (Q1-Q4), each one :class:`~prunecxr.claims.core.Claim`."""
+"""Q4 (pruning-identified exemplars): what PIEs have in common, and their ground truth."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..analysis import overall
 from ..stats import format_p
-from .core import (FAILS, HOLDS, UNRESOLVED, Claim, Result, Settings, as_float, corr_text, fmt,
-                   ratio_text)
+from .core import (FAILS, HOLDS, UNRESOLVED, Claim, Result, Settings, as_float, finite_rule,
+                   fmt, ratio_text)
 from .evidence import Evidence
-
-
-def _correlation(frame: pd.DataFrame, row: str) -> dict:
-    r = frame.loc[row]
-    return {s: as_float(r[s]) for s in ("n", "r", "p_r", "rho", "p_rho")}
-
-
-def _signed(sign: int):
-    """Rule of a correlation claim: ρ has the claimed sign with P below the level."""
-    def rule(v: dict, s: Settings) -> bool | None:
-        if not (np.isfinite(v["rho"]) and np.isfinite(v["p_rho"])):
-            return None
-        return bool(sign * v["rho"] > 0 and v["p_rho"] < s.level)
-    return rule
-
-
-def _q1_first_drop(ev: Evidence) -> dict:
-    return {"first_drop": overall.first_significant_drop(ev.welch)}
-
-
-def _q1_weights(ev: Evidence) -> dict:
-    return {"fraction_below": overall.fraction_below(ev.weights, ev.settings.weight_threshold),
-            "n_weights": int(ev.weights.size)}
-
-
-def _q2_examples(ev: Evidence) -> dict:
-    per_class, _ = ev.forgetting
-    ranked = per_class.sort_values("train_count", ascending=False, kind="stable")
-    out = {"final_sparsity": float(per_class.attrs.get("final_sparsity", np.nan))}
-    for tag, row in (("frequent", ranked.iloc[0]), ("rare", ranked.iloc[-1])):
-        out.update({f"{tag}_class": str(row["class"]), f"{tag}_count": int(row["train_count"]),
-                    f"{tag}_final": as_float(row["final_change"]),
-                    f"{tag}_first": as_float(row["first_drop"])})
-    return out
-
-
-def _q3_ols(ev: Evidence) -> dict:
-    if ev.ols is None:
-        return {k: np.nan for k in ("intercept", "b_dlogfreq", "b_iou4", "b3", "p3", "r2")}
-    t = ev.ols.set_index("term")
-    return {"intercept": as_float(t.loc["Intercept", "coef"]),
-            "b_dlogfreq": as_float(t.loc["dlogfreq", "coef"]), "b_iou4": as_float(t.loc["iou4", "coef"]),
-            "b3": as_float(t.loc["dlogfreq:iou4", "coef"]), "p3": as_float(t.loc["dlogfreq:iou4", "p"]),
-            "r2": as_float(ev.ols["r2"].iloc[0])}
-
-
-def ols_equation(v: dict) -> str:
-    """The fitted Eq. 2 as text, signs written out."""
-    if not np.isfinite(v["b3"]):
-        return "not fitted (too few class pairs)"
-
-    def term(b, name):
-        return f"{'-' if b < 0 else '+'} {abs(b):.2f} {name}"
-
-    return (f"FCD = {v['intercept']:.2f} {term(v['b_dlogfreq'], '|ΔlogF|')} "
-            f"{term(v['b_iou4'], 'IoU^¼')} {term(v['b3'], '|ΔlogF|·IoU^¼')}")
-
-
-def interaction_text(v: dict) -> str:
-    """"β3 = -0.31 (P = 0.005)", the interaction of the fitted Eq. 2."""
-    return f"β3 = {v['b3']:.2f} ({format_p(v['p3'])})" if np.isfinite(v["b3"]) else "undefined"
 
 
 def _q4_rare(ev: Evidence) -> dict:
@@ -211,84 +149,12 @@ def _q4_readers_text(v: dict) -> str:
             f"({format_p(v['difficulty_p_kruskal'])})")
 
 
-def _finite(*names):
-    """Rule wrapper: not resolved unless every named value is finite."""
-    def wrap(rule):
-        def checked(v: dict, s: Settings) -> bool | None:
-            if not all(np.isfinite(v[n]) for n in names):
-                return None
-            return rule(v, s)
-        return checked
-    return wrap
-
-
 CLAIMS = [
-    Claim(
-        "q1_first_drop", "Q1",
-        lambda s: (f"mAP holds up to high sparsity (first significant drop at "
-                   f"k ≥ {s.first_drop_at_least:.2f})"),
-        ("q1_first_drop_nih",), ("q1_first_drop_mimic",), _q1_first_drop,
-        lambda v, s: bool(not np.isfinite(v["first_drop"])
-                          or v["first_drop"] >= s.first_drop_at_least - 1e-9),
-        lambda v: (fmt(v["first_drop"]) if np.isfinite(v["first_drop"])
-                   else "no significant drop in the grid"),
-        {HOLDS: "As in the paper, the models can be pruned heavily before their overall "
-                "performance suffers.",
-         FAILS: "Unlike in the paper, overall performance suffers already at moderate sparsity "
-                "here."}),
-    Claim(
-        "q1_weights", "Q1",
-        lambda s: f"over half of the trained weights have |w| < {s.weight_threshold:g}",
-        ("q1_weights",), (), _q1_weights,
-        _finite("fraction_below")(lambda v, s: bool(v["fraction_below"] > 0.5)),
-        lambda v: f"{fmt(100 * v['fraction_below'], '.1f')}%"),
-    Claim(
-        "q2_first_drop", "Q2", lambda s: "rarer classes are forgotten earlier (ρ > 0 with ln "
-                                         "train count)",
-        ("q2_first_drop_r_nih", "q2_first_drop_rho_nih"),
-        ("q2_first_drop_r_mimic", "q2_first_drop_rho_mimic"),
-        lambda ev: _correlation(ev.forgetting[1].set_index("outcome"), "first_drop"),
-        _signed(1), corr_text),
-    Claim(
-        "q2_final_change", "Q2", lambda s: "rarer classes lose more AP at the highest sparsity "
-                                           "(ρ > 0)",
-        ("q2_final_r_nih", "q2_final_rho_nih"), ("q2_final_r_mimic", "q2_final_rho_mimic"),
-        lambda ev: _correlation(ev.forgetting[1].set_index("outcome"), "final_change"),
-        _signed(1), corr_text),
-    Claim(
-        "q2_examples", "Q2", lambda s: "the most frequent class loses less than the rarest",
-        ("q2_frequent_nih", "q2_rare_nih"), ("q2_frequent_mimic", "q2_rare_mimic"),
-        _q2_examples,
-        _finite("frequent_final", "rare_final")(
-            lambda v, s: bool(v["rare_final"] < v["frequent_final"])),
-        lambda v: (f"{v['frequent_class']} ({v['frequent_count']:,}): {fmt(v['frequent_final'])} "
-                   f"at k = {fmt(v['final_sparsity'])}, first 20% drop "
-                   f"{fmt(v['frequent_first'])}; {v['rare_class']} ({v['rare_count']:,}): "
-                   f"{fmt(v['rare_final'])}, {fmt(v['rare_first'])}")),
-    Claim(
-        "q3_dlogfreq", "Q3", lambda s: "pairs further apart in frequency forget differently "
-                                       "(FCD, ρ > 0)",
-        ("q3_dlogfreq_r_nih", "q3_dlogfreq_rho_nih"),
-        ("q3_dlogfreq_r_mimic", "q3_dlogfreq_rho_mimic"),
-        lambda ev: _correlation(ev.fcd_correlations, "dlogfreq"), _signed(1),
-        lambda v: corr_text(v, "pairs")),
-    Claim(
-        "q3_iou", "Q3", lambda s: "pairs that co-occur more forget alike (FCD vs IoU^¼, ρ < 0)",
-        ("q3_iou_r_nih", "q3_iou_rho_nih"), ("q3_iou_r_mimic", "q3_iou_rho_mimic"),
-        lambda ev: _correlation(ev.fcd_correlations, "iou4"), _signed(-1),
-        lambda v: corr_text(v, "pairs")),
-    Claim(
-        "q3_ols", "Q3", lambda s: "negative interaction of |ΔlogF| and IoU^¼ in the OLS of FCD "
-                                  "(β3 < 0)",
-        ("q3_ols", "q3_ols_p"), (), _q3_ols,
-        _finite("b3", "p3")(lambda v, s: bool(v["b3"] < 0 and v["p3"] < s.level)),
-        lambda v: (f"{ols_equation(v)}; β3 {format_p(v['p3'])}" if np.isfinite(v["b3"])
-                   else ols_equation(v))),
     Claim(
         "q4_rare", "Q4", lambda s: (f"the {s.n_rare} rarest classes are over-represented among "
                                     "PIEs (every ratio > 1)"),
         ("q4_rare",), (), _q4_rare,
-        _finite("ratio_min")(lambda v, s: bool(v["ratio_min"] > 1)),
+        finite_rule("ratio_min")(lambda v, s: bool(v["ratio_min"] > 1)),
         lambda v: rare_ratio_text(v) if np.isfinite(v["ratio_min"]) else "n/a"),
     Claim(
         "q4_many", "Q4", lambda s: "images with the most findings are over-represented among "
