@@ -42,6 +42,15 @@ class Settings:
     n_rare: int = 5                # Q4: the rarest classes by training count
     weight_threshold: float = 0.01  # Q1: the small-weights threshold
     first_drop_at_least: float = 0.6  # Q1: "pruned heavily" = first drop at k >= this
+    # The sound statistics' rules (issue: claims that survive a statistician); each is stated
+    # in the claim's ``rule_text`` and fixed before any outcome is looked at.
+    equivalence_margin: float = 0.05  # Q1: relative mAP loss below which mAP "holds"
+    n_perm: int = 2000             # Q3: class-label permutations (Mantel/QAP)
+    pie_loss: float = 0.2          # Q4: PIEs at the lowest level with this share of the dense
+                                   #     mAP above chance lost (the damage rule)
+    min_spread: float = 0.1        # Q4: the pruned models must still rank images: across-image
+                                   #     SD of their mean outputs >= this share of the dense SD
+    n_boot_pairs: int = 2000       # resamples of two-level (seed x image) bootstraps
     reference: str = "l1"          # Q5: the method the others are compared with
     losses: tuple = (0.05, 0.1, 0.2)  # Q5: shares of dense mAP lost at which methods are matched
     n_boot: int = 2000             # Q5: bootstrap resamples of seeds

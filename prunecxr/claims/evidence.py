@@ -31,6 +31,14 @@ class Evidence:
         self.settings = settings or Settings()
         self.responses = responses
 
+    def memo(self, name: str, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` computed once per evidence under ``name`` (warnings muted):
+        how a claim module caches a table of its own without editing this class."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if name not in cache:
+            cache[name] = self._quiet(fn, *args, **kwargs)
+        return cache[name]
+
     def _quiet(self, fn, *args, **kwargs):
         with warnings.catch_warnings():  # classes without test positives: reported as NaN
             warnings.simplefilter("ignore")
