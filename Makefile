@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= default
 
-.PHONY: setup results book test test-fast nbval-refs mutation benchmark clean lab
+.PHONY: setup results book test test-fast nbval-refs nbval-fixture mutation benchmark clean lab
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,16 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
-## Regenerate the nbval reference notebooks after an intended change of results
-## (every chapter, or some: make nbval-refs CHAPTERS="q1_overall q4_pies").
+## Regenerate the nbval reference notebooks from the frozen smoke results in
+## tests/fixtures/smoke_results (no training; every chapter, or some:
+## make nbval-refs CHAPTERS="q1_overall q4_pies"), after an intended change of a chapter.
 nbval-refs: $(STAMP)
 	$(PY) -m prunecxr.book refs $(CHAPTERS)
+
+## Refreeze tests/fixtures/smoke_results from a fresh smoke run, then every nbval reference,
+## after an intended change of the pipeline's results (its bits depend on the CPU: review the diff).
+nbval-fixture: $(STAMP)
+	$(PY) -c "from prunecxr.book.refs import regenerate_fixture; print(*regenerate_fixture(), sep='\n')"
 
 ## Mutation testing (by hand, not in CI; about 34 minutes on 2 CPU cores): mutmut
 ## mutates metrics, prune, stats and the science of analysis/ (see [tool.mutmut] in pyproject.toml), runs

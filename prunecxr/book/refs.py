@@ -1,54 +1,185 @@
-"""nbval reference notebooks: the chapters executed on the smoke profile, images dropped."""
+"""nbval references: the chapters executed on a frozen smoke results folder, images dropped.
+
+The smoke pipeline is deterministic on one machine, but its bits depend on the CPU's vector
+kernels (AVX2, AVX-512, NEON train to different weights; tiny models turn the last bits into
+different PIEs). So the chapters' regression test does not run on a fresh smoke run: it runs on
+:data:`FIXTURE` (``tests/fixtures/smoke_results/``), the results folder of one smoke run
+committed with the tests, installed by :func:`install_fixture` into a temporary
+``$PRUNECXR_HOME`` under the folder name the current smoke configuration resolves to. The
+chapters' ``ensure_results`` finds it finished and computes nothing, and nbval pins the
+analysis, which is the same on every CPU.
+
+- :func:`regenerate_nbval_refs` (``make nbval-refs``): the references from the fixture; no
+  training, about a minute.
+- :func:`regenerate_fixture` (``make nbval-fixture``): a fresh smoke run frozen into the
+  fixture (:func:`freeze_fixture`), then every reference; for an intended change of the
+  pipeline's results.
+
+The fixture keeps every file of the finished folder except the weights of the seeds after the
+first (about 3 MB each, read by no chapter): their ``best.pt`` holds only
+:data:`PLACEHOLDER_KEY`, so the pipeline counts the seed as trained and a chapter that loads
+those weights fails loudly, naming the key.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .build import NOTEBOOKS, execute_notebook, repo_root
 
-# ------------------------------------------------------------------------ nbval references
-
 REF_DIR = Path("tests") / "notebooks"
+FIXTURE = Path("tests") / "fixtures" / "smoke_results"
+FIXTURE_PROFILE = "smoke"
+PLACEHOLDER_KEY = "weights_not_kept_in_the_nbval_fixture_only_the_first_seeds"
+# Files of a results folder that a finished folder does not need (checkpoints, partial sweeps,
+# SLURM bookkeeping): never frozen.
+TRANSIENT = ("last.pt", "*.partial.npz", "slurm", "*.tmp")
+REFRESH = ("run `make nbval-fixture` (a fresh smoke run frozen into tests/fixtures/smoke_results, "
+           "then every nbval reference) and review the diff")
 
 
-def regenerate_nbval_refs(dest: str | os.PathLike | None = None, profile: str = "smoke",
-                          notebooks: Sequence[str] | None = None, progress: bool = True) -> list[Path]:
-    """Execute the chapters on the smoke profile into ``tests/notebooks/`` (nbval references).
+class FixtureMismatch(ValueError):
+    """The frozen smoke results no longer match the current smoke configuration or data."""
 
-    Results come from ``$PRUNECXR_HOME`` (computed if missing). Images are dropped from the
-    saved outputs (nbval never compares them), text outputs are kept, and the machine's paths
-    in them are what ``tests/nbval_sanitize.cfg`` masks.
+
+@contextmanager
+def temporary_home() -> Iterator[Path]:
+    """A throwaway ``$PRUNECXR_HOME`` for this process and its children (kernels, workers)."""
+    old = os.environ.get("PRUNECXR_HOME")
+    with tempfile.TemporaryDirectory(prefix="prunecxr-nbval-") as home:
+        os.environ["PRUNECXR_HOME"] = home
+        try:
+            yield Path(home)
+        finally:
+            if old is None:
+                os.environ.pop("PRUNECXR_HOME", None)
+            else:
+                os.environ["PRUNECXR_HOME"] = old
+
+
+def _differences(frozen: dict, current: dict) -> list[str]:
+    return [f"{k}: {frozen.get(k, '(absent)')!r} frozen, {current.get(k, '(absent)')!r} now"
+            for k in sorted(set(frozen) | set(current)) if frozen.get(k) != current.get(k)]
+
+
+def install_fixture(home: str | os.PathLike, config=None, fixture: str | os.PathLike | None = None) -> Path:
+    """Copy the frozen results into ``home/results/<the folder name of config>`` and return it.
+
+    ``config`` defaults to the smoke profile. Raises :class:`FixtureMismatch` (one line, with
+    the remedy) when a result-determining field of ``config`` or the dataset's identity differs
+    from what the fixture was frozen with. The library version alone may differ (it is in the
+    key, so in the folder name): the installed ``config.json`` then takes the current key. The
+    dataset is built (or found) in ``home/data``, where the chapters look for it.
+    """
+    from .. import io
+    from ..config import load_config
+    from ..data import get_dataset
+    from ..pipeline import results_dir_for
+
+    home = Path(home)
+    fixture = Path(fixture) if fixture else repo_root() / FIXTURE
+    if not (fixture / "config.json").is_file():
+        raise FixtureMismatch(f"{fixture} holds no frozen results (no config.json); {REFRESH}")
+    config = config or load_config(FIXTURE_PROFILE)
+    frozen = io.read_json(fixture / "config.json")
+    frozen.pop("key", None)
+    current = json.loads(json.dumps(config.result_fields(), default=str))
+    diff = _differences(frozen, current)
+    if diff:
+        raise FixtureMismatch(f"{fixture} was frozen from another smoke configuration "
+                              f"({'; '.join(diff)}); {REFRESH}")
+    config = dataclasses.replace(config, cache_dir=str(home / "data"))
+    dataset = get_dataset(config.dataset, **config.dataset_options())
+    identity = io.read_json(fixture / "dataset.json")["identity"]
+    if identity != dataset.identity:
+        raise FixtureMismatch(f"{fixture} was frozen from other data ({dataset.name} identity "
+                              f"{identity[:12]} frozen, {dataset.identity[:12]} now); {REFRESH}")
+    dest = results_dir_for(config, dataset, home / "results")
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(fixture, dest)
+    io.write_json(dest / "config.json", {**config.result_fields(), "key": config.key})
+    return dest
+
+
+def freeze_fixture(results_dir: str | os.PathLike, fixture: str | os.PathLike | None = None) -> Path:
+    """Replace the fixture with a copy of the finished ``results_dir``: transient files
+    dropped, the weights of every seed but the first replaced by a placeholder."""
+    import torch
+
+    from .. import io
+
+    fixture = Path(fixture) if fixture else repo_root() / FIXTURE
+    if fixture.exists():
+        shutil.rmtree(fixture)
+    shutil.copytree(results_dir, fixture, ignore=shutil.ignore_patterns(*TRANSIENT))
+    config = io.read_json(fixture / "config.json")
+    first = f"seed_{int(config['first_seed']):03d}"
+    for path in sorted(fixture.rglob("best.pt")):
+        if path.parent.name != first:
+            torch.save({PLACEHOLDER_KEY: torch.zeros(0)}, path)
+    return fixture
+
+
+def regenerate_fixture(fixture: str | os.PathLike | None = None, progress: bool = True) -> list[Path]:
+    """A fresh smoke run (in a temporary home, so no cached folder is reused) frozen into the
+    fixture, then every reference regenerated from it. Returns the fixture and the references."""
+    from ..config import load_config
+    from ..pipeline import ensure_results
+
+    with temporary_home():
+        folder = ensure_results(load_config(FIXTURE_PROFILE), progress=progress)
+        written = freeze_fixture(folder, fixture)
+    if progress:
+        size = sum(p.stat().st_size for p in written.rglob("*") if p.is_file())
+        print(f"[nbval-fixture] {written}: {size / 2**20:.1f} MB", flush=True)
+    return [written, *regenerate_nbval_refs(fixture=fixture, progress=progress)]
+
+
+def regenerate_nbval_refs(dest: str | os.PathLike | None = None, profile: str = FIXTURE_PROFILE,
+                          notebooks: Sequence[str] | None = None, progress: bool = True,
+                          fixture: str | os.PathLike | None = None) -> list[Path]:
+    """Execute the chapters on the frozen smoke results into ``tests/notebooks/``.
+
+    The fixture is installed into a temporary ``$PRUNECXR_HOME`` (:func:`install_fixture`), so
+    nothing is trained and the user's own cached results are never read. Images are dropped
+    from the saved outputs (nbval never compares them), text outputs are kept, and the paths in
+    them are what ``tests/nbval_sanitize.cfg`` masks.
     """
     import nbformat
 
     from ..config import load_config
-    from ..pipeline import ensure_results
 
     root = repo_root()
     dest = Path(dest) if dest else root / REF_DIR
-    ensure_results(load_config(profile), progress=progress)
     written = []
-    for name in notebooks or NOTEBOOKS:
-        if progress:
-            print(f"[nbval-refs] executing {name}.ipynb", flush=True)
-        params = {"profile": profile, "results_dir": "", "overrides": []}
-        if name == "reproducibility":
-            params["timings_file"] = ""
-        execute_notebook(name, dest, params, root)
-        path = dest / f"{name}.ipynb"
-        nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:
-            for output in cell.get("outputs", []):
-                data = output.get("data")
-                if data:
-                    for mime in [m for m in data if m.endswith(("image/png", "image/svg+xml",
-                                                                "image/jpeg"))]:
-                        del data[mime]
-        nb.metadata.get("papermill", {}).pop("input_path", None)
-        nb.metadata.get("papermill", {}).pop("output_path", None)
-        nbformat.write(nb, path)
-        written.append(path)
+    with temporary_home() as home:
+        install_fixture(home, load_config(profile), fixture)
+        for name in notebooks or NOTEBOOKS:
+            if progress:
+                print(f"[nbval-refs] executing {name}.ipynb", flush=True)
+            params = {"profile": profile, "results_dir": "", "overrides": []}
+            if name == "reproducibility":
+                params["timings_file"] = ""
+            execute_notebook(name, dest, params, root)
+            path = dest / f"{name}.ipynb"
+            nb = nbformat.read(path, as_version=4)
+            for cell in nb.cells:
+                for output in cell.get("outputs", []):
+                    data = output.get("data")
+                    if data:
+                        for mime in [m for m in data if m.endswith(("image/png", "image/svg+xml",
+                                                                    "image/jpeg"))]:
+                            del data[mime]
+            nb.metadata.get("papermill", {}).pop("input_path", None)
+            nb.metadata.get("papermill", {}).pop("output_path", None)
+            nbformat.write(nb, path)
+            written.append(path)
     return written
-
