@@ -3,7 +3,7 @@
 ``from prunecxr.progress import tqdm`` is tqdm's own bar in a terminal. In a Jupyter kernel it
 is one line of text updated in place through an IPython display handle (no ipywidgets needed),
 so JupyterLab shows a live line and a notebook saved by papermill or nbclient holds the bar's
-last state once, not hundreds of fragments. ``PRUNECXR_PROGRESS=0`` (set by the CLI's
+last state once, not hundreds of fragments; nested bars (``leave=False``) are not shown there. ``PRUNECXR_PROGRESS=0`` (set by the CLI's
 ``--quiet``, inherited by worker processes) turns every bar off.
 """
 
@@ -93,6 +93,9 @@ def tqdm(*args, **kwargs):
     ``PRUNECXR_PROGRESS=0`` hides it."""
     kwargs["disable"] = kwargs.get("disable", False) or not enabled()
     if in_notebook():
+        # A nested bar (leave=False: one seed's epochs, one method's levels) would leave an
+        # empty output behind per seed; the notebook shows the outer bars only.
+        kwargs["disable"] = kwargs["disable"] or kwargs.get("leave") is False
         kwargs.pop("position", None)
         return NotebookBar(*args, **kwargs)
     return _terminal_tqdm(*args, **kwargs)
