@@ -162,6 +162,15 @@ def _validate(model, data: SplitArrays, config: Config, device) -> tuple[float, 
     return loss, float(m)
 
 
+def class_ap(model: nn.Module, data: SplitArrays, config: Config, device) -> list[float]:
+    """Per-class AP of ``model`` on ``data`` (NaN for a class without positives): what the
+    preconditions read for the kept checkpoint, on validation images, never test images."""
+    probs = predict(model, data.images, config.eval_batch_size, device, config.precision)
+    with warnings.catch_warnings():  # classes without validation positives are expected
+        warnings.simplefilter("ignore")
+        return [float(x) for x in average_precision(data.labels.numpy(), probs)]
+
+
 def make_optimizer(model: nn.Module, config: Config, device: torch.device,
                    lr: float | None = None) -> torch.optim.Adam:
     """Adam; fused (one kernel for all parameters) on CPU and CUDA, where torch has it.
@@ -275,11 +284,13 @@ def train_seed(config: Config, num_classes: int, train: SplitArrays, val: SplitA
             on_epoch(state["history"][-1])
         bar.set_postfix(val_loss=f"{val_loss:.4f}", val_map=f"{val_map:.3f}")
     bar.close()
+    model.load_state_dict(torch.load(out / BEST, map_location=device, weights_only=True))
+    val_ap = class_ap(model, val_data, config, device)  # the kept checkpoint's, per class
     with io.atomic_path(out / HISTORY) as tmp:
         pd.DataFrame(state["history"]).to_csv(tmp, index=False)
     summary = {"seed": seed, "epochs": state["epoch"] + 1, "best_epoch": state["best_epoch"],
                "best_val_loss": state["best_val_loss"], "seconds": state["seconds"],
-               "stopped_early": state["bad_epochs"] >= config.patience,
+               "stopped_early": state["bad_epochs"] >= config.patience, "val_ap": val_ap,
                "images_per_s": len(train.images) * (state["epoch"] + 1) / max(state["seconds"], 1e-9),
                "peak_gpu_bytes": peak_gpu_bytes(device),
                **where_it_ran(device), "started": state.get("started"), "finished": time.time()}

@@ -3,6 +3,8 @@ and the training-curve figure with kept epochs and stops marked."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,7 +102,7 @@ def test_preconditions_hold_exactly_at_each_threshold_and_say_so():
     expected = pd.DataFrame({
         "condition": ["seeds stopped early, not at the epoch cap",
                       "kept / best val mAP of a run (worst seed)",
-                      "median dense AP, weakest class", "test positives, rarest class",
+                      "median dense validation AP, weakest class", "test positives, rarest class",
                       "image size (pixels)", "seeds of the main method"],
         "measured": ["80%", "0.950", "0.200 (A)", "10 (A)", "64", "8"],
         "threshold": [">= 80%", ">= 0.95", ">= 0.2", ">= 10", ">= 64", ">= 8"],
@@ -137,24 +139,32 @@ def test_training_summary_edges():
 
 
 def fake_store():
-    """What store_preconditions reads from a store, with a second method and level to ignore."""
+    """What store_preconditions reads from a store: test AP (a second method and level to
+    ignore) that must not decide anything, and each seed's validation AP in done.json."""
     from types import SimpleNamespace
 
     ap = pd.DataFrame([{"method": m, "seed": s, "sparsity": k, "level": k, "class": c,
                         "ap": {"A": 0.9, "B": 0.3}[c] - k - (0.5 if m == "random" else 0) + 0.01 * s}
                        for m in ("l1", "random") for s in (0, 1) for k in (0.0, 0.5)
                        for c in ("A", "B")])
-    return SimpleNamespace(methods=["l1", "random"], ap_table=lambda: ap, history=history,
-                           training_summary=lambda: DONE, test_counts=pd.Series({"A": 30, "B": 12}),
-                           image_size=64, method_seeds=lambda m: [0, 1] if m == "l1" else [0])
+    done = DONE.assign(val_ap=[[0.8, 0.15], [0.7, 0.25]])  # B's median 0.2: learned
+    return SimpleNamespace(methods=["l1", "random"], classes=["A", "B"], ap_table=lambda: ap,
+                           history=history, training_summary=lambda: done,
+                           test_counts=pd.Series({"A": 30, "B": 12}), image_size=64,
+                           method_seeds=lambda m: [0, 1] if m == "l1" else [0])
 
 
-def test_store_preconditions_reads_the_main_method_dense_models():
+def test_store_preconditions_read_validation_ap_never_test_ap():
     store = fake_store()
-    dense_ap = cv.dense_ap(store)
     ap = store.ap_table()
-    pd.testing.assert_frame_equal(dense_ap, ap[(ap["method"] == "l1") & (ap["sparsity"] == 0.0)])
-    expected = cv.preconditions(cv.training_summary(history(), DONE), dense_ap,
+    pd.testing.assert_frame_equal(cv.dense_ap(store),
+                                  ap[(ap["method"] == "l1") & (ap["sparsity"] == 0.0)])
+    val = cv.val_ap(store)
+    assert val.groupby("class")["ap"].median().to_dict() == pytest.approx({"A": 0.75, "B": 0.2})
+    expected = cv.preconditions(cv.training_summary(history(), store.training_summary()), val,
                                 store.test_counts, 64, 2)
-    pd.testing.assert_frame_equal(cv.store_preconditions(store), expected)
-    assert cv.store_preconditions(store).loc[2, "measured"] == "0.305 (B)"
+    table = cv.store_preconditions(store)
+    pd.testing.assert_frame_equal(table, expected)
+    assert table.loc[2, "measured"] == "0.200 (B)" and table.loc[2, "passed"]
+    old = SimpleNamespace(**{**vars(store), "training_summary": lambda: DONE})  # no val_ap
+    assert cv.val_ap(old).empty and not cv.store_preconditions(old).loc[2, "passed"]

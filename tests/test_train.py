@@ -188,3 +188,33 @@ def test_resume_from_a_readable_last_checkpoint_continues(stopped, tmp_path, mon
     pd.testing.assert_frame_equal(
         untimed(pd.read_csv(train.seed_dir(tmp_path, 0) / "history.csv")), untimed(history))
     assert math.isfinite(again["seconds"])
+
+
+def test_done_json_records_the_kept_checkpoints_validation_ap_per_class(tmp_path):
+    """The preconditions read each class's validation AP of the kept (best) checkpoint: it is
+    recorded at the end of training, equal to that checkpoint's AP recomputed on the same
+    validation images (never test images)."""
+    import torch
+
+    from prunecxr import io
+    from prunecxr.config import load_config
+    from prunecxr.layout import BEST, DONE, seed_dir
+    from prunecxr.metrics import average_precision
+    from prunecxr.models import build_model
+    from prunecxr.train import SplitArrays, predict, prepare, train_seed
+
+    config = load_config("smoke", overrides=["max_epochs=2"])
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 255, (48, config.image_size, config.image_size), generator=g,
+                           dtype=torch.uint8)
+    labels = (torch.rand(48, 3, generator=g) < 0.4).float()
+    train, val = SplitArrays(images[:32], labels[:32]), SplitArrays(images[32:], labels[32:])
+    train_seed(config, 3, train, val, 0, tmp_path, torch.device("cpu"), progress=False)
+    done = io.read_json(seed_dir(tmp_path, 0) / DONE)
+    model = prepare(build_model(config.arch, 3, "none", seed=0, width=config.width), config,
+                    torch.device("cpu"))
+    model.load_state_dict(torch.load(seed_dir(tmp_path, 0) / BEST, weights_only=True))
+    probs = predict(model, val.images, config.eval_batch_size, torch.device("cpu"),
+                    config.precision)
+    np.testing.assert_allclose(done["val_ap"], average_precision(val.labels.numpy(), probs),
+                               equal_nan=True)

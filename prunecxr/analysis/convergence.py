@@ -8,7 +8,8 @@ every build, and the book states each measured value beside its threshold.
   validation mAP at the kept epoch and at its best).
 - :func:`preconditions`: the table of conditions, measured value, threshold, pass or fail;
   :func:`store_preconditions` computes it from a results store.
-- :func:`class_ap_table`: dense test AP of every class over the seeds, with its counts.
+- :func:`class_ap_table`: dense validation AP of every class over the seeds (what the
+  precondition reads: test data steer no choice), with the test AP and counts beside it.
 - :func:`training_curves_figure`: training curves with each seed's kept epoch and stop marked.
 """
 
@@ -25,7 +26,7 @@ from ..plots import OKABE_ITO
 # The preconditions (stated before looking at any outcome; see the Data and methods chapter).
 MIN_EARLY_STOPPED = 0.8  # share of seeds that stop by early stopping, not by the epoch cap
 MIN_KEPT_MAP_RATIO = 0.95  # kept checkpoint's val mAP / the best val mAP of that seed's run
-MIN_CLASS_AP = 0.2  # median dense test AP of every class
+MIN_CLASS_AP = 0.2  # median dense validation AP of every class (kept checkpoints)
 MIN_TEST_POSITIVES = 10  # positives per class in the test split
 MIN_IMAGE_SIZE = 64  # pixels
 MIN_POPULATION = 8  # seeds of the main pruning method
@@ -62,8 +63,8 @@ def preconditions(summary: pd.DataFrame, dense_ap: pd.DataFrame, test_counts: pd
                   image_size: int, population: int) -> pd.DataFrame:
     """The conditions an experiment must meet before its outcomes are read.
 
-    ``summary`` from :func:`training_summary`; ``dense_ap`` the tidy AP table of the main
-    method at sparsity 0 (columns seed, class, ap). Returns columns condition, measured,
+    ``summary`` from :func:`training_summary`; ``dense_ap`` the tidy validation AP of the kept
+    dense checkpoints (columns seed, class, ap; :func:`val_ap`). Returns columns condition, measured,
     threshold, passed (bool) and detail (the seeds or classes that fail).
     """
     rows = []
@@ -85,7 +86,7 @@ def preconditions(summary: pd.DataFrame, dense_ap: pd.DataFrame, test_counts: pd
         f"below: seeds {low}" if low else "")
     med = dense_ap.groupby("class")["ap"].median()
     weak = med[med < MIN_CLASS_AP].sort_values()
-    add("median dense AP, weakest class",
+    add("median dense validation AP, weakest class",
         f"{med.min():.3f} ({med.idxmin()})" if len(med) else "n/a", f">= {MIN_CLASS_AP}",
         len(med) > 0 and not len(weak),
         ", ".join(f"{c} {v:.3f}" for c, v in weak.items()))
@@ -100,20 +101,33 @@ def preconditions(summary: pd.DataFrame, dense_ap: pd.DataFrame, test_counts: pd
     return pd.DataFrame(rows, columns=["condition", "measured", "threshold", "passed", "detail"])
 
 
-def class_ap_table(dense_ap: pd.DataFrame, train_counts: pd.Series, test_counts: pd.Series
-                   ) -> pd.DataFrame:
-    """Dense test AP per class over seeds (median, min, max) beside its train and test counts,
-    weakest class first. ``dense_ap``: tidy rows (seed, class, ap) at sparsity 0."""
+def class_ap_table(dense_ap: pd.DataFrame, train_counts: pd.Series, test_counts: pd.Series,
+                   test_ap: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Dense validation AP per class over seeds (median, min, max; what decides "learned")
+    beside its train and test counts and, when given, the median test AP; weakest class
+    first. ``dense_ap`` and ``test_ap``: tidy rows (seed, class, ap)."""
     g = dense_ap.groupby("class")["ap"]
     table = pd.DataFrame({"median AP": g.median(), "min AP": g.min(), "max AP": g.max()})
+    if test_ap is not None:
+        table["median test AP"] = test_ap.groupby("class")["ap"].median().reindex(table.index)
     table["train positives"] = train_counts.reindex(table.index).astype(int)
     table["test positives"] = test_counts.reindex(table.index).astype(int)
     table["learned"] = table["median AP"] >= MIN_CLASS_AP
     return table.sort_values("median AP").rename_axis("class").reset_index()
 
 
+def val_ap(store) -> pd.DataFrame:
+    """Tidy validation AP (seed, class, ap) of each seed's kept checkpoint, from its
+    ``done.json`` (empty for results written before it was recorded)."""
+    done = store.training_summary()
+    rows = [{"seed": int(r["seed"]), "class": c, "ap": float(a)}
+            for _, r in done.iterrows() if isinstance(r.get("val_ap"), list)
+            for c, a in zip(store.classes, r["val_ap"])] if "val_ap" in done else []
+    return pd.DataFrame(rows, columns=["seed", "class", "ap"])
+
+
 def dense_ap(store) -> pd.DataFrame:
-    """Tidy AP of the store's first (main) method at sparsity 0."""
+    """Tidy test AP of the store's first (main) method at sparsity 0."""
     ap = store.ap_table()
     return ap[(ap["method"] == store.methods[0]) & np.isclose(ap["level"], 0.0)]
 
@@ -121,7 +135,7 @@ def dense_ap(store) -> pd.DataFrame:
 def store_preconditions(store) -> pd.DataFrame:
     """:func:`preconditions` of a results store, for its first (main) method."""
     summary = training_summary(store.history(), store.training_summary())
-    return preconditions(summary, dense_ap(store), store.test_counts, store.image_size,
+    return preconditions(summary, val_ap(store), store.test_counts, store.image_size,
                          len(store.method_seeds(store.methods[0])))
 
 
