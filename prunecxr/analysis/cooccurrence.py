@@ -159,3 +159,122 @@ def example_pairs_text(pair_table: pd.DataFrame) -> str:
             "suggests (the authors' code: " + paper("q3_fcd_values")["text"] + ").")
     return (("Here: " + "; ".join(rows) + ". " + text) if rows else
             ("This dataset does not have the paper's example classes. " + text))
+
+
+# ---------------------------------------------------------------------------------------------
+# Permutation P values that respect the pair structure (Mantel / QAP)
+# ---------------------------------------------------------------------------------------------
+
+MANTEL_STATISTICS = ("rho_dlogfreq", "rho_iou4", "beta3")
+
+
+def pair_matrices(pair_table: pd.DataFrame) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The pair table as symmetric (class x class) matrices of fcd, dlogfreq and iou4 over the
+    classes it holds (diagonal NaN). Classes with an undefined FCD to any other class are left
+    out (a permutation needs every pair of the classes it permutes). Returns (classes, mats)."""
+    require_columns(pair_table, ["class_a", "class_b", "fcd", "dlogfreq", "iou4"], "pair_table")
+    classes = list(pd.unique(pd.concat([pair_table["class_a"], pair_table["class_b"]])))
+    index = {c: i for i, c in enumerate(classes)}
+    ia = pair_table["class_a"].map(index).to_numpy()
+    ib = pair_table["class_b"].map(index).to_numpy()
+    mats = {}
+    for name in ("fcd", "dlogfreq", "iou4"):
+        m = np.full((len(classes), len(classes)), np.nan)
+        v = pair_table[name].to_numpy(dtype=float)
+        m[ia, ib] = v
+        m[ib, ia] = v
+        mats[name] = m
+    off = ~np.eye(len(classes), dtype=bool)
+    complete = np.array([np.isfinite(mats["fcd"][i][off[i]]).all()
+                         & np.isfinite(mats["dlogfreq"][i][off[i]]).all()
+                         & np.isfinite(mats["iou4"][i][off[i]]).all()
+                         for i in range(len(classes))], dtype=bool)
+    keep = np.flatnonzero(complete)
+    return [classes[i] for i in keep], {k: m[np.ix_(keep, keep)] for k, m in mats.items()}
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(x, axis=-1)
+
+
+def _corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row of ``a`` (n_perm, n) with the vector ``b`` (n,)."""
+    ac = a - a.mean(axis=-1, keepdims=True)
+    bc = b - b.mean()
+    return (ac @ bc) / np.sqrt((ac ** 2).sum(axis=-1) * (bc ** 2).sum())
+
+
+def mantel_statistics(fcd_values: np.ndarray, dlogfreq: np.ndarray, iou4: np.ndarray) -> dict:
+    """Spearman rho of FCD with dlogfreq and with iou4, and beta3 of the OLS
+    ``fcd ~ dlogfreq * iou4``, for one or many FCD vectors (rows of ``fcd_values``)."""
+    y = np.atleast_2d(np.asarray(fcd_values, dtype=float))
+    x1, x2 = np.asarray(dlogfreq, dtype=float), np.asarray(iou4, dtype=float)
+    ry = _ranks(y)
+    design = np.column_stack([np.ones_like(x1), x1, x2, x1 * x2])
+    coef = np.linalg.lstsq(design, y.T, rcond=None)[0]  # (4, n_perm): one solve for all
+    return {"rho_dlogfreq": _corr_rows(ry, _ranks(x1)), "rho_iou4": _corr_rows(ry, _ranks(x2)),
+            "beta3": coef[3]}
+
+
+def permutation_p(observed: float, null: np.ndarray) -> float:
+    """Two-sided Monte Carlo P value, (1 + #{|null| >= |observed|}) / (1 + len(null)), with a
+    relative tolerance for ties of floating-point noise (as scipy's permutation_test)."""
+    null = np.asarray(null, dtype=float)
+    if not np.isfinite(observed) or len(null) == 0:
+        return float("nan")
+    tol = 1e-12 * max(abs(observed), 1e-300)
+    return float((1 + np.sum(np.abs(null) >= abs(observed) - tol)) / (1 + len(null)))
+
+
+def mantel_tests(pair_table: pd.DataFrame, n_perm: int = 2000, seed: int = 0,
+                 permutations: np.ndarray | None = None) -> pd.DataFrame:
+    """Permutation P values of Q3's statistics that respect the pair structure (Mantel / QAP).
+
+    Each class is in C - 1 pairs, so the C (C - 1) / 2 pairs are not independent and the
+    pair-wise P values of Spearman's test and of the OLS are too small. Here the class labels
+    of the FCD matrix are permuted relative to the predictor matrices (|ΔlogF|, IoU^¼): for a
+    permutation p of the classes, FCD*(a, b) = FCD(p(a), p(b)); rho and beta3 are recomputed
+    for each, and P = (1 + #{|stat*| >= |stat|}) / (1 + n_perm), two-sided. This tests the null
+    that the FCD matrix is unrelated to which classes the predictors describe (exchangeable
+    classes); for beta3, permuting FCD as a whole also removes real main effects, which makes
+    the test conservative for the interaction where main effects are strong.
+
+    ``permutations`` (an (n, C) array of permutations of range(C)) replaces the ``n_perm``
+    random ones of ``numpy.random.default_rng(seed)``. Rows: statistic (rho_dlogfreq, rho_iou4,
+    beta3) with value, p_naive (Spearman's / the OLS t-test's, over pairs), p_perm, n_classes,
+    n_pairs, n_perm. Fewer than 4 classes: values and P NaN.
+    """
+    classes, mats = pair_matrices(pair_table)
+    c = len(classes)
+    iu = np.triu_indices(c, 1)
+    y, x1, x2 = (mats[k][iu] for k in ("fcd", "dlogfreq", "iou4"))
+    stats = ({k: np.full(1, np.nan) for k in MANTEL_STATISTICS} if c < 4
+             else mantel_statistics(y, x1, x2))
+    naive = {k: np.nan for k in MANTEL_STATISTICS}
+    if c >= 4:
+        from scipy.stats import spearmanr
+
+        from ..stats import ols as _ols
+
+        naive["rho_dlogfreq"] = float(spearmanr(x1, y).pvalue)
+        naive["rho_iou4"] = float(spearmanr(x2, y).pvalue)
+        if len(y) >= 5:
+            fit = _ols("fcd ~ dlogfreq * iou4", pd.DataFrame({"fcd": y, "dlogfreq": x1,
+                                                               "iou4": x2}))
+            naive["beta3"] = float(fit.set_index("term").loc["dlogfreq:iou4", "p"])
+    if permutations is None:
+        rng = np.random.default_rng(seed)
+        permutations = (np.array([rng.permutation(c) for _ in range(n_perm)]) if c >= 4
+                        else np.empty((0, c), dtype=int))
+    permutations = np.asarray(permutations, dtype=int).reshape(-1, c)
+    if c >= 4 and len(permutations):
+        full = mats["fcd"]
+        null = mantel_statistics(full[permutations[:, iu[0]], permutations[:, iu[1]]], x1, x2)
+    else:
+        null = {k: np.empty(0) for k in MANTEL_STATISTICS}
+    rows = [{"statistic": k, "value": float(stats[k][0]), "p_naive": naive[k],
+             "p_perm": permutation_p(float(stats[k][0]), null[k]), "n_classes": c,
+             "n_pairs": len(y), "n_perm": len(permutations)} for k in MANTEL_STATISTICS]
+    return pd.DataFrame(rows)

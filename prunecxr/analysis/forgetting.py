@@ -115,3 +115,109 @@ def forgetting_summary(curves: pd.DataFrame, train_counts: pd.Series, threshold:
                       for o in ("first_drop", "final_change")], ignore_index=True)
     corr = corr[["outcome", "n", "r", "p_r", "rho", "p_rho"]]
     return per_class, corr
+
+
+# ---------------------------------------------------------------------------------------------
+# The sound statistics: chance-corrected change, censored first drop
+# ---------------------------------------------------------------------------------------------
+
+def test_prevalence(labels, classes) -> pd.Series:
+    """Share of test images positive for each class: pi, the expected AP of a random ranking
+    (the AP a class falls to once the model no longer ranks its images)."""
+    labels = np.asarray(labels, dtype=float)
+    classes = list(classes)
+    if labels.ndim != 2 or labels.shape[1] != len(classes):
+        raise ValueError(f"labels must be (n_images, {len(classes)}) to match classes, "
+                         f"got shape {labels.shape}")
+    return pd.Series(labels.mean(axis=0), index=classes, name="prevalence")
+
+
+def chance_corrected_change(ap_table: pd.DataFrame, prevalence: pd.Series) -> pd.DataFrame:
+    """The relative change of :func:`relative_change` beside its chance-corrected version.
+
+    With pi the class's test prevalence (the AP of a random ranking), the chance-corrected
+    change is (AP_k - pi) / (AP_0 - pi) - 1: 0 where nothing is lost, -1 where the class has
+    fallen to chance, whatever its prevalence. The raw change has a floor set by prevalence,
+    (pi - AP_0) / AP_0, reached when the class falls to chance; ``chance_floor`` holds it.
+    Where AP_0 <= pi (the dense model does not beat chance: nothing to lose) the corrected
+    change is NaN. Adds columns prevalence, chance_floor, cc_change.
+    """
+    if not isinstance(prevalence, pd.Series):
+        raise TypeError("prevalence must be a pandas Series indexed by class name")
+    out = relative_change(ap_table)
+    absent = sorted(set(out["class"]) - set(prevalence.index))
+    if absent:
+        raise ValueError(f"prevalence has no value for class(es) {absent}")
+    pi = out["class"].map(prevalence).to_numpy(dtype=float)
+    ap, ap0 = out["ap"].to_numpy(dtype=float), out["ap0"].to_numpy(dtype=float)
+    above = np.isfinite(ap0) & np.isfinite(pi) & (ap0 > pi)
+    cc = np.full(len(out), np.nan)
+    cc[above] = (ap[above] - pi[above]) / (ap0[above] - pi[above]) - 1.0
+    floor = np.full(len(out), np.nan)
+    ok = np.isfinite(ap0) & (ap0 != 0) & np.isfinite(pi)
+    floor[ok] = (pi[ok] - ap0[ok]) / ap0[ok]
+    return out.assign(prevalence=pi, chance_floor=floor, cc_change=cc)
+
+
+def censored_first_drop(first_drop, curve_complete, sparsities) -> np.ndarray:
+    """First drop with classes that never drop within the grid ranked last (right-censored).
+
+    A class whose curve never reaches the threshold, and whose curve is defined at every
+    sparsity (so it was seen not to drop), gets a value above the grid's largest sparsity (the
+    largest plus one grid step), so a rank correlation puts it after every class that drops,
+    tied with the other censored ones. A class with an undefined point and no drop stays NaN
+    (it may have dropped where it is undefined).
+    """
+    first = np.asarray(first_drop, dtype=float)
+    ks = np.sort(np.asarray(sparsities, dtype=float))
+    step = float(np.diff(ks).min()) if len(ks) > 1 else 0.05
+    censored = ~np.isfinite(first) & np.asarray(curve_complete, dtype=bool)
+    return np.where(censored, round(ks[-1] + step, 10), first)
+
+
+def forgetting_comparison(ap_table: pd.DataFrame, labels, classes, train_counts: pd.Series,
+                          threshold: float = -0.2, method: str | None = None
+                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The paper's summaries of forgettability beside the sound ones, per class and as
+    correlations with ln(train count).
+
+    Returns ``(per_class, correlations)``. ``per_class`` holds the columns of
+    :func:`forgetting_summary` (the paper's raw curves) and: prevalence (pi), ap0 (median
+    dense AP over seeds), chance_floor (median over seeds of (pi - AP_0) / AP_0, the raw
+    change of a class fallen to chance), first_drop_censored (:func:`censored_first_drop`),
+    censored (bool), and the same on the chance-corrected curves (cc_first_drop, cc_dropped,
+    cc_first_drop_censored, cc_censored, cc_final_change). ``correlations`` has one row per
+    outcome (first_drop, first_drop_censored, final_change, chance_floor, cc_first_drop,
+    cc_first_drop_censored, cc_final_change) with n, r, p_r, rho, p_rho against
+    log_train_count. For a censored outcome only rho is meaningful (r depends on the value
+    given to the censored classes). ``per_class.attrs``: final_sparsity, threshold,
+    censor_value.
+    """
+    prevalence = test_prevalence(labels, classes)
+    table = select_method(chance_corrected_change(ap_table, prevalence), method, "ap_table")
+    raw = forgettability_curves(table)
+    cc = forgettability_curves(table.assign(rel_change=table["cc_change"]))
+    pc_raw, _ = forgetting_summary(raw, train_counts, threshold, method)
+    pc_cc, _ = forgetting_summary(cc, train_counts, threshold, method)
+    ks = curve_matrix(raw, method).columns.to_numpy(dtype=float)
+    complete_raw = np.isfinite(curve_matrix(raw, method).to_numpy(dtype=float)).all(axis=1)
+    complete_cc = np.isfinite(curve_matrix(cc, method).to_numpy(dtype=float)).all(axis=1)
+    per_seed = table.drop_duplicates(["seed", "class"]).groupby("class", sort=False)
+    out = pc_raw.copy()
+    out["prevalence"] = prevalence.reindex(out["class"]).to_numpy()
+    out["ap0"] = per_seed["ap0"].median().reindex(out["class"]).to_numpy()
+    out["chance_floor"] = per_seed["chance_floor"].median().reindex(out["class"]).to_numpy()
+    out["first_drop_censored"] = censored_first_drop(out["first_drop"], complete_raw, ks)
+    out["censored"] = ~out["dropped"].to_numpy() & complete_raw
+    out["cc_first_drop"] = pc_cc["first_drop"].to_numpy()
+    out["cc_dropped"] = pc_cc["dropped"].to_numpy()
+    out["cc_first_drop_censored"] = censored_first_drop(pc_cc["first_drop"], complete_cc, ks)
+    out["cc_censored"] = ~pc_cc["dropped"].to_numpy() & complete_cc
+    out["cc_final_change"] = pc_cc["final_change"].to_numpy()
+    step = float(np.diff(ks).min()) if len(ks) > 1 else 0.05
+    out.attrs.update(pc_raw.attrs, censor_value=round(float(ks[-1] + step), 10))
+    outcomes = ("first_drop", "first_drop_censored", "final_change", "chance_floor",
+                "cc_first_drop", "cc_first_drop_censored", "cc_final_change")
+    corr = pd.concat([correlation(out["log_train_count"], out[o]).assign(outcome=o)
+                      for o in outcomes], ignore_index=True)
+    return out, corr[["outcome", "n", "r", "p_r", "rho", "p_rho"]]
