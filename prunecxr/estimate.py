@@ -26,7 +26,6 @@ MEASURED = {
 INFERENCE_OVER_TRAINING = 3.0
 # Relative cost per image of each architecture at width 64 (GFLOPs at 224 px).
 ARCH_GFLOPS = {"resnet18": 1.8, "resnet34": 3.6, "resnet50": 4.1}
-PHANTOM_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 
 
 @dataclass
@@ -51,33 +50,6 @@ class Plan:
 
 def _cost(arch: str, width: int, size: int) -> float:
     return ARCH_GFLOPS.get(arch, 4.1) * (width / 64) ** 2 * (size / 224) ** 2
-
-
-def split_sizes(config) -> dict:
-    """Images per split, without decoding anything: the phantom's size, or the label rows."""
-    from .data.registry import REGISTRY
-
-    if config.dataset == "phantom":
-        n = int(config.data.get("n_images", 0) or 0)
-        if not n:
-            from .data.phantom import DEFAULT_N_IMAGES
-            n = DEFAULT_N_IMAGES
-        return {s: round(f * n) for s, f in PHANTOM_FRACTIONS.items()}
-    path = Path(config.data_dir or "").expanduser()
-    entry = REGISTRY[config.dataset]
-    try:
-        if entry.data_dir == "file":
-            rows = _rows(path)
-            return {s: round(f * rows) for s, f in PHANTOM_FRACTIONS.items()}
-        files = {s: next(path.glob(f"*_labels_{s}.csv"), None) for s in PHANTOM_FRACTIONS}
-        return {s: (_rows(f) if f else None) for s, f in files.items()}
-    except OSError:
-        return {s: None for s in PHANTOM_FRACTIONS}
-
-
-def _rows(path: Path) -> int:
-    with open(path, "rb") as fh:
-        return max(0, sum(1 for line in fh if line.strip()) - 1)
 
 
 def measured_rates(config, root: Path, device: str) -> tuple[float | None, float | None, str]:
@@ -117,6 +89,7 @@ def measured_rates(config, root: Path, device: str) -> tuple[float | None, float
 def plan(config, root: Path, device: str = "cpu") -> Plan:
     """Count the work of ``config`` and estimate its time on ``device`` ("cpu" or "cuda")."""
     from . import compress
+    from .data.registry import split_sizes
 
     sizes = split_sizes(config)
     sweeps = {m: (len(config.method_seeds(m)), len(compress.grid(m, config)))

@@ -369,3 +369,22 @@ def test_progress_in_a_notebook_is_one_line_updated_in_place(tmp_path):
     texts = [o.get("data", {}).get("text/plain", o.get("text", "")) for o in outputs]
     assert len(texts) == 1, texts  # the nested (leave=False) bar leaves nothing
     assert "\r" not in texts[0] and "steps: 100%" in texts[0] and "500/500" in texts[0], texts
+
+
+def test_split_sizes_are_read_without_decoding(tmp_path):
+    """The dry run's image counts: label rows (one file per split, or a CSV split 70/10/20)."""
+    from prunecxr.config import load_config
+    from prunecxr.data.registry import split_sizes
+
+    for split, n in (("train", 7), ("val", 2), ("test", 3)):
+        tiny_csv(tmp_path / "nih", "id,A", [f"x{i}.png,1" for i in range(n)])
+        (tmp_path / "nih" / "labels.csv").rename(
+            tmp_path / "nih" / f"miccai2023_nih-cxr-lt_labels_{split}.csv")
+    nih = load_config("smoke", dataset="nih-cxr-lt", data_dir=str(tmp_path / "nih"))
+    assert split_sizes(nih) == {"train": 7, "val": 2, "test": 3}
+    path = tiny_csv(tmp_path / "csv", "path,A", [f"x{i}.png,1" for i in range(10)] + [""])
+    csv = load_config("smoke", dataset="csv", data_dir=str(path))
+    assert split_sizes(csv) == {"train": 7, "val": 1, "test": 2}
+    assert split_sizes(load_config("smoke")) == {"train": 420, "val": 60, "test": 120}
+    gone = load_config("smoke", dataset="csv", data_dir=str(tmp_path / "gone.csv"))
+    assert split_sizes(gone) == {"train": None, "val": None, "test": None}

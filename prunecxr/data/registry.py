@@ -34,6 +34,8 @@ class DatasetEntry:
     description: str  # for the book (a phrase, after "the dataset is ...")
     example: str = ""  # a --data-dir for the rerun commands
     rerun_profile: str = "paper"  # the profile of the rerun example
+    sizes: Callable[[dict], dict] | None = None  # loader options -> images per split, read
+    #   without decoding anything (for run --dry-run); None: unknown until loaded
 
     def load_function(self) -> Callable:
         module, _, function = self.loader.partition(":")
@@ -48,30 +50,58 @@ class DatasetEntry:
         return [o for o in self.options() if o != self.data_dir_option]
 
 
+FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}  # the default patient-level split
+
+
+def _by_fraction(n: int) -> dict:
+    return {s: round(f * n) for s, f in FRACTIONS.items()}
+
+
+def _rows(path: Path) -> int:
+    """Data rows of a CSV file (non-blank lines after the header)."""
+    with open(path, "rb") as fh:
+        return max(0, sum(1 for line in fh if line.strip()) - 1)
+
+
+def _phantom_sizes(options: dict) -> dict:
+    from .phantom import DEFAULT_N_IMAGES, SPLIT_FRACTIONS
+
+    n = int(options.get("n_images") or DEFAULT_N_IMAGES)
+    return {s: round(f * n) for s, f in SPLIT_FRACTIONS.items()}
+
+
+def _split_file_sizes(pattern: str) -> Callable[[dict], dict]:
+    """Sizes from one label file per split, ``pattern`` with ``{split}``, under data_dir."""
+    return lambda options: {s: _rows(Path(options["data_dir"]) / pattern.format(split=s))
+                            for s in FRACTIONS}
+
+
 REGISTRY: dict[str, DatasetEntry] = {e.name: e for e in (
     DatasetEntry(
         "phantom", ".phantom:load_phantom", None, None,
         "nothing: the phantom is generated",
         "a synthetic chest X-ray phantom whose class frequencies and co-occurrences follow the "
         "public NIH ChestX-ray14 metadata, and which records every image's ground truth (label "
-        "noise, image quality, difficulty)"),
+        "noise, image quality, difficulty)", sizes=_phantom_sizes),
     DatasetEntry(
         "nih-cxr-lt", ".tables:load_nih_cxr_lt", "folder", "data_dir",
         "the folder with the miccai2023_nih-cxr-lt_labels_{train,val,test}.csv files and the "
         "NIH images (images/ or images_*/images/)",
-        "NIH ChestX-ray14 with the 20 long-tailed NIH-CXR-LT labels", "/data/nih-cxr-lt"),
+        "NIH ChestX-ray14 with the 20 long-tailed NIH-CXR-LT labels", "/data/nih-cxr-lt",
+        sizes=_split_file_sizes("miccai2023_nih-cxr-lt_labels_{split}.csv")),
     DatasetEntry(
         "mimic-cxr-lt", ".tables:load_mimic_cxr_lt", "folder", "data_dir",
         "the folder with the miccai2023_mimic-cxr-lt_labels_{train,val,test}.csv files and the "
         "mimic-cxr-jpg/2.0.0 root",
         "MIMIC-CXR-JPG (frontal views) with the 19 long-tailed MIMIC-CXR-LT labels",
-        "/data/mimic-cxr-lt"),
+        "/data/mimic-cxr-lt",
+        sizes=_split_file_sizes("miccai2023_mimic-cxr-lt_labels_{split}.csv")),
     DatasetEntry(
         "csv", ".tables:load_csv", "file", "csv",
         "the CSV file itself (an image path column, 0/1 class columns, optional patient and "
         "split columns)",
         "a multi-label image set described by a CSV file", "/data/my_labels.csv",
-        rerun_profile="default"),
+        rerun_profile="default", sizes=lambda options: _by_fraction(_rows(Path(options["csv"])))),
 )}
 
 DATASETS = tuple(REGISTRY)
@@ -183,6 +213,17 @@ def dataset_options(config) -> dict:
     if config.cache_dir:
         opts.setdefault("cache_dir", config.cache_dir)
     return opts
+
+
+def split_sizes(config) -> dict:
+    """Images per split of the configuration's data, without decoding (None where unknown)."""
+    e = entry(config.dataset)
+    try:
+        if e.sizes is not None:
+            return e.sizes(dataset_options(config))
+    except (OSError, KeyError, ValueError):
+        pass
+    return {s: None for s in FRACTIONS}
 
 
 def description(name: str) -> str:
