@@ -289,6 +289,41 @@ def pie_comparison_figure(stats: pd.DataFrame, labels: tuple[str, str] = ("PIE",
     return fig
 
 
+def pie_sensitivity_figure(sensitivity: pd.DataFrame, rule_level: float | None = None,
+                           paper_level: float | None = None) -> Figure:
+    """The main PIE findings at several levels: per row kind of ``sensitivity``
+    (:func:`prunecxr.analysis.pies.sensitivity_table`: the pooled rarest classes, 4+ findings)
+    one panel of the odds ratio (PIEs vs other images) with its exact interval against the
+    level, on a log scale; levels that fail the spread guard hollow and grey; dotted line 1:1,
+    dashed vertical lines at the damage rule's level and the paper's."""
+    require_columns(sensitivity, ["level", "group", "odds_ratio", "ci_low", "ci_high", "guard"],
+                    "sensitivity")
+    groups = list(dict.fromkeys(sensitivity["group"]))
+    fig, axes = _figure(len(groups), width=4.2)
+    for ax, g in zip(np.atleast_1d(axes), groups):
+        t = sensitivity[sensitivity["group"] == g].sort_values("level")
+        finite = np.isfinite(t["ci_low"]) & (t["pie_with"] > 0) if "pie_with" in t else np.isfinite(t["ci_low"])
+        lo, hi = t["ci_low"].clip(lower=1e-2), t["ci_high"].clip(upper=1e3).fillna(1e3)
+        est = t["odds_ratio"].where(finite, np.nan).clip(lower=1e-2, upper=1e3)
+        for ok, color, face in ((True, PIE_COLOR, PIE_COLOR), (False, "0.6", "none")):
+            m = (t["guard"] == ok).to_numpy()
+            if m.any():
+                ax.vlines(t["level"][m], lo[m], hi[m], color=color, lw=1.5)
+                ax.plot(t["level"][m], est.fillna(1e-2)[m], "o", color=color, mfc=face,
+                        label="guard passed" if ok else "guard failed (outputs do not vary)")
+        ax.axhline(1, ls=":", color="0.3", lw=1)
+        for k, style, name in ((rule_level, "--", "damage rule"), (paper_level, "-.", "paper")):
+            if k is not None and np.isfinite(k):
+                ax.axvline(k, ls=style, color="0.4", lw=1)
+                ax.text(k, 1.5e2, f" {name}", fontsize=7, rotation=90, va="top")
+        ax.set_yscale("log")
+        ax.set_ylim(1e-2, 1e3)
+        ax.set(xlabel="sparsity k of the pruned models", ylabel="odds ratio, PIEs vs others",
+               title=g)
+        ax.legend(fontsize=7, loc="lower left")
+    return fig
+
+
 # -------------------------------------------------------------------------------------------
 # Q5 (beyond the paper)
 # -------------------------------------------------------------------------------------------

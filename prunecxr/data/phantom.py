@@ -259,6 +259,24 @@ def quality_and_difficulty(contrast, noise_sd, blur, min_severity, n_findings):
     return snr / (snr + s_ref), s_ref / (s_ref + visibility)
 
 
+def label_dependence_statement() -> str:
+    """Which per-image ground truth of the phantom depends on the labels by construction (for
+    the data-and-methods chapter; tests/test_analysis_pies_sound.py checks each part against
+    the generator): label corruption, difficulty and image quality."""
+    return (
+        "By construction, two of the phantom's ground-truth properties depend on an image's "
+        "findings and one does not. Label corruption falls only on images with at least one "
+        "drawn finding (a fixed number of them, chosen uniformly, each losing one finding from "
+        "its label), so an image without findings is never corrupted. Diagnosis difficulty "
+        "rises with the number of findings: each finding beyond the first adds "
+        f"{CROWDING:g} to the divisor of the weakest finding's visibility, and the weakest of "
+        "several findings is on average fainter. Image quality depends only on contrast, "
+        "noise and blur, drawn independently of the labels. PIEs that are rich in findings "
+        "therefore have more label noise and higher difficulty whatever pruning does, so "
+        "these two are compared within strata of the number of findings; image quality is "
+        "the one property independent of the labels.")
+
+
 # ----------------------------------------------------------------------------- validation
 
 def _validate(n_images, image_size, seed, label_noise) -> None:
