@@ -6,6 +6,8 @@ at module level and inside functions, relative or absolute, between modules of `
 A function-level import still ties two modules together (it only defers the cost), so it
 counts; ``from pkg import name`` points at ``pkg.name`` when that is a module, else at ``pkg``;
 importing ``pkg.mod`` from outside ``pkg`` also points at ``pkg`` (its ``__init__`` runs).
+Imports under ``if TYPE_CHECKING:`` never run (they name a type for annotations) and do not
+count.
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """ids of the import nodes inside ``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``)."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and (
+                getattr(node.test, "id", None) == "TYPE_CHECKING"
+                or getattr(node.test, "attr", None) == "TYPE_CHECKING"):
+            for statement in node.body:
+                skipped |= {id(n) for n in ast.walk(statement)
+                            if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return skipped
+
+
 def _modules() -> dict[str, Path]:
     return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
@@ -40,8 +55,12 @@ def import_graph() -> dict[str, dict[str, int]]:
         is_package = path.name == "__init__.py"
         package = name if is_package else name.rpartition(".")[0]
         edges: dict[str, int] = {}
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        skipped = _type_checking_only(tree)
+        for node in ast.walk(tree):
             targets: list[str] = []
+            if id(node) in skipped:
+                continue
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -130,6 +149,15 @@ def test_the_graph_reader_sees_relative_absolute_and_function_level_imports():
     assert "prunecxr.data.base" in graph["prunecxr.data.phantom"]  # from .base import ...
     assert "prunecxr.io" in graph["prunecxr.data.base"]  # from .. import io
     assert "prunecxr.models" in graph["prunecxr.store"]  # inside a method
+
+
+def test_imports_only_for_type_checking_do_not_count():
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import a\n"
+                     "import typing\nif typing.TYPE_CHECKING:\n    import b\nelse:\n    import c\n")
+    imports = sorted((n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))),
+                     key=lambda n: n.lineno)
+    skipped = _type_checking_only(tree)
+    assert [id(n) in skipped for n in imports] == [False, True, False, True, False]
 
 
 def test_find_cycles_reports_a_circle():
