@@ -5,6 +5,8 @@ import torch
 
 from prunecxr.models import WeightsNotFound, build_model, imagenet_weights_file
 
+TORCH_THREADS = 1  # tests/conftest.py: one thread (fast on a busy machine)
+
 
 def test_head_and_deterministic_init():
     before = torch.random.get_rng_state()

@@ -23,6 +23,7 @@ from prunecxr.prune import (
 )
 
 GRID = sparsity_grid()
+TORCH_THREADS = 1  # tests/conftest.py: one thread (fast on a busy machine)
 
 
 # --------------------------------------------------------------------------- models
