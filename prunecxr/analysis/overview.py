@@ -187,9 +187,10 @@ def dataset_facts(store) -> dict:
     """
     from .. import io
     from ..data.registry import description as dataset_description
+    from ..layout import DATASET
 
     info = {}
-    path = store.results_dir / "dataset.json"
+    path = store.results_dir / DATASET
     if path.exists():
         info = io.read_json(path)
     n_images = info.get("n_images", {})
