@@ -429,3 +429,51 @@ CLAIMS = [
                    "resolved without a ground truth or where a stratified test is undefined. "
                    "The paper's statistic: unadjusted Kruskal-Wallis at k = 0.9.")),
 ]
+
+
+# ----------------------------------------------------------------- text and tables for the chapter
+
+def level_summary(ev: Evidence) -> str:
+    """Markdown: where the paper's level and the damage rule put the PIEs, and the guard."""
+    s, v = ev.settings, _rule_values(ev)
+    t = pie_levels(ev)["table"]
+    paper = t[np.isclose(t["level"], s.sparse)]
+    p_loss = float(paper["loss"].iloc[0]) if len(paper) else float("nan")
+    p_guard = bool(paper["guard"].iloc[0]) if len(paper) else False
+    chance = float(t["chance"].iloc[0])
+    return (
+        f"The paper takes PIEs at a fixed k = {s.sparse:.2f}. Here the population's median mAP "
+        f"there has lost {fmt(100 * p_loss, '.0f')}% of its dense mAP above chance (chance = "
+        f"mean test prevalence = {chance:.3f}), and the across-image spread of its mean outputs "
+        f"is {fmt(v['paper_spread_ratio'], '.3f')} of the dense models' "
+        f"({'passes' if p_guard else 'fails'} the guard of {s.min_spread:g}). "
+        f"The damage rule, fixed before any outcome was looked at, takes the lowest level at "
+        f"which the population has lost {s.pie_loss:.0%} of its dense mAP above chance and "
+        f"refuses it when the spread there is below {s.min_spread:g} of the dense spread (the "
+        f"pruned models then no longer rank images, and PIEs would merely be the images whose "
+        f"dense outputs stray most from a constant prior). Here: {level_text(v)}.")
+
+
+def intervals_display(ev: Evidence, level: float) -> pd.DataFrame:
+    """The exact enrichment at ``level`` for the chapter: per class, the pooled rarest classes
+    and 4+ findings; counts, the paper's ratio, the odds ratio with its exact interval and
+    whether the rule calls it over-represented."""
+    t = intervals_at(ev, level)
+    words = {True: HOLDS, False: FAILS, None: UNRESOLVED}
+    return pd.DataFrame({
+        "group": t["group"], "PIEs with": t["pie_with"],
+        "PIEs": t["pie_with"] + t["pie_without"], "others with": t["other_with"],
+        "others": t["other_with"] + t["other_without"], "expected among PIEs":
+        t["expected_pie"].round(2), "ratio (paper)": [ratio_text(r) for r in t["ratio"]],
+        "odds ratio": t["odds_ratio"].round(2), f"CI low": t["ci_low"].round(2),
+        "CI high": t["ci_high"].round(2), "over-represented": [words[o] for o in t["over"]]})
+
+
+def sensitivity_display(ev: Evidence) -> pd.DataFrame:
+    """:func:`sensitivity` for the chapter, rounded."""
+    t = sensitivity(ev)
+    return pd.DataFrame({"level": t["level"], "loss above chance": t["loss"].round(2),
+                         "spread ratio": t["spread_ratio"].round(3), "guard": t["guard"],
+                         "group": t["group"], "PIEs with": t["pie_with"],
+                         "odds ratio": t["odds_ratio"].round(2), "CI low": t["ci_low"].round(2),
+                         "CI high": t["ci_high"].round(2)})
