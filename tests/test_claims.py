@@ -32,8 +32,11 @@ def decide(key: str, **values) -> str:
 
 @pytest.mark.parametrize("first_drop, verdict", [(0.65, HOLDS), (0.6, HOLDS), (0.3, FAILS),
                                                  (np.nan, HOLDS)])
-def test_q1_first_drop_rule(first_drop, verdict):
-    assert decide("q1_first_drop", first_drop=first_drop) == verdict
+def test_q1_first_drop_paper_rule(first_drop, verdict):
+    # the paper's rule on the paper's statistic; the sound rule: tests/test_claims_q1.py
+    paper_rule = claims.CLAIMS["q1_first_drop"].paper_rule
+    ok = paper_rule({"first_drop": first_drop, "welch_ok": True}, claims.Settings())
+    assert claims.core._verdict(ok) == verdict
 
 
 @pytest.mark.parametrize("rho, p, verdict", [(0.6, 0.004, HOLDS), (0.6, 0.2, FAILS),

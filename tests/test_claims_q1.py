@@ -1,0 +1,184 @@
+"""Q1's sound statistics: the paired test against scipy computed independently, Holm against
+statsmodels and a hand loop, the t-interval's coverage by simulation at the seed counts used
+(3 for smoke and controls, 8 for the default), the scale-free small-weights share, and each
+verdict rule on synthetic mAP tables whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+from statsmodels.stats.multitest import multipletests
+
+from prunecxr import claims
+from prunecxr.analysis import overall
+from prunecxr.claims import FAILS, HOLDS, UNRESOLVED
+
+GRID = [0.0, 0.2, 0.4, 0.6, 0.8]
+
+
+def maps_table(n_seeds: int, rel_at: dict, noise: float, rng_seed: int = 0,
+               methods=("l1",), grid=GRID) -> pd.DataFrame:
+    """A map_per_model table: dense mAP per seed 0.2 exp(0.25 Z); at each k, each seed's mAP
+    is its dense mAP x (1 + rel_at[k] + noise x N(0, 1))."""
+    rng = np.random.default_rng(rng_seed)
+    dense = 0.2 * np.exp(0.25 * rng.standard_normal(n_seeds))
+    rows = []
+    for method in methods:
+        for k in grid:
+            eff = 0.0 if k == 0 else rel_at.get(k, 0.0)
+            e = np.zeros(n_seeds) if k == 0 else rng.standard_normal(n_seeds)
+            for seed in range(n_seeds):
+                rows.append((method, seed, k, dense[seed] * (1 + eff + noise * e[seed]), 20))
+    return pd.DataFrame(rows, columns=["method", "seed", "sparsity", "map", "n_classes"])
+
+
+def verdicts(maps: pd.DataFrame, **settings) -> tuple[str, str, claims.Result]:
+    ev = claims.Evidence(None, claims.Settings(**settings))
+    ev.maps = maps  # the evidence's cached table, set directly (no store needed)
+    r = claims.evaluate(ev, ["q1_first_drop"])["q1_first_drop"]
+    return r.verdict, r.paper_verdict, r
+
+
+# ------------------------------------------------------------------ against scipy and statsmodels
+
+def test_paired_test_matches_scipy_and_holm_matches_statsmodels_and_a_loop():
+    maps = maps_table(8, {0.2: -0.01, 0.4: -0.05, 0.6: -0.1, 0.8: -0.3}, 0.05)
+    out = overall.paired_by_sparsity(maps, level=0.05)
+    wide = maps.pivot(index="seed", columns="sparsity", values="map")
+    for _, row in out.iterrows():
+        d, s = wide[0.0].to_numpy(), wide[row.sparsity].to_numpy()
+        diff = s - d  # independently: t = mean / (sd / sqrt n), two-sided
+        t = diff.mean() / (diff.std(ddof=1) / np.sqrt(len(diff)))
+        assert row.t == pytest.approx(-t)
+        assert row.p == pytest.approx(2 * st.t.sf(abs(t), len(diff) - 1))
+        assert row.p == pytest.approx(st.ttest_rel(s, d).pvalue)
+        rel = s / d - 1
+        half = st.t.ppf(0.975, len(rel) - 1) * rel.std(ddof=1) / np.sqrt(len(rel))
+        assert (row.rel, row.rel_lo, row.rel_hi) == pytest.approx(
+            (rel.mean(), rel.mean() - half, rel.mean() + half))
+    assert np.allclose(out["p_holm"], multipletests(out["p"], method="holm")[1])
+    p = out["p"].to_numpy()  # Holm by hand: step-down, running maximum, capped at 1
+    order = np.argsort(p)
+    adj = np.maximum.accumulate([(len(p) - i) * p[j] for i, j in enumerate(order)])
+    hand = np.empty_like(p)
+    hand[order] = np.minimum(adj, 1)
+    assert np.allclose(out["p_holm"], hand)
+    assert list(out["drop"]) == list((out["diff"] < 0) & (out["p_holm"] < 0.05))
+
+
+def test_paired_pairs_by_seed_not_by_row_order():
+    maps = maps_table(5, {0.4: -0.2}, 0.05)
+    shuffled = maps.sample(frac=1, random_state=1)
+    pd.testing.assert_frame_equal(overall.paired_by_sparsity(maps),
+                                  overall.paired_by_sparsity(shuffled))
+    missing = maps[~((maps.seed == 0) & (maps.sparsity == 0.4))]
+    row = overall.paired_by_sparsity(missing).set_index("sparsity").loc[0.4]
+    assert row["n"] == 4
+
+
+def test_t_interval_edges():
+    m, lo, hi = overall.t_interval([0.1])
+    assert m == 0.1 and np.isnan(lo) and np.isnan(hi)
+    assert np.isnan(overall.t_interval([])[0])
+    assert overall.t_interval([1.0, 1.0, np.nan]) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("n", [3, 8])
+def test_t_interval_covers_95_percent_at_the_seed_counts_used(n):
+    # 4000 populations: the coverage's standard error is 0.0035, so +-0.02 is about 6 SE
+    assert overall.t_interval_coverage(n, n_sim=4000) == pytest.approx(0.95, abs=0.02)
+    assert overall.t_interval_coverage(n, n_sim=4000, skewed=True) == pytest.approx(0.95, abs=0.02)
+
+
+def test_level_at_least_uses_the_nearest_level_above():
+    assert overall.level_at_least([0.05, 0.5, 0.65, 0.8], 0.6) == 0.65
+    assert overall.level_at_least([0.1, 0.6000000001], 0.6) == pytest.approx(0.6)
+    assert np.isnan(overall.level_at_least([0.1, 0.5], 0.6))
+
+
+# ------------------------------------------------------------------ the verdict, known answers
+
+def test_small_planted_effect_with_many_seeds_holds():
+    verdict, _, r = verdicts(maps_table(30, {0.6: -0.01}, 0.02))
+    assert verdict == HOLDS and r.values["rel_lo"] > -0.05
+    assert "As in the paper" in r.sentence and "k = 0.60" in r.sentence
+
+
+def test_large_planted_drop_does_not_hold():
+    verdict, paper_verdict, r = verdicts(maps_table(8, {0.6: -0.4, 0.8: -0.5}, 0.05))
+    assert verdict == FAILS and r.values["rel_hi"] < -0.05
+    # the paper's rule counts a first Welch drop AT k = 0.60 as "pruned heavily": it holds
+    assert paper_verdict == HOLDS and r.values["first_drop"] == pytest.approx(0.6)
+    assert "Unlike in the paper" in r.sentence
+
+
+def test_noisy_30_percent_drop_with_three_seeds_is_not_resolved_not_the_papers_conclusion():
+    verdict, paper_verdict, r = verdicts(maps_table(3, {0.4: -0.3, 0.6: -0.3, 0.8: -0.3}, 0.3))
+    assert verdict == UNRESOLVED
+    assert paper_verdict == HOLDS  # Welch finds no significant drop: the paper's rule says holds
+    assert "Not resolved" in r.sentence and "As in the paper" not in r.sentence
+    assert r.why.startswith("By the paper's own statistic the claim holds")
+
+
+def test_significant_drop_beyond_the_margin_does_not_hold_even_if_the_interval_crosses_it():
+    v = {"at": 0.6, "n_seeds": 8, "rel": -0.08, "rel_lo": -0.12, "rel_hi": -0.04,
+         "p_holm": 0.001, "margin": 0.05, "level": 0.05}
+    rule = claims.CLAIMS["q1_first_drop"].rule
+    assert rule(v, claims.Settings()) is False
+    assert rule({**v, "p_holm": 0.2}, claims.Settings()) is None
+    assert rule({**v, "rel": -0.03, "rel_lo": -0.04, "rel_hi": -0.02}, claims.Settings()) is True
+
+
+def test_one_seed_and_a_grid_below_the_level_are_not_resolved():
+    verdict, paper_verdict, r = verdicts(maps_table(1, {0.6: -0.3}, 0.0))
+    assert verdict == UNRESOLVED and paper_verdict == UNRESOLVED  # Welch cannot run either
+    verdict, _, r = verdicts(maps_table(8, {0.4: -0.01}, 0.01, grid=[0.0, 0.2, 0.4]))
+    assert verdict == UNRESOLVED and "does not reach k = 0.60" in r.sentence
+
+
+def test_grid_without_the_level_uses_the_nearest_above_and_says_so():
+    verdict, _, r = verdicts(maps_table(30, {0.65: -0.01}, 0.02, grid=[0.0, 0.5, 0.65]))
+    assert r.values["at"] == 0.65 and verdict == HOLDS
+    assert "the grid has no k = 0.60; the nearest level above it" in r.sentence
+
+
+def test_random_control_is_decided_on_the_paired_difference():
+    grid = [0.0, 0.6]
+    l1 = maps_table(8, {0.6: -0.02}, 0.02, rng_seed=3, grid=grid)
+    rnd = maps_table(8, {0.6: -0.5}, 0.02, rng_seed=3, grid=grid).assign(method="random")
+    both = pd.concat([l1, rnd[rnd.sparsity > 0]])
+    text = overall.random_control_sentence(both, ["l1", "random"], 0.6)
+    assert "random pruning loses more: magnitude matters" in text
+    same = pd.concat([l1, l1[l1.sparsity > 0].assign(method="random")])
+    text = overall.random_control_sentence(same.iloc[:len(l1) + 3], ["l1", "random"], 0.6)
+    assert "cannot tell them apart" in text or "too few seeds" in text
+    assert "no comparison" in overall.random_control_sentence(l1, ["l1"], 0.6)
+
+
+# ------------------------------------------------------------------ small weights, scale-free
+
+def test_scale_free_share_ignores_scale_and_matches_a_gaussian():
+    rng = np.random.default_rng(0)
+    layers = [rng.normal(0, s, 40_000) for s in (0.01, 0.1, 1.0)]
+    share = overall.fraction_below_sd(layers)
+    assert share == pytest.approx(0.5, abs=0.01)
+    assert overall.gaussian_share_below() == pytest.approx(0.5)
+    assert overall.fraction_below_sd([10 * w for w in layers]) == share
+    assert overall.fraction_below(np.concatenate(layers), 0.01) < 0.3  # scale-dependent
+    laplace = [rng.laplace(0, 1, 40_000)]
+    assert overall.fraction_below_sd(laplace) == pytest.approx(1 - np.exp(-0.6745 * 2**0.5),
+                                                               abs=0.01)
+    with pytest.raises(ValueError):
+        overall.fraction_below_sd([])
+
+
+@pytest.mark.parametrize("sd_min, sd_max, verdict", [(0.55, 0.6, HOLDS), (0.4, 0.5, FAILS),
+                                                     (0.45, 0.55, UNRESOLVED)])
+def test_weights_rule(sd_min, sd_max, verdict):
+    v = {"n_seeds": 3, "sd_min": sd_min, "sd_max": sd_max}
+    ok = claims.CLAIMS["q1_weights"].rule(v, claims.Settings())
+    assert claims.core._verdict(ok) == verdict
+    assert claims.CLAIMS["q1_weights"].rule({"n_seeds": 0, "sd_min": np.nan, "sd_max": np.nan},
+                                            claims.Settings()) is None
