@@ -150,20 +150,68 @@ def forgetting_vs_frequency_figure(summary: pd.DataFrame, correlations: pd.DataF
     """Fig. 3: log train count vs first sparsity of a 20% drop (left) and vs relative change at
     the largest sparsity (right); r and rho printed from ``correlations`` (the second output of
     :func:`prunecxr.analysis.forgetting_summary`); the ``n_label`` most and least frequent
-    classes labelled."""
+    classes labelled.
+
+    Given the outputs of :func:`prunecxr.analysis.forgetting.forgetting_comparison`, a second
+    row draws the sound statistics, and the raw change at the largest sparsity gets each class's
+    chance floor (pi - AP_0) / AP_0, the change of a class fallen to chance: top, the paper's
+    statistics (classes that never drop drawn open at the top, left out of its correlation);
+    bottom, the first drop of the chance-corrected curve with classes that never drop ranked
+    last, and the chance-corrected change (AP - pi) / (AP_0 - pi) - 1 (-1 = chance).
+    """
     require_columns(summary, ["class", "log_train_count", "first_drop", "final_change"], "summary")
     require_columns(correlations, ["outcome", "n", "r", "p_r", "rho", "p_rho"], "correlations")
-    fig, axes = _figure(2)
+    sound = {"chance_floor", "cc_final_change", "cc_first_drop_censored",
+             "censored", "cc_censored"} <= set(summary.columns)
+    fig, axes = _figure(2, 2 if sound else 1)
     final_k = summary.attrs.get("final_sparsity")
+    at_k = f"k = {final_k:.2f}" if final_k is not None else "the largest k"
+    rows = correlations.set_index("outcome")
     ylabels = {"first_drop": "first sparsity with a ≥20% drop in AP",
-               "final_change": "relative change in AP at k = "
-                               + (f"{final_k:.2f}" if final_k is not None else "max")}
+               "final_change": f"relative change in AP at {at_k}"}
     for ax, outcome in zip(axes, ("first_drop", "final_change")):
         ax.scatter(summary["log_train_count"], summary[outcome], s=18)
         _label_extremes(ax, summary, "log_train_count", outcome, n_label)
-        row = correlations.set_index("outcome").loc[outcome]
-        ax.set_title(corr_text(row), fontsize=8)
+        ax.set_title(corr_text(rows.loc[outcome]), fontsize=8)
         ax.set(xlabel="ln(train count)", ylabel=ylabels[outcome])
+    if not sound:
+        return fig
+    top = summary.attrs.get("censor_value", 1.0)
+    for ax, flag in ((axes[0], "censored"), (axes[2], "cc_censored")):
+        never = summary[summary[flag].astype(bool)]
+        if len(never):
+            ax.scatter(never["log_train_count"], np.full(len(never), top), s=18,
+                       facecolors="none", edgecolors=OKABE_ITO[0],
+                       label="never drops (ranked last in the sound statistic)")
+            ax.legend(fontsize=7, loc="lower right")
+    ax = axes[1]
+    x, floor = summary["log_train_count"], summary["chance_floor"]
+    ax.vlines(x, floor, summary["final_change"], color="0.7", lw=0.8)
+    ax.scatter(x, floor, marker="_", s=60, color=OKABE_ITO[3],
+               label="chance floor (π − AP₀)/AP₀")
+    ax.legend(fontsize=7, loc="lower right")
+    if "chance_floor" in rows.index:
+        f = rows.loc["chance_floor"]
+        ax.set_title(corr_text(rows.loc["final_change"]) + f"\nchance floor alone: ρ = "
+                     f"{f['rho']:.2f} ({format_p(f['p_rho'])})", fontsize=8)
+    ax = axes[2]
+    ax.scatter(summary["log_train_count"], summary["cc_first_drop_censored"], s=18,
+               color=OKABE_ITO[2])
+    _label_extremes(ax, summary, "log_train_count", "cc_first_drop_censored", n_label)
+    if "cc_first_drop_censored" in rows.index:
+        c = rows.loc["cc_first_drop_censored"]
+        ax.set_title(f"ρ = {c['rho']:.2f} ({format_p(c['p_rho'])}), n = {int(c['n'])}",
+                     fontsize=8)
+    ax.set(xlabel="ln(train count)",
+           ylabel="first ≥20% drop, chance-corrected\n(never dropping ranked last)")
+    ax = axes[3]
+    ax.scatter(summary["log_train_count"], summary["cc_final_change"], s=18, color=OKABE_ITO[2])
+    ax.axhline(-1.0, ls=":", color="k", lw=1)
+    _label_extremes(ax, summary, "log_train_count", "cc_final_change", n_label)
+    if "cc_final_change" in rows.index:
+        ax.set_title(corr_text(rows.loc["cc_final_change"]), fontsize=8)
+    ax.set(xlabel="ln(train count)",
+           ylabel=f"chance-corrected change at {at_k}\n(AP − π)/(AP₀ − π) − 1; −1 = chance")
     return fig
 
 

@@ -228,6 +228,42 @@ def permutation_p(observed: float, null: np.ndarray) -> float:
     return float((1 + np.sum(np.abs(null) >= abs(observed) - tol)) / (1 + len(null)))
 
 
+def mantel_null(fcd_matrix: np.ndarray, dlogfreq: np.ndarray, iou4: np.ndarray,
+                permutations: np.ndarray) -> tuple[dict, dict]:
+    """(observed, null) of :func:`mantel_statistics`: ``fcd_matrix`` (C x C, symmetric) and
+    the predictors over its upper triangle (row-major, as ``numpy.triu_indices(C, 1)``); the
+    null from each permutation p of the classes, FCD*(a, b) = FCD(p(a), p(b)).
+
+    Vectorised: a permuted FCD vector is a rearrangement of the observed one, so its (average)
+    ranks are the same rearrangement of the observed ranks, and with the predictors fixed the
+    OLS coefficients are one fixed linear map of it (a row of the design's pseudo-inverse).
+    """
+    from scipy.stats import rankdata
+
+    fcd_matrix = np.asarray(fcd_matrix, dtype=float)
+    c = len(fcd_matrix)
+    iu = np.triu_indices(c, 1)
+    x1, x2 = np.asarray(dlogfreq, dtype=float), np.asarray(iou4, dtype=float)
+    y = fcd_matrix[iu]
+    ranks = np.zeros((c, c))
+    ranks[iu] = rankdata(y)
+    ranks = ranks + ranks.T
+    rx1, rx2 = rankdata(x1), rankdata(x2)
+    design = np.column_stack([np.ones_like(x1), x1, x2, x1 * x2])
+    beta3 = np.linalg.pinv(design)[3]
+
+    def stats(values, value_ranks):
+        return {"rho_dlogfreq": _corr_rows(value_ranks, rx1),
+                "rho_iou4": _corr_rows(value_ranks, rx2), "beta3": values @ beta3}
+
+    observed = stats(y[None], ranks[iu][None])
+    perms = np.asarray(permutations, dtype=int).reshape(-1, c)
+    if not len(perms):
+        return observed, {k: np.empty(0) for k in MANTEL_STATISTICS}
+    a, b = perms[:, iu[0]], perms[:, iu[1]]
+    return observed, stats(fcd_matrix[a, b], ranks[a, b])
+
+
 def mantel_tests(pair_table: pd.DataFrame, n_perm: int = 2000, seed: int = 0,
                  permutations: np.ndarray | None = None) -> pd.DataFrame:
     """Permutation P values of Q3's statistics that respect the pair structure (Mantel / QAP).
@@ -250,8 +286,6 @@ def mantel_tests(pair_table: pd.DataFrame, n_perm: int = 2000, seed: int = 0,
     c = len(classes)
     iu = np.triu_indices(c, 1)
     y, x1, x2 = (mats[k][iu] for k in ("fcd", "dlogfreq", "iou4"))
-    stats = ({k: np.full(1, np.nan) for k in MANTEL_STATISTICS} if c < 4
-             else mantel_statistics(y, x1, x2))
     naive = {k: np.nan for k in MANTEL_STATISTICS}
     if c >= 4:
         from scipy.stats import spearmanr
@@ -266,13 +300,13 @@ def mantel_tests(pair_table: pd.DataFrame, n_perm: int = 2000, seed: int = 0,
             naive["beta3"] = float(fit.set_index("term").loc["dlogfreq:iou4", "p"])
     if permutations is None:
         rng = np.random.default_rng(seed)
-        permutations = (np.array([rng.permutation(c) for _ in range(n_perm)]) if c >= 4
-                        else np.empty((0, c), dtype=int))
+        permutations = rng.permuted(np.tile(np.arange(c), (n_perm if c >= 4 else 0, 1)),
+                                    axis=1)
     permutations = np.asarray(permutations, dtype=int).reshape(-1, c)
-    if c >= 4 and len(permutations):
-        full = mats["fcd"]
-        null = mantel_statistics(full[permutations[:, iu[0]], permutations[:, iu[1]]], x1, x2)
+    if c >= 4:
+        stats, null = mantel_null(mats["fcd"], x1, x2, permutations)
     else:
+        stats = {k: np.full(1, np.nan) for k in MANTEL_STATISTICS}
         null = {k: np.empty(0) for k in MANTEL_STATISTICS}
     rows = [{"statistic": k, "value": float(stats[k][0]), "p_naive": naive[k],
              "p_perm": permutation_p(float(stats[k][0]), null[k]), "n_classes": c,
