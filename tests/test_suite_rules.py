@@ -56,3 +56,14 @@ def test_every_python_subprocess_of_the_suite_uses_checkout_env():
                  if "sys.executable" in (text := p.read_text()) and "subprocess" in text
                  and "checkout_env" not in text and p.name not in exempt]
     assert not offenders, f"{offenders} start Python without tests/checkout.py's checkout_env"
+
+
+def test_one_thread_modules_do_not_touch_the_shared_smoke_results():
+    """A module with ``TORCH_THREADS`` (tests/conftest.py) trains on one thread; the session's
+    smoke results must not be first computed there, since other modules compare their own runs
+    with them bit for bit on torch's default thread count."""
+    shared = re.compile(r"\b(smoke_results|smoke_store|smoke_book|ensure_results)\b")
+    offenders = [p.name for p in sorted(TESTS.glob("test_*.py"))
+                 if re.search(r"^TORCH_THREADS\s*=", text := p.read_text(), re.M)
+                 and shared.search(text)]
+    assert not offenders, f"{offenders} set TORCH_THREADS and use the shared smoke results"
