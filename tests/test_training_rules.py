@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -105,8 +106,6 @@ def test_plateau_lowers_lr_tenfold_after_lr_patience_plus_one_flat_epochs(tmp_pa
     s.run(config(), tmp_path)
     assert s.lrs == pytest.approx([LR] * 4 + [LR / 10] * 3 + [LR / 100], rel=1e-12)
     (history,) = tmp_path.rglob("history.csv")
-    import pandas as pd
-
     assert pd.read_csv(history)["lr"].to_numpy() == pytest.approx(s.lrs, rel=1e-12)
 
 
