@@ -1,0 +1,313 @@
+"""Q2's and Q3's sound statistics: the chance-corrected change, the censored first drop and the
+Mantel/QAP permutation P values, against independent implementations and simulations; and the
+three-way verdict rules of their claims on synthetic values whose answer is known."""
+
+import itertools
+import math
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+
+from prunecxr import claims
+from prunecxr.analysis import cooccurrence as co
+from prunecxr.analysis import forgetting
+from prunecxr.claims import q2 as claims_q2
+from prunecxr.claims.core import Settings
+from prunecxr.metrics import average_precision
+
+KS = [0.0, 0.25, 0.5, 0.75, 0.95]
+
+
+# ------------------------------------------------------------------ chance correction (Q2)
+
+def test_a_random_ranking_has_expected_ap_equal_to_the_prevalence():
+    """The chance level pi that the correction subtracts: the AP of random scores averages
+    the class's prevalence (simulated; 400 rankings of 2,000 images, pi = 0.05 and 0.3)."""
+    rng = np.random.default_rng(0)
+    n, pis = 2000, np.array([0.05, 0.3])
+    labels = (rng.uniform(size=(n, 2)) < pis).astype(np.uint8)
+    prevalence = labels.mean(axis=0)
+    aps = np.array([average_precision(labels, rng.uniform(size=(n, 2))) for _ in range(400)])
+    assert aps.mean(axis=0) == pytest.approx(prevalence, abs=0.006)
+    # ... so a class fallen to chance has chance-corrected change -1 whatever its prevalence,
+    # while its raw change is the floor (pi - AP0) / AP0, set by prevalence.
+    table = pd.DataFrame([("l1", 0, 0.0, "rare", 0.5), ("l1", 0, 0.9, "rare", aps[0, 0]),
+                          ("l1", 0, 0.0, "common", 0.5), ("l1", 0, 0.9, "common", aps[0, 1])],
+                         columns=["method", "seed", "sparsity", "class", "ap"])
+    out = forgetting.chance_corrected_change(
+        table, pd.Series(prevalence, index=["rare", "common"])).set_index(["class", "sparsity"])
+    for i, c in enumerate(["rare", "common"]):
+        row = out.loc[(c, 0.9)]
+        assert row["cc_change"] == pytest.approx((aps[0, i] - prevalence[i]) / (0.5 - prevalence[i]) - 1)
+        assert row["chance_floor"] == pytest.approx((prevalence[i] - 0.5) / 0.5)
+        assert row["rel_change"] == pytest.approx((aps[0, i] - 0.5) / 0.5)
+        assert out.loc[(c, 0.0), "cc_change"] == 0.0
+    cc = out.xs(0.9, level="sparsity")["cc_change"]
+    assert cc.to_numpy() == pytest.approx([-1, -1], abs=0.1)
+    floors = out.xs(0.9, level="sparsity")["chance_floor"]
+    assert floors["rare"] < floors["common"]  # the raw floor differs by prevalence alone
+
+
+def test_chance_correction_is_undefined_where_the_dense_model_does_not_beat_chance():
+    table = pd.DataFrame([("l1", 0, 0.0, "a", 0.2), ("l1", 0, 0.5, "a", 0.1),
+                          ("l1", 0, 0.0, "b", 0.6), ("l1", 0, 0.5, "b", 0.35)],
+                         columns=["method", "seed", "sparsity", "class", "ap"])
+    out = forgetting.chance_corrected_change(table, pd.Series({"a": 0.25, "b": 0.1}))
+    a = out[out["class"] == "a"]
+    assert a["cc_change"].isna().all() and np.isfinite(a["rel_change"]).all()
+    b = out[(out["class"] == "b") & (out["sparsity"] == 0.5)].iloc[0]
+    assert b["cc_change"] == pytest.approx((0.35 - 0.1) / (0.6 - 0.1) - 1)  # -0.5
+    with pytest.raises(ValueError, match="prevalence has no value"):
+        forgetting.chance_corrected_change(table, pd.Series({"a": 0.25}))
+
+
+# ------------------------------------------------------------------ censored first drop (Q2)
+
+def test_censored_first_drop_ranks_never_dropping_classes_last():
+    first = np.array([0.3, 0.5, np.nan, 0.25, np.nan, 0.75, np.nan])
+    complete = np.array([True, True, True, True, True, True, False])  # last: undefined point
+    grid = [round(0.05 * i, 2) for i in range(1, 20)]  # the paper's 19 points
+    out = forgetting.censored_first_drop(first, complete, grid)
+    assert out[2] == out[4] == 1.0 and np.isnan(out[6])  # 0.95 + one step of 0.05
+    counts = np.array([900, 200, 5000, 60, 3000, 800, 40])
+    logc = np.log(counts)
+    keep = np.isfinite(out)
+    # explicit ranks: dropped classes by their sparsity, the two censored tied last (5.5)
+    # (0.25 -> 1, 0.3 -> 2, 0.5 -> 3, 0.75 -> 4)
+    y_ranks = np.array([2, 3, 5.5, 1, 5.5, 4, np.nan])
+    x_ranks = st.rankdata(logc[keep])
+    expected = st.pearsonr(x_ranks, y_ranks[keep]).statistic
+    assert st.spearmanr(logc[keep], out[keep]).statistic == pytest.approx(expected)
+    # what the paper does instead: leave the never-dropping classes out
+    left_out = np.isfinite(first)
+    assert st.spearmanr(logc[left_out], first[left_out]).statistic != pytest.approx(expected)
+
+
+def ap_table_and_labels():
+    """Four classes, two seeds; AP per sparsity chosen so both raw and chance-corrected curves
+    are known; prevalences 0.5, 0.25, 0.125, 0.0625 from 16 labelled images."""
+    classes = ["a", "b", "c", "d"]
+    labels = np.zeros((16, 4), dtype=np.uint8)
+    for j, n in enumerate([8, 4, 2, 1]):
+        labels[:n, j] = 1
+    ap = {"a": [0.9, 0.88, 0.87, 0.86, 0.85],   # never drops
+          "b": [0.6, 0.55, 0.45, 0.3, 0.25],     # falls to chance (0.25) at 0.95
+          "c": [0.5, 0.5, 0.35, 0.2, 0.125],
+          "d": [0.4, 0.3, 0.2, 0.1, 0.0625]}
+    rows = [("l1", s, k, c, v) for s in (0, 1) for c in classes for k, v in zip(KS, ap[c])]
+    table = pd.DataFrame(rows, columns=["method", "seed", "sparsity", "class", "ap"])
+    return table, labels, classes, pd.Series({"a": 5000, "b": 600, "c": 90, "d": 12})
+
+
+def test_forgetting_comparison_hand_case():
+    table, labels, classes, counts = ap_table_and_labels()
+    pc, corr = forgetting.forgetting_comparison(table, labels, classes, counts)
+    pc = pc.set_index("class")
+    assert pc["prevalence"].tolist() == [0.5, 0.25, 0.125, 0.0625]
+    assert pc.loc["b", "cc_final_change"] == pytest.approx(-1.0)
+    assert pc.loc["b", "final_change"] == pytest.approx((0.25 - 0.6) / 0.6)
+    assert pc.loc["b", "chance_floor"] == pytest.approx((0.25 - 0.6) / 0.6)
+    assert pc.loc["a", "cc_final_change"] == pytest.approx((0.85 - 0.5) / (0.9 - 0.5) - 1)
+    assert pc.loc["a", "censored"] and not pc.loc["a", "dropped"]
+    assert pc.loc["a", "first_drop_censored"] == 1.15 and np.isnan(pc.loc["a", "first_drop"])
+    # c: raw -0.3 at 0.5 (dropped 20%); chance-corrected (0.35 - 0.125) / 0.375 - 1 = -0.4
+    assert pc.loc["c", "first_drop"] == 0.5 and pc.loc["c", "cc_first_drop"] == 0.5
+    assert pc.loc["d", "first_drop"] == 0.25
+    c = corr.set_index("outcome")
+    logc = np.log(counts.to_numpy(dtype=float))
+    assert c.loc["first_drop", "n"] == 3  # the paper's: the never-dropping class left out
+    assert c.loc["first_drop_censored", "n"] == 4
+    assert c.loc["first_drop_censored", "rho"] == pytest.approx(
+        st.spearmanr(logc, pc["first_drop_censored"]).statistic)
+    assert c.loc["cc_final_change", "rho"] == pytest.approx(
+        st.spearmanr(logc, pc["cc_final_change"]).statistic)
+    assert pc.attrs["censor_value"] == 1.15  # 0.95 + the grid's step (0.2)
+
+
+# ------------------------------------------------------------------ Mantel / QAP (Q3)
+
+def tiny_pairs(c=6, seed=0, effect=0.0):
+    rng = np.random.default_rng(seed)
+    u, v = rng.normal(size=c), rng.uniform(0.1, 1, size=c)
+    curves = rng.normal(size=(c, 5)) + effect * u[:, None]
+    rows = []
+    for a, b in itertools.combinations(range(c), 2):
+        rows.append({"class_a": f"c{a}", "class_b": f"c{b}",
+                     "fcd": float(np.sqrt(((curves[a] - curves[b]) ** 2).sum())),
+                     "dlogfreq": abs(u[a] - u[b]), "iou4": (v[a] * v[b]) ** 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_mantel_rho_p_matches_scipy_permutation_test_over_class_labels():
+    """Exact over all 720 orderings of 6 classes: scipy's permutation_test, permuting the
+    class labels (one sample of class indices, permutation_type='pairings'), on |rho|."""
+    pairs = tiny_pairs(6, seed=3)
+    classes, mats = co.pair_matrices(pairs)
+    iu = np.triu_indices(len(classes), 1)
+    every = np.array([p for p in itertools.permutations(range(6)) if p != tuple(range(6))])
+    ours = co.mantel_tests(pairs, permutations=every).set_index("statistic")
+    for stat, x in (("rho_dlogfreq", "dlogfreq"), ("rho_iou4", "iou4")):
+        def abs_rho(p):
+            p = np.asarray(p)
+            return abs(st.spearmanr(mats[x][iu], mats["fcd"][p[iu[0]], p[iu[1]]]).statistic)
+
+        ref = st.permutation_test((np.arange(6),), abs_rho, permutation_type="pairings",
+                                  alternative="greater", vectorized=False, n_resamples=10**4)
+        assert ours.loc[stat, "p_perm"] == pytest.approx(ref.pvalue)
+        assert ours.loc[stat, "value"] == pytest.approx(
+            st.spearmanr(mats[x][iu], mats["fcd"][iu]).statistic)
+        assert ours.loc[stat, "p_naive"] == pytest.approx(
+            st.spearmanr(mats[x][iu], mats["fcd"][iu]).pvalue)
+
+
+def test_mantel_beta3_p_matches_a_brute_force_loop_of_statsmodels_fits():
+    """beta3 refitted with statsmodels for each of the 119 other orderings of 5 classes."""
+    import statsmodels.formula.api as smf
+
+    pairs = tiny_pairs(5, seed=1)
+    classes, mats = co.pair_matrices(pairs)
+    iu = np.triu_indices(5, 1)
+    every = [p for p in itertools.permutations(range(5)) if p != tuple(range(5))]
+
+    def beta3(fcd):
+        data = pd.DataFrame({"fcd": fcd, "dlogfreq": mats["dlogfreq"][iu],
+                             "iou4": mats["iou4"][iu]})
+        return smf.ols("fcd ~ dlogfreq * iou4", data).fit().params["dlogfreq:iou4"]
+
+    observed = beta3(mats["fcd"][iu])
+    null = [beta3(mats["fcd"][np.asarray(p)[iu[0]], np.asarray(p)[iu[1]]]) for p in every]
+    expected = (1 + sum(abs(b) >= abs(observed) - 1e-9 for b in null)) / (1 + len(null))
+    ours = co.mantel_tests(pairs, permutations=np.array(every)).set_index("statistic")
+    assert ours.loc["beta3", "value"] == pytest.approx(observed)
+    assert ours.loc["beta3", "p_perm"] == pytest.approx(expected)
+    # the naive P is the OLS t-test's, the same as fcd_ols reports
+    assert ours.loc["beta3", "p_naive"] == pytest.approx(
+        co.fcd_ols(pairs).set_index("term").loc["dlogfreq:iou4", "p"])
+    # and the vectorised statistics equal the plain definition for the permuted vectors
+    ref = co.mantel_statistics(mats["fcd"][np.array(every)[:, iu[0]], np.array(every)[:, iu[1]]],
+                               mats["dlogfreq"][iu], mats["iou4"][iu])
+    assert ref["beta3"] == pytest.approx(null)
+
+
+def test_mantel_is_seeded_fast_and_sizes_are_reported():
+    pairs = tiny_pairs(20, seed=0)
+    start = time.perf_counter()
+    a = co.mantel_tests(pairs, n_perm=2000, seed=7)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 3.0, f"2,000 permutations of 20 classes took {elapsed:.2f} s"
+    b = co.mantel_tests(pairs, n_perm=2000, seed=7)
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["n_classes"] == 20).all() and (a["n_pairs"] == 190).all()
+    assert (a["n_perm"] == 2000).all()
+    assert ((a["p_perm"] >= 1 / 2001) & (a["p_perm"] <= 1)).all()
+    few = co.mantel_tests(tiny_pairs(3), n_perm=50)
+    assert few["p_perm"].isna().all() and few["value"].isna().all()
+
+
+def _null_dataset(rng, c=20, m=19):
+    """Curves independent of the classes' frequency and co-occurrence: no association."""
+    u, v = rng.normal(size=c), rng.uniform(size=c)
+    curves = np.cumsum(rng.normal(0, 0.1, size=(c, m)), axis=1)
+    fcd = np.sqrt(((curves[:, None] - curves[None]) ** 2).sum(-1))
+    iu = np.triu_indices(c, 1)
+    return fcd, np.abs(u[:, None] - u[None])[iu], np.sqrt(np.outer(v, v))[iu]
+
+
+def test_null_rejection_rate_of_permutation_p_is_near_the_level_and_naive_is_not():
+    """300 null datasets of 20 classes (190 pairs), 199 permutations each: the permutation P
+    rejects at 5% in 2-9% of them; the pair-wise Spearman P, treating pairs as independent,
+    rejects far more often (anti-conservative)."""
+    rng = np.random.default_rng(2)
+    perm, naive = {k: [] for k in co.MANTEL_STATISTICS}, []
+    for _ in range(300):
+        fcd, x1, x2 = _null_dataset(rng)
+        perms = rng.permuted(np.tile(np.arange(20), (199, 1)), axis=1)
+        observed, null = co.mantel_null(fcd, x1, x2, perms)
+        for k in co.MANTEL_STATISTICS:
+            perm[k].append(co.permutation_p(observed[k][0], null[k]))
+        naive.append(st.spearmanr(x2, fcd[np.triu_indices(20, 1)]).pvalue)
+    rates = {k: np.mean(np.array(v) < 0.05) for k, v in perm.items()}
+    for k, rate in rates.items():
+        assert 0.02 <= rate <= 0.09, (k, rate)
+    naive_rate = np.mean(np.array(naive) < 0.05)
+    assert naive_rate > 0.12 and naive_rate > 2 * rates["rho_iou4"], (naive_rate, rates)
+
+
+# ------------------------------------------------------------------ verdict rules
+
+S = Settings()
+
+
+def test_q2_rules_three_ways():
+    for key in ("q2_first_drop", "q2_final_change"):
+        rule = claims.CLAIMS[key].rule
+        assert rule({"cc_rho": 0.6, "cc_p": 0.001, "cc_n": 20}, S) is True      # planted effect
+        assert rule({"cc_rho": 0.05, "cc_p": 0.8, "cc_n": 20}, S) is False      # no effect
+        assert rule({"cc_rho": -0.6, "cc_p": 0.001, "cc_n": 20}, S) is False    # wrong sign
+        assert rule({"cc_rho": 0.5, "cc_p": 0.2, "cc_n": 6}, S) is None         # too few classes
+        assert rule({"cc_rho": np.nan, "cc_p": np.nan, "cc_n": 2}, S) is None   # undefined
+        # the paper's rule reads the paper's statistic, not the sound one
+        paper = claims.CLAIMS[key].paper_rule
+        assert paper({"rho": 0.6, "p_rho": 0.001}, S) is True
+        assert paper({"rho": 0.6, "p_rho": 0.2}, S) is False
+
+
+def test_q3_rules_three_ways():
+    for key, sign in (("q3_dlogfreq", 1), ("q3_iou", -1), ("q3_ols", -1)):
+        rule = claims.CLAIMS[key].rule
+        v = {"perm_value": 0.4 * sign, "p_perm": 0.001, "n_classes": 20}
+        assert rule(v, S) is True
+        assert rule({**v, "perm_value": -0.4 * sign}, S) is False
+        assert rule({**v, "p_perm": 0.5}, S) is False
+        assert rule({**v, "p_perm": 0.5, "n_classes": 6}, S) is None
+        assert rule({**v, "perm_value": np.nan}, S) is None
+
+
+def test_planted_and_absent_effects_through_the_permutation_test():
+    """A planted association of FCD with |ΔlogF| over 20 classes holds; none does not hold;
+    five classes cannot decide."""
+    rule = claims.CLAIMS["q3_dlogfreq"].rule
+
+    def values(pairs):
+        row = co.mantel_tests(pairs, n_perm=999, seed=0).set_index("statistic").loc["rho_dlogfreq"]
+        return {"perm_value": row["value"], "p_perm": row["p_perm"], "n_classes": row["n_classes"]}
+
+    assert rule(values(tiny_pairs(20, seed=4, effect=3.0)), S) is True
+    assert rule(values(tiny_pairs(20, seed=4, effect=0.0)), S) is False
+    assert rule(values(tiny_pairs(5, seed=4, effect=0.0)), S) is None
+
+
+def test_sound_texts_and_reasons_are_filled():
+    for key in ("q2_first_drop", "q2_final_change", "q3_dlogfreq", "q3_iou", "q3_ols"):
+        c = claims.CLAIMS[key]
+        assert c.sound is not None and c.paper_rule is not None
+        assert c.why and not c.why.endswith(".") and c.rule_text.endswith(".")
+    assert claims_q2.MIN_CLASSES == 10
+
+
+def test_claims_on_the_frozen_smoke_results_carry_both_statistics():
+    from pathlib import Path
+
+    from prunecxr.store import load
+
+    store = load(Path(__file__).parent / "fixtures" / "smoke_results")
+    ev = claims.Evidence(store)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = claims.evaluate(ev, ["q2_first_drop", "q2_final_change", "q3_dlogfreq",
+                                     "q3_iou", "q3_ols"])
+    pc, corr = claims_q2.comparison(ev)
+    c = corr.set_index("outcome")
+    v = found["q2_final_change"].values
+    assert v["cc_rho"] == pytest.approx(c.loc["cc_final_change", "rho"])
+    assert v["rho"] == pytest.approx(ev.forgetting[1].set_index("outcome")
+                                     .loc["final_change", "rho"])
+    assert found["q3_iou"].values["perm_value"] == pytest.approx(found["q3_iou"].values["rho"])
+    for r in found.values():
+        assert r.verdict in claims.VERDICTS and r.sound and r.build
+        assert (r.why == "") == (r.verdict == r.paper_verdict)
+    assert math.isfinite(found["q3_ols"].values["p_perm"])
