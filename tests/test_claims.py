@@ -28,6 +28,12 @@ def decide(key: str, **values) -> str:
     return claims.core._verdict(claim.rule(values, claims.Settings()))
 
 
+def paper_decide(key: str, **values) -> str:
+    """The verdict of the paper's own rule (``paper_rule``) on the paper's statistic."""
+    claim = claims.CLAIMS[key]
+    return claims.core._verdict((claim.paper_rule or claim.rule)(values, claims.Settings()))
+
+
 # --------------------------------------------------------------------- rules, known answers
 
 @pytest.mark.parametrize("first_drop, verdict", [(0.65, HOLDS), (0.6, HOLDS), (0.3, FAILS),
@@ -55,11 +61,15 @@ def test_q3_interaction_and_q4_rules():
     assert decide("q3_ols", b3=-0.31, p3=0.005) == HOLDS
     assert decide("q3_ols", b3=-0.31, p3=0.3) == FAILS
     assert decide("q3_ols", b3=np.nan, p3=np.nan) == UNRESOLVED
-    assert decide("q4_rare", ratio_min=1.2) == HOLDS
-    assert decide("q4_rare", ratio_min=0.0) == FAILS
-    assert decide("q4_rare", ratio_min=np.nan) == UNRESOLVED
-    assert decide("q4_many", ratio=np.inf) == HOLDS
-    assert decide("q4_many", ratio=np.nan) == UNRESOLVED
+
+
+def test_q4_paper_rules():
+    """Q4: the paper's rules here; the sound rules in tests/test_q4_sound.py."""
+    assert paper_decide("q4_rare", ratio_min=1.2) == HOLDS
+    assert paper_decide("q4_rare", ratio_min=0.0) == FAILS
+    assert paper_decide("q4_rare", ratio_min=np.nan) == UNRESOLVED
+    assert paper_decide("q4_many", ratio=np.inf) == HOLDS
+    assert paper_decide("q4_many", ratio=np.nan) == UNRESOLVED
     none = {f"{v}_{s}": np.nan for v in claims.q4.TRUTH_WORDS
             for s in ("mean_a", "mean_b", "p_kruskal")}
     assert decide("q4_readers", n_answers=0, **none) == UNRESOLVED
@@ -71,9 +81,9 @@ def test_q4_truth_needs_every_difference_in_its_direction_and_significant():
          "agrees_with_label_p_kruskal": 0.001, "quality_mean_a": 0.4, "quality_mean_b": 0.5,
          "quality_p_kruskal": 0.01, "difficulty_mean_a": 0.7, "difficulty_mean_b": 0.5,
          "difficulty_p_kruskal": 0.02}
-    assert decide("q4_truth", **v) == HOLDS
-    assert decide("q4_truth", **{**v, "quality_mean_a": 0.6}) == FAILS      # wrong direction
-    assert decide("q4_truth", **{**v, "difficulty_p_kruskal": 0.3}) == FAILS  # not significant
+    assert paper_decide("q4_truth", **v) == HOLDS
+    assert paper_decide("q4_truth", **{**v, "quality_mean_a": 0.6}) == FAILS      # wrong direction
+    assert paper_decide("q4_truth", **{**v, "difficulty_p_kruskal": 0.3}) == FAILS  # not significant
 
 
 # ------------------------------------------------------- values equal the analysis they summarise

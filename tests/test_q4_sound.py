@@ -1,0 +1,329 @@
+"""Q4's sound statistics (issue: claims that survive a statistician): the damage rule and the
+spread guard on synthetic outputs with known answers, exact enrichment intervals against
+scipy, their coverage at the sizes used, Cochran-Mantel-Haenszel against statsmodels and a
+hand computation (and on a confounded simulation), each verdict rule on planted, null and
+too-small inputs, and the phantom's statement of what depends on the labels."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+from statsmodels.stats.contingency_tables import StratifiedTable
+
+from prunecxr import claims
+from prunecxr.analysis import pies
+from prunecxr.claims import FAILS, HOLDS, UNRESOLVED, q4
+from prunecxr.claims.core import _verdict
+
+
+# --------------------------------------------------------------- damage rule and spread guard
+
+LEVELS = np.array([0.0, 0.3, 0.6, 0.9])
+
+
+def _maps(medians):
+    rows = [{"method": "l1", "seed": s, "sparsity": k, "map": m + d}
+            for k, m in zip(LEVELS, medians) for s, d in enumerate((-0.01, 0.0, 0.01))]
+    return pd.DataFrame(rows)
+
+
+def _labels(n=200, c=4, prevalence=0.25, seed=0):
+    y = np.zeros((n, c), dtype=bool)
+    y[: int(prevalence * n)] = True  # every class prevalence 0.25: chance mAP 0.25
+    return y
+
+
+def test_chance_map_is_the_mean_prevalence_of_classes_with_positives():
+    y = np.zeros((10, 3), dtype=bool)
+    y[:2, 0] = True
+    y[:5, 1] = True
+    assert pies.chance_map(y) == pytest.approx((0.2 + 0.5) / 2)
+
+
+def test_output_spread_is_the_class_mean_of_across_image_sds():
+    p = np.array([[0.1, 0.5], [0.3, 0.5], [0.5, 0.5]])
+    assert pies.output_spread(p) == pytest.approx((np.std([0.1, 0.3, 0.5]) + 0) / 2)
+
+
+def test_damage_rule_takes_the_lowest_level_with_the_stated_loss_above_chance():
+    rng = np.random.default_rng(0)
+    dense = rng.uniform(size=(200, 4))
+    probs = np.stack([dense, dense * 0.5, dense * 0.2, dense * 0.001 + 0.3])
+    # dense mAP 0.65, chance 0.25: losses 0, 0.1, 0.25, 0.9 of the 0.4 above chance
+    table = pies.damage_table(_maps([0.65, 0.61, 0.55, 0.29]), probs, LEVELS, _labels())
+    np.testing.assert_allclose(table["loss"], [0, 0.1, 0.25, 0.9], atol=1e-12)
+    np.testing.assert_allclose(table["spread_ratio"], [1, 0.5, 0.2, 0.001])
+    assert table["guard"].tolist() == [True, True, True, False]
+    rule = pies.damage_level(table, 0.2)
+    assert rule["level"] == 0.6 and rule["guard"] and rule["reached"]
+    assert pies.damage_level(table, 0.5)["level"] == 0.9
+    assert not pies.damage_level(table, 0.5)["guard"]          # refused: outputs constant
+    none = pies.damage_level(table, 0.95)
+    assert np.isnan(none["level"]) and not none["reached"]      # never that much damage
+
+
+def test_damage_is_undefined_when_the_dense_models_are_at_chance():
+    probs = np.ones((4, 200, 4)) * 0.5
+    table = pies.damage_table(_maps([0.25] * 4), probs, LEVELS, _labels())
+    assert table["loss"].isna().all() and not pies.damage_level(table)["reached"]
+
+
+def test_pies_at_levels_match_pie_scores_and_select_pies():
+    rng = np.random.default_rng(1)
+    probs = rng.uniform(size=(4, 60, 5))
+    masks = pies.pies_at_levels(probs, LEVELS, fraction=0.1)
+    from prunecxr.stats import rowwise_spearman
+    for i, k in enumerate(LEVELS[1:], start=1):
+        expect = pies.select_pies(rowwise_spearman(probs[0], probs[i]), fraction=0.1)
+        np.testing.assert_array_equal(masks[round(k, 6)], expect)
+
+
+# --------------------------------------------------------------- exact intervals
+
+@pytest.mark.parametrize("a, b, c, d", [(3, 3, 40, 85), (0, 6, 24, 101), (20, 80, 25, 1875),
+                                        (5, 95, 5, 1895), (2, 4, 0, 125)])
+def test_exact_enrichment_against_scipy(a, b, c, d):
+    pie = np.r_[np.ones(a + b, bool), np.zeros(c + d, bool)]
+    has = np.r_[np.ones(a, bool), np.zeros(b, bool), np.ones(c, bool), np.zeros(d, bool)]
+    r = pies.exact_enrichment(pie, has)
+    assert (r["pie_with"], r["pie_without"], r["other_with"], r["other_without"]) == (a, b, c, d)
+    assert r["p"] == pytest.approx(st.fisher_exact([[a, b], [c, d]])[1])
+    assert r["expected_pie"] == pytest.approx((a + b) * (a + c) / (a + b + c + d))
+    # the conditional exact interval inverts Fisher's one-sided tests at 2.5% each side
+    p_greater = st.fisher_exact([[a, b], [c, d]], alternative="greater")[1]
+    p_less = st.fisher_exact([[a, b], [c, d]], alternative="less")[1]
+    assert (r["ci_low"] > 1) == (p_greater < 0.025)
+    assert (r["ci_high"] < 1) == (p_less < 0.025)
+    ratio = (a / (a + b)) / (c / (c + d)) if c else np.inf
+    assert r["ratio"] == pytest.approx(ratio)
+
+
+def test_exact_interval_coverage_at_the_sizes_used():
+    """Simulated coverage of the conditional exact 95% interval of the odds ratio, at the
+    default build's sizes (100 PIEs, 1,900 other images; prevalence of the pooled rarest
+    classes about 3%, of 4+ findings about 2%) and the smoke build's (6 and 125)."""
+    rng = np.random.default_rng(2023)
+    for n_pie, n_other, p0, ratio in ((100, 1900, 0.03, 3.0), (100, 1900, 0.02, 1.0),
+                                      (6, 125, 0.3, 2.0)):
+        p1 = p0 * ratio
+        true_or = p1 * (1 - p0) / (p0 * (1 - p1))
+        hits = total = 0
+        for _ in range(400):
+            a, c = rng.binomial(n_pie, p1), rng.binomial(n_other, p0)
+            pie = np.r_[np.ones(n_pie, bool), np.zeros(n_other, bool)]
+            has = np.r_[np.arange(n_pie) < a, np.arange(n_other) < c]
+            r = pies.exact_enrichment(pie, has)
+            if np.isnan(r["ci_low"]):
+                continue
+            total += 1
+            hits += r["ci_low"] <= true_or <= r["ci_high"]
+        assert hits / total >= 0.93, (n_pie, n_other, p0, ratio, hits / total)
+
+
+@pytest.mark.parametrize("lo, hi, expect", [(1.3, 9.0, True), (0.4, 1.6, False),
+                                            (0.0, 0.8, False), (0.2, 12.0, None),
+                                            (np.nan, np.nan, None), (0.5, np.inf, None)])
+def test_enrichment_verdict(lo, hi, expect):
+    assert pies.enrichment_verdict(lo, hi) is expect
+
+
+# --------------------------------------------------------------- Cochran-Mantel-Haenszel
+
+def _cmh_by_hand(tables):
+    """The CMH statistic (no continuity correction) from its textbook formula."""
+    num = var = 0.0
+    for t in tables:
+        (a, b), (c, d) = t
+        n = a + b + c + d
+        num += a - (a + b) * (a + c) / n
+        var += (a + b) * (c + d) * (a + c) * (b + d) / (n * n * (n - 1))
+    return num ** 2 / var
+
+
+def _data(tables):
+    """Per-image (pies, binary, strata) from 2x2 tables [[pie&x, pie&~x], [other&x, other&~x]]."""
+    pie, x, s = [], [], []
+    for k, t in enumerate(tables):
+        for (ip, ix), n in zip(((1, 1), (1, 0), (0, 1), (0, 0)), np.ravel(t)):
+            pie += [ip] * int(n)
+            x += [ix] * int(n)
+            s += [k] * int(n)
+    return np.array(pie, bool), np.array(x, bool), np.array(s)
+
+
+def test_cmh_against_statsmodels_and_by_hand():
+    tables = [np.array([[4, 6], [10, 40]]), np.array([[3, 2], [12, 20]]),
+              np.array([[2, 9], [5, 60]])]
+    r = pies.cmh_test(*[_data(tables)[i] for i in (1, 0, 2)])
+    ref = StratifiedTable([t.astype(float) for t in tables])
+    assert r["statistic"] == pytest.approx(ref.test_null_odds(correction=False).statistic)
+    assert r["statistic"] == pytest.approx(_cmh_by_hand(tables))
+    assert r["p"] == pytest.approx(st.chi2.sf(_cmh_by_hand(tables), 1))
+    assert r["odds_ratio"] == pytest.approx(ref.oddsratio_pooled)
+    assert r["n_strata"] == 3
+
+
+def test_cmh_leaves_out_uninformative_strata():
+    tables = [np.array([[4, 6], [10, 40]]), np.array([[0, 5], [0, 30]]),  # no x in stratum 2
+              np.array([[0, 0], [3, 9]])]                                 # no PIE in stratum 3
+    r = pies.cmh_test(*[_data(tables)[i] for i in (1, 0, 2)])
+    assert r["n_strata"] == 1
+    assert r["statistic"] == pytest.approx(_cmh_by_hand(tables[:1]))
+
+
+def _confounded(n=10000, seed=0):
+    """PIE status and corruption both driven by the number of findings, independent within."""
+    rng = np.random.default_rng(seed)
+    n_findings = rng.choice(5, size=n, p=[0.4, 0.3, 0.15, 0.1, 0.05])
+    pie = rng.random(n) < 0.02 + 0.06 * n_findings
+    corrupted = rng.random(n) < np.where(n_findings > 0, 0.04 * n_findings, 0.0)
+    difficulty = 0.3 + 0.1 * n_findings + rng.normal(0, 0.05, n)
+    quality = rng.uniform(size=n)
+    return pd.DataFrame({"n_findings": n_findings, "label_corrupted": corrupted,
+                         "difficulty": difficulty, "quality": quality}), pie
+
+
+def test_confounded_simulation_unadjusted_significant_stratified_not():
+    meta, pie = _confounded()
+    t = pies.stratified_truth(meta, pie).set_index("variable")
+    for var in ("label_corrupted", "difficulty"):
+        assert t.loc[var, "p_unadjusted"] < 0.001, var
+        assert t.loc[var, "p"] > 0.05, var
+    assert t.loc["quality", "p"] > 0.05
+
+
+def test_planted_effect_within_strata_is_found():
+    meta, pie = _confounded(seed=1)
+    rng = np.random.default_rng(5)
+    meta["quality"] = meta["quality"] - 0.2 * pie
+    meta["label_corrupted"] = meta["label_corrupted"] | (pie & (meta["n_findings"] > 0)
+                                                          & (rng.random(len(pie)) < 0.3))
+    t = pies.stratified_truth(meta, pie).set_index("variable")
+    assert t.loc["quality", "p"] < 0.001 and t.loc["quality", "effect"] < 0
+    assert t.loc["label_corrupted", "p"] < 0.001 and t.loc["label_corrupted", "effect"] > 1
+
+
+def test_adjusted_difference_against_a_direct_ols():
+    import statsmodels.api as sm
+    meta, pie = _confounded(n=500, seed=3)
+    r = pies.adjusted_difference(meta["difficulty"], pie, pies.strata_of(meta["n_findings"]))
+    X = pd.get_dummies(pies.strata_of(meta["n_findings"]), drop_first=True).astype(float)
+    X.insert(0, "is_pie", pie.astype(float))
+    fit = sm.OLS(meta["difficulty"].to_numpy(), sm.add_constant(X)).fit(cov_type="HC3")
+    assert r["difference"] == pytest.approx(fit.params["is_pie"])
+    assert r["p"] == pytest.approx(fit.pvalues["is_pie"])
+
+
+# --------------------------------------------------------------- verdict rules
+
+def _decide(key, **values):
+    return _verdict(claims.CLAIMS[key].rule(values, claims.Settings()))
+
+
+LEVEL_OK = {"k_rule": 0.6, "k_reached": True, "k_guard": True, "k_loss": 0.25,
+            "k_spread_ratio": 0.4, "pie_loss": 0.2, "min_spread": 0.1,
+            "paper_spread_ratio": 0.02}
+
+
+@pytest.mark.parametrize("key", ["q4_rare", "q4_many"])
+def test_enrichment_rules(key):
+    # planted: interval above 1; none: interval tight around 1; too little data: wide
+    assert _decide(key, **LEVEL_OK, s_ci_low=1.8, s_ci_high=7.0) == HOLDS
+    assert _decide(key, **LEVEL_OK, s_ci_low=0.6, s_ci_high=1.7) == FAILS
+    assert _decide(key, **LEVEL_OK, s_ci_low=0.1, s_ci_high=30.0) == UNRESOLVED
+    # the guard refuses the level, or no level loses enough: not resolved whatever the interval
+    assert _decide(key, **{**LEVEL_OK, "k_guard": False}, s_ci_low=1.8, s_ci_high=7.0) == UNRESOLVED
+    assert _decide(key, **{**LEVEL_OK, "k_reached": False}, s_ci_low=1.8, s_ci_high=7.0) == UNRESOLVED
+
+
+def test_enrichment_rule_end_to_end_on_planted_null_and_small_data():
+    rng = np.random.default_rng(7)
+
+    def verdict(n_pie, n_other, p0, ratio):
+        pie = np.r_[np.ones(n_pie, bool), np.zeros(n_other, bool)]
+        has = np.r_[rng.random(n_pie) < p0 * ratio, rng.random(n_other) < p0]
+        r = pies.exact_enrichment(pie, has)
+        return pies.enrichment_verdict(r["ci_low"], r["ci_high"])
+
+    assert verdict(100, 1900, 0.05, 5.0) is True
+    assert verdict(2000, 38000, 0.05, 1.0) is False
+    assert verdict(6, 125, 0.05, 1.0) is None
+
+
+def _truth(ok=True, **change):
+    v = {"has_truth": True, "has_strata": True, **LEVEL_OK,
+         "s_label_corrupted_effect": 2.5, "s_label_corrupted_ci_low": 1.4,
+         "s_label_corrupted_ci_high": 4.4, "s_label_corrupted_p": 0.001,
+         "s_quality_effect": -0.05, "s_quality_ci_low": -0.08, "s_quality_ci_high": -0.02,
+         "s_quality_p": 0.01, "s_difficulty_effect": 0.04, "s_difficulty_ci_low": 0.01,
+         "s_difficulty_ci_high": 0.07, "s_difficulty_p": 0.02}
+    return {**v, **change}
+
+
+def test_truth_rule():
+    assert _decide("q4_truth", **_truth()) == HOLDS
+    assert _decide("q4_truth", **_truth(s_quality_effect=0.05)) == FAILS       # wrong direction
+    assert _decide("q4_truth", **_truth(s_difficulty_p=0.4)) == FAILS          # no effect
+    assert _decide("q4_truth", **_truth(s_label_corrupted_p=np.nan)) == UNRESOLVED  # no data
+    assert _decide("q4_truth", **_truth(k_guard=False)) == UNRESOLVED
+    assert _decide("q4_truth", **_truth(has_truth=False)) == UNRESOLVED
+
+
+def test_paper_rules_kept():
+    s = claims.Settings()
+    assert claims.CLAIMS["q4_rare"].paper_rule({"ratio_min": 1.2}, s) is True
+    assert claims.CLAIMS["q4_rare"].paper_rule({"ratio_min": 0.0}, s) is False
+    assert claims.CLAIMS["q4_many"].paper_rule({"ratio": np.inf}, s) is True
+    assert claims.CLAIMS["q4_many"].paper_rule({"ratio": np.nan}, s) is None
+    for key in ("q4_rare", "q4_many", "q4_truth", "q4_readers"):
+        assert claims.CLAIMS[key].rule_text
+    for key in ("q4_rare", "q4_many", "q4_truth"):
+        assert claims.CLAIMS[key].why
+
+
+# --------------------------------------------------------------- on the frozen smoke results
+
+def test_q4_claims_on_the_frozen_fixture():
+    from pathlib import Path
+    from prunecxr.store import load
+    ev = claims.Evidence(load(Path(__file__).parent / "fixtures" / "smoke_results"))
+    found = claims.evaluate(ev, ["q4_rare", "q4_many", "q4_truth"])
+    rule = q4.pie_levels(ev)["rule"]
+    table = q4.pie_levels(ev)["table"]
+    assert rule["level"] == table[(table["level"] > 0) & (table["loss"] >= 0.2)]["level"].min()
+    for r in found.values():
+        assert r.verdict in claims.VERDICTS and r.sound and r.build
+    # the stratified test at the paper's level equals StratifiedTable on the same strata
+    strat = q4.stratified_truth_at(ev, 0.9).set_index("variable")
+    meta = ev.store.meta.reset_index(drop=True)
+    s = pies.strata_of(meta["n_findings"])
+    x = meta["label_corrupted"].to_numpy(bool)
+    tables = [np.array([[(ev.pies & x & (s == k)).sum(), (ev.pies & ~x & (s == k)).sum()],
+                        [(~ev.pies & x & (s == k)).sum(), (~ev.pies & ~x & (s == k)).sum()]])
+              for k in np.unique(s)]
+    tables = [t for t in tables if (t.sum(0) > 0).all() and (t.sum(1) > 0).all()]
+    if tables:
+        ref = StratifiedTable([t.astype(float) for t in tables]).test_null_odds(correction=False)
+        assert strat.loc["label_corrupted", "p"] == pytest.approx(ref.pvalue)
+
+
+# --------------------------------------------------------------- the phantom's construction
+
+def test_phantom_statement_matches_the_generator():
+    from prunecxr.data import phantom
+    text = phantom.label_dependence_statement()
+    assert f"adds {phantom.CROWDING:g}" in text and "never corrupted" in text
+    true, observed, dropped, *_ = phantom.sample_labels(2000, seed=0, label_noise=0.1)
+    nf = phantom.NIH_CXR_LT_CLASSES.index(phantom.NO_FINDING)
+    n_findings = np.delete(true, nf, axis=1).sum(axis=1)
+    assert (dropped[n_findings == 0] == -1).all()          # corruption only with a finding
+    assert (dropped >= 0).sum() == 200
+    # difficulty rises with the number of findings at fixed nuisance and severity
+    q, d = phantom.quality_and_difficulty(np.ones(5), np.full(5, 0.03), np.zeros(5),
+                                          np.full(5, 0.7), np.arange(5))
+    assert np.all(np.diff(d[1:]) > 0) and d[0] == d[1]
+    assert np.all(q == q[0])                               # quality ignores the findings
