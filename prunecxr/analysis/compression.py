@@ -17,10 +17,13 @@ what happens to each class there is compared between methods.
   of the rest, and Spearman's rho of per-class change vs ln(train count) (the Q2 statistic),
   each with a percentile bootstrap 95% interval over seeds. The matched level is the
   population's; the bootstrap resamples seeds given that level.
-- :func:`matched_pies` and :func:`pie_overlap`: the PIEs of each method at the grid level
-  where its loss first reaches each target (Q4's definition), their enrichment for the rarest
-  classes and for images with many findings, and the Jaccard overlap of the PIE sets of every
-  pair of methods.
+- :func:`matched_pies` and :func:`pie_overlap`: the PIEs of each method at its matched level
+  (population-mean outputs interpolated between the grid levels around it, on the seeds every
+  method shares; Q4's definition), their enrichment for the rarest classes and for images with
+  many findings, and the Jaccard overlap of the PIE sets of every pair of methods.
+- :func:`paired_comparisons`: every method against the reference (l1) at matched damage, the
+  difference in the rare-vs-rest gap and in rho, by a paired bootstrap over the seeds both
+  share with the matched levels found again in every resample; Holm over the comparisons.
 
 Tables are the store's ``ap_table`` (columns method, seed, sparsity, class, ap); ``level`` names
 the column that orders a method's grid (``sparsity`` for pruning).
@@ -176,35 +179,65 @@ def matched_damage(ap_table: pd.DataFrame, train_counts: pd.Series, losses=LOSSE
     return pd.DataFrame(rows)
 
 
+def shared_seeds(store, methods) -> list[int]:
+    """The seeds every one of ``methods`` was swept on (in order)."""
+    seeds = None
+    for m in methods:
+        seeds = list(store.method_seeds(m)) if seeds is None else [
+            s for s in seeds if s in set(store.method_seeds(m))]
+    return seeds or []
+
+
+def interpolated_outputs(store, method: str, level: float, seeds) -> np.ndarray:
+    """Population-mean sigmoid outputs (n_test, C) of ``method`` at ``level``, linear between
+    the means at the two grid levels around it (at a grid level: that level's mean)."""
+    from .pies import mean_probabilities
+
+    ks = np.asarray(store.levels(method), dtype=float)
+    i = int(np.clip(np.searchsorted(ks, level, side="left"), 1, len(ks) - 1))
+    w = float(np.clip((level - ks[i - 1]) / (ks[i] - ks[i - 1]), 0.0, 1.0))
+    both = mean_probabilities(store, method, [ks[i - 1], ks[i]], seeds=seeds)
+    return (1.0 - w) * both[0] + w * both[1]
+
+
 def matched_pies(store, matched: pd.DataFrame, fraction: float = 0.05, n_rare: int = 5,
-                 max_findings: int = 4) -> tuple[pd.DataFrame, dict]:
-    """PIEs of each method at each matched damage (Q4's definition, at ``grid_level``).
+                 max_findings: int = 4, seeds=None) -> tuple[pd.DataFrame, dict]:
+    """PIEs of each method at each matched damage (Q4's definition, at the matched level).
 
     For every reached row of :func:`matched_levels`: the population-mean predictions of the
-    method's seeds at its level 0 and at ``grid_level`` give per-image agreement scores, and
-    the ``fraction`` least agreeing images are the PIEs. Returns a table (method, loss,
-    grid_level, n_pies, rare_ratio: prevalence among PIEs / among the rest of images with any
-    of the ``n_rare`` rarest classes, multi_ratio: the same for images with ``max_findings``
-    or more findings) and the PIE masks, keyed by (method, loss).
+    method's ``seeds`` (default: the seeds every method of ``matched`` shares, so population
+    size never differs between methods) at its level 0 and at the matched ``level``
+    (interpolated between the two grid levels around it, :func:`interpolated_outputs`) give
+    per-image agreement scores (Spearman, as Q4), and the ``fraction`` least agreeing images
+    are the PIEs. Returns a table (method, loss, level, n_seeds, n_pies, rare_ratio: prevalence
+    among PIEs / among the rest of images with any of the ``n_rare`` rarest classes,
+    multi_ratio: the same for images with ``max_findings`` or more findings) and the PIE
+    masks, keyed by (method, loss).
     """
-    from .pies import findings_enrichment, pie_scores, select_pies
+    from .pies import findings_enrichment, mean_probabilities, select_pies
 
-    require_columns(matched, ["method", "loss", "reached", "grid_level"], "matched")
+    require_columns(matched, ["method", "loss", "reached", "level"], "matched")
+    if seeds is None:
+        seeds = shared_seeds(store, list(dict.fromkeys(matched["method"])))
     rare = list(store.train_counts.sort_values(kind="stable").index[:n_rare])
     has_rare = store.labels[:, [store.classes.index(c) for c in rare]].any(axis=1)
     rows, masks = [], {}
     for m in matched[matched["reached"]].itertuples():
-        dense = float(store.levels(m.method)[0])
-        mask = select_pies(pie_scores(store, m.method, dense=dense, sparse=m.grid_level), fraction)
+        dense = mean_probabilities(store, m.method, float(store.levels(m.method)[0]), seeds=seeds)
+        at = interpolated_outputs(store, m.method, float(m.level), seeds)
+        scores = rowwise_spearman(dense, at)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mask = select_pies(scores, fraction)
         masks[(m.method, m.loss)] = mask
         findings = findings_enrichment(mask, store.labels, store.classes, max_findings=max_findings)
         rare_pie, rare_non = has_rare[mask].mean(), has_rare[~mask].mean()
-        rows.append({"method": m.method, "loss": m.loss, "grid_level": m.grid_level,
-                     "n_pies": int(mask.sum()),
+        rows.append({"method": m.method, "loss": m.loss, "level": m.level,
+                     "n_seeds": len(seeds), "n_pies": int(mask.sum()),
                      "rare_ratio": float(rare_pie / rare_non) if rare_non > 0 else np.nan,
                      "multi_ratio": float(findings["ratio"].iloc[-1])})
-    return pd.DataFrame(rows, columns=["method", "loss", "grid_level", "n_pies", "rare_ratio",
-                                       "multi_ratio"]), masks
+    return pd.DataFrame(rows, columns=["method", "loss", "level", "n_seeds", "n_pies",
+                                       "rare_ratio", "multi_ratio"]), masks
 
 
 def jaccard(a, b) -> float:
@@ -300,3 +333,163 @@ def channel_savings(store) -> pd.DataFrame:
                                                "channels"]]
             .rename(columns={"nominal": "share of channels removed", "level": "weights removed",
                              "params_share": "parameters left", "macs_share": "MACs left"}))
+
+
+# ------------------------------------------------------------------ methods against the reference
+
+MIN_SEEDS = 8  # a comparison is decided only on at least this many shared seeds (the count
+#   whose interval coverage tests/test_compression_paired.py simulates)
+RESAMPLES_REACHED = 0.975  # ... and only if the matched level is reached in this share of resamples
+COMPARISON_STATS = ("gap", "rho")  # rare-minus-other median change; Spearman rho vs ln count
+
+
+def method_array(ap_table: pd.DataFrame, method: str, seeds, classes,
+                 level: str = "sparsity") -> tuple[np.ndarray, np.ndarray]:
+    """(levels, AP[seed, level, class]) of ``method`` on ``seeds`` and ``classes``, in order."""
+    t = ap_table[(ap_table["method"] == method) & ap_table["seed"].isin(list(seeds))]
+    cube = t.pivot_table(index=["seed", level], columns="class", values="ap", dropna=False)
+    ks = np.sort(t[level].unique().astype(float))
+    cube = cube.reindex(pd.MultiIndex.from_product([list(seeds), ks]), columns=list(classes))
+    return ks, cube.to_numpy(float).reshape(len(seeds), len(ks), len(classes))
+
+
+def matched_changes(ap: np.ndarray, ks: np.ndarray, target: float,
+                    picks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The matched point found again in every resample of seeds.
+
+    ``ap``: AP[seed, level, class]; ``picks``: (B, n) seed indices, one resample per row. For
+    each row: the median over the picked seeds of each level's mAP (nan-mean over classes),
+    its loss against level 0, the level where that loss first reaches ``target`` (linear
+    between the grid levels around it, as :func:`matched_levels`), and each class's relative
+    AP change at that level (each picked seed's, interpolated the same way, then the median
+    over the picked seeds, NaN skipped). Returns (level [B], per-class change [B, C],
+    grid_loss [B]: the loss at the first grid level at or above the target); rows whose
+    resample never reaches the target are NaN.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        maps = np.nanmean(ap, axis=2)  # seeds x levels
+        med = np.median(maps[picks], axis=1)  # B x levels
+        loss = 1.0 - med / med[:, :1]
+        reached = loss >= target
+        ok = reached.any(axis=1)
+        i = np.where(ok, reached.argmax(axis=1), 1).clip(1, len(ks) - 1)
+        rows = np.arange(len(picks))
+        lo_loss, hi_loss = loss[rows, i - 1], loss[rows, i]
+        w = np.clip((target - lo_loss) / (hi_loss - lo_loss), 0.0, 1.0)
+        at = ks[i - 1] + w * (ks[i] - ks[i - 1])
+        ap0 = ap[:, :1, :]
+        rel = np.where(np.isfinite(ap0) & (ap0 != 0), (ap - ap0) / np.where(ap0 == 0, 1, ap0),
+                       np.nan)  # seeds x levels x classes
+        sel = rel[picks]  # B x n x levels x classes
+        lo = sel[rows, :, i - 1, :]
+        hi = sel[rows, :, i, :]
+        change = np.nanmedian(lo + w[:, None, None] * (hi - lo), axis=1)
+    at[~ok], change[~ok], hi_loss = np.nan, np.nan, np.where(ok, hi_loss, np.nan)
+    return at, change, hi_loss
+
+
+def gap_and_rho(change: np.ndarray, logc: np.ndarray, rare: np.ndarray) -> np.ndarray:
+    """(rare-minus-other median change, Spearman rho vs ln count) per row of ``change``."""
+    s = _summaries(change, logc, rare)
+    return np.column_stack([s[:, 0] - s[:, 1], s[:, 2]])
+
+
+def bootstrap_p(samples: np.ndarray) -> float:
+    """Two-sided percentile-bootstrap P value of "no difference": twice the smaller share of
+    resamples on either side of 0 (each counted with the observed one, (k + 1) / (B + 1)),
+    capped at 1. It is the smallest alpha at which the 1 - alpha percentile interval
+    excludes 0, so P < 0.05 exactly when the 95% interval lies on one side of 0."""
+    x = samples[np.isfinite(samples)]
+    if not len(x):
+        return np.nan
+    below, above = (np.sum(x <= 0) + 1) / (len(x) + 1), (np.sum(x >= 0) + 1) / (len(x) + 1)
+    return float(min(1.0, 2 * min(below, above)))
+
+
+def paired_difference(ap_m: np.ndarray, ks_m: np.ndarray, ap_r: np.ndarray, ks_r: np.ndarray,
+                      target: float, logc: np.ndarray, rare: np.ndarray, n_boot: int = 2000,
+                      seed: int = 0, ci: float = 0.95) -> dict:
+    """Method minus reference in (gap, rho) at matched ``target`` loss, paired over seeds.
+
+    ``ap_m`` and ``ap_r`` hold the same seeds in the same order (AP[seed, level, class]). One
+    resample of seeds (with replacement) serves both methods; in each, both matched levels are
+    found again (:func:`matched_changes`), then the difference. Returns the point estimates
+    (all seeds), the percentile intervals, the bootstrap P (:func:`bootstrap_p`) and
+    ``reached``: the share of resamples where both methods reach the target.
+    """
+    n = len(ap_m)
+    if len(ap_r) != n:
+        raise ValueError(f"the methods must share their seeds (got {n} and {len(ap_r)})")
+    rng = np.random.default_rng(seed)
+    all_seeds = np.arange(n)[None, :]
+    picks = np.vstack([all_seeds, rng.integers(0, n, size=(n_boot, n))])
+    lev_m, ch_m, gl_m = matched_changes(ap_m, ks_m, target, picks)
+    lev_r, ch_r, gl_r = matched_changes(ap_r, ks_r, target, picks)
+    sm, sr = gap_and_rho(ch_m, logc, rare), gap_and_rho(ch_r, logc, rare)
+    diff = sm - sr
+    both = np.isfinite(lev_m[1:]) & np.isfinite(lev_r[1:])
+    out = {"n_seeds": n, "level": float(lev_m[0]), "ref_level": float(lev_r[0]),
+           "reached": float(both.mean()) if n_boot else np.nan}
+    q = 100 * np.array([(1 - ci) / 2, (1 + ci) / 2])
+    for j, name in enumerate(COMPARISON_STATS):
+        boot = diff[1:, j][both]
+        boot = boot[np.isfinite(boot)]
+        lo, hi = np.percentile(boot, q) if len(boot) else (np.nan, np.nan)
+        out.update({name: float(sm[0, j]), f"ref_{name}": float(sr[0, j]),
+                    f"{name}_diff": float(diff[0, j]), f"{name}_diff_lo": float(lo),
+                    f"{name}_diff_hi": float(hi), f"{name}_p": bootstrap_p(boot)})
+    return out
+
+
+def paired_comparisons(ap_table: pd.DataFrame, train_counts: pd.Series, reference: str = "l1",
+                       losses=LOSSES, n_rare: int = 5, n_boot: int = 2000, seed: int = 0,
+                       level: str = "sparsity", min_seeds: int = MIN_SEEDS,
+                       alpha: float = 0.05) -> pd.DataFrame:
+    """Every other method against ``reference`` at each matched loss, paired over shared seeds.
+
+    One row per (method, loss) where both reach the loss: n_seeds (shared), level and
+    ref_level (matched, on all shared seeds), resolved (both grids resolve their point,
+    :func:`matched_levels`), the method's and the reference's gap (rarest minus other classes'
+    median change) and rho (per-class change vs ln train count), their differences
+    ``*_diff`` (method minus reference) with percentile 95% intervals ``_lo``/``_hi`` and
+    bootstrap P ``*_p`` (:func:`paired_difference`), ``reached`` (share of resamples where
+    both reach the loss) and ``decided``: the comparison counts only with at least
+    ``min_seeds`` shared seeds, both points resolved and ``reached`` >= RESAMPLES_REACHED.
+    ``*_p_holm``: Holm's adjustment over the decided comparisons of that statistic, and
+    ``*_differs``: ``*_p_holm < alpha`` (NaN where not decided).
+    """
+    from ..stats import holm
+
+    classes = list(train_counts.index)
+    classes = [c for c in classes if c in set(ap_table["class"])]
+    logc = np.log(train_counts.reindex(classes).astype(float)).to_numpy()
+    rare = np.isin(classes, list(train_counts.sort_values(kind="stable").index[:n_rare]))
+    matched = matched_levels(ap_table, losses, level)
+    resolved = {(r.method, r.loss): bool(r.resolved) for r in matched.itertuples()}
+    reached = {(r.method, r.loss): bool(r.reached) for r in matched.itertuples()}
+    ref_seeds = set(ap_table.loc[ap_table["method"] == reference, "seed"])
+    rows = []
+    for method in [m for m in ap_table["method"].unique() if m != reference]:
+        seeds = sorted(ref_seeds & set(ap_table.loc[ap_table["method"] == method, "seed"]))
+        if len(seeds) < 2:
+            continue
+        ks_m, ap_m = method_array(ap_table, method, seeds, classes, level)
+        ks_r, ap_r = method_array(ap_table, reference, seeds, classes, level)
+        for target in losses:
+            target = float(target)
+            if not (reached.get((method, target)) and reached.get((reference, target))):
+                continue
+            row = paired_difference(ap_m, ks_m, ap_r, ks_r, target, logc, rare, n_boot, seed)
+            ok = resolved[(method, target)] and resolved[(reference, target)]
+            rows.append({"method": method, "loss": target, "resolved": ok, **row,
+                         "decided": bool(ok and len(seeds) >= min_seeds
+                                         and row["reached"] >= RESAMPLES_REACHED)})
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    for name in COMPARISON_STATS:
+        p = out[f"{name}_p"].where(out["decided"])
+        out[f"{name}_p_holm"] = holm(p.to_numpy(float))
+        out[f"{name}_differs"] = (out[f"{name}_p_holm"] < alpha).where(out["decided"])
+    return out

@@ -146,10 +146,20 @@ class Evidence:
 
     @cached_property
     def matched_pies(self) -> tuple[pd.DataFrame, dict]:
-        """(table, masks) of :func:`prunecxr.analysis.compression.matched_pies`."""
+        """(table, masks) of :func:`prunecxr.analysis.compression.matched_pies` (at the
+        interpolated matched levels, on the seeds every method shares)."""
         return self._quiet(compression.matched_pies, self.store, self.matched,
                            fraction=self.settings.fraction, n_rare=self.settings.n_rare)
 
     @cached_property
     def pie_overlap(self) -> pd.DataFrame:
         return compression.pie_overlap(self.matched_pies[1])
+
+    @cached_property
+    def comparisons(self) -> pd.DataFrame:
+        """Every method against the reference at matched damage, paired over shared seeds
+        (:func:`prunecxr.analysis.compression.paired_comparisons`)."""
+        s = self.settings
+        return self._quiet(compression.paired_comparisons, self.ap_all, self.store.train_counts,
+                           reference=s.reference, losses=s.losses, n_rare=s.n_rare,
+                           n_boot=s.n_boot, level="level", alpha=s.level)
