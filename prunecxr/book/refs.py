@@ -123,8 +123,10 @@ def freeze_fixture(results_dir: str | os.PathLike, fixture: str | os.PathLike | 
     config = io.read_json(fixture / "config.json")
     first = f"seed_{int(config['first_seed']):03d}"
     for path in sorted(fixture.rglob("best.pt")):
-        if path.parent.name != first:
-            torch.save({PLACEHOLDER_KEY: torch.zeros(0)}, path)
+        # saved again under its own name: torch's archive holds the name it was written under
+        # (a temporary one), so identical weights would otherwise give different bytes in git
+        kept = torch.load(path, map_location="cpu", weights_only=True)
+        torch.save(kept if path.parent.name == first else {PLACEHOLDER_KEY: torch.zeros(0)}, path)
     return fixture
 
 
