@@ -73,15 +73,15 @@ def _rho_text(rho: float, p: float, n: float) -> str:
 
 def first_drop_sound(v: dict) -> str:
     """The chance-corrected first drop, classes that never drop ranked last, as text."""
-    return (f"On the chance-corrected change, classes that never drop ranked last "
-            f"({v['n_censored']} here): {_rho_text(v['cc_rho'], v['cc_p'], v['cc_n'])}; on the "
-            f"raw change with the same censoring, ρ = {fmt(v['raw_censored_rho'])}, "
+    return (f"First drop of the chance-corrected curve, classes that never drop ranked last "
+            f"({v['n_censored']} here): {_rho_text(v['cc_rho'], v['cc_p'], v['cc_n'])}; of the "
+            f"raw curve with the same censoring, ρ = {fmt(v['raw_censored_rho'])}, "
             f"{format_p(v['raw_censored_p'])}.")
 
 
 def final_change_sound(v: dict) -> str:
     """The chance-corrected change at the highest sparsity, and the chance floor, as text."""
-    return (f"On the chance-corrected change, (AP − π)/(AP₀ − π) − 1 at k = "
+    return (f"Chance-corrected change (AP − π)/(AP₀ − π) − 1 at k = "
             f"{fmt(v['final_sparsity'])}: {_rho_text(v['cc_rho'], v['cc_p'], v['cc_n'])}; the "
             f"chance floor (π − AP₀)/AP₀ alone gives ρ = {fmt(v['floor_rho'])}, "
             f"{format_p(v['floor_p'])}.")
