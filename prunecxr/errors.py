@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -86,10 +87,18 @@ def check_writable_folder(path: str | os.PathLike, what: str) -> Path:
     return path
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def one_line(exc: BaseException) -> str:
-    """An exception as one line: its message, or for an OS error the path and the reason."""
+    """An exception as one line: its message; for an OS error the path and the reason; for a
+    message of several lines (a failed chapter's traceback) its first and last lines."""
     if isinstance(exc, OSError) and exc.strerror:
         name = f"{exc.filename}: " if exc.filename else ""
         return f"{name}{exc.strerror}"
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())
+    text = _ANSI.sub("", str(exc)).strip() or type(exc).__name__
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(exc).__name__
+    more = f" ({len(lines) - 2} line(s) between; --debug shows them)" if len(lines) > 2 else ""
+    return f"{lines[0]} {lines[-1]}{more}"

@@ -388,3 +388,21 @@ def test_split_sizes_are_read_without_decoding(tmp_path):
     assert split_sizes(load_config("smoke")) == {"train": 420, "val": 60, "test": 120}
     gone = load_config("smoke", dataset="csv", data_dir=str(tmp_path / "gone.csv"))
     assert split_sizes(gone) == {"train": None, "val": None, "test": None}
+
+
+def test_a_failed_chapter_is_one_line_with_its_cause():
+    """A chapter's traceback (papermill's message, with ANSI colours) becomes its first line
+    (which chapter, where the executed copy is) and its last (the exception)."""
+    from prunecxr.book.errors import BookError
+    from prunecxr.errors import one_line
+
+    message = ("notebook q1_overall.ipynb failed (executed copy: /b/q1_overall.ipynb):\n"
+               "-----------\nException encountered at \"In [3]\":\n"
+               "\x1b[0;31m---> 3\x1b[0m book.configure(profile)\n"
+               "\x1b[0;31mValueError\x1b[0m: parameter data_dir is required\n")
+    line = one_line(BookError(message))
+    assert line.startswith("notebook q1_overall.ipynb failed (executed copy: /b/q1_overall.ipynb):")
+    assert "ValueError: parameter data_dir is required" in line and "\x1b" not in line
+    assert "\n" not in line and "3 line(s) between" in line
+    assert one_line(FileNotFoundError(2, "No such file or directory", "/x")) == (
+        "/x: No such file or directory")
