@@ -182,3 +182,22 @@ def test_weights_rule(sd_min, sd_max, verdict):
     assert claims.core._verdict(ok) == verdict
     assert claims.CLAIMS["q1_weights"].rule({"n_seeds": 0, "sd_min": np.nan, "sd_max": np.nan},
                                             claims.Settings()) is None
+
+
+# ------------------------------------------------------------------ the frozen smoke results
+
+def test_smoke_build_with_three_seeds_is_not_resolved_where_the_papers_rule_says_holds():
+    from pathlib import Path
+
+    from prunecxr.store import load
+
+    store = load(Path(__file__).parent / "fixtures" / "smoke_results")
+    found = claims.evaluate(claims.Evidence(store), ["q1_first_drop", "q1_weights"])
+    drop, weights = found["q1_first_drop"], found["q1_weights"]
+    assert drop.verdict == UNRESOLVED and drop.paper_verdict == HOLDS
+    assert "As in the paper" not in drop.sentence and drop.why
+    assert drop.values["n_seeds"] == len(store.seeds) and drop.values["at"] == pytest.approx(0.6)
+    # the fixture keeps the first seed's weights only: the median over seeds is that seed's
+    assert weights.values["n_seeds"] == 1
+    assert weights.values["fraction_below"] == overall.fraction_below(
+        store.prunable_weights(store.seeds[0]), 0.01)
