@@ -304,8 +304,11 @@ def test_claims_on_the_frozen_smoke_results_carry_both_statistics():
     c = corr.set_index("outcome")
     v = found["q2_final_change"].values
     assert v["cc_rho"] == pytest.approx(c.loc["cc_final_change", "rho"])
-    assert v["rho"] == pytest.approx(ev.forgetting[1].set_index("outcome")
-                                     .loc["final_change", "rho"])
+    paper = ev.forgetting[1].set_index("outcome")
+    assert v["rho"] == pytest.approx(paper.loc["final_change", "rho"])
+    for row in ("first_drop", "final_change"):  # the same raw curves as the paper's statistic
+        assert c.loc[row, "rho"] == pytest.approx(paper.loc[row, "rho"])
+        assert c.loc[row, "n"] == paper.loc[row, "n"]
     assert found["q3_iou"].values["perm_value"] == pytest.approx(found["q3_iou"].values["rho"])
     for r in found.values():
         assert r.verdict in claims.VERDICTS and r.sound and r.build

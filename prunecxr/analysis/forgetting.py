@@ -4,6 +4,12 @@ Relative change in AP of each model and class against the same seed's dense mode
 forgettability curve of a class (paper Eq. 1: median over seeds, k = 0.05 .. 0.95), and two
 summaries of each curve, both correlated with the natural log of the class's TRAIN count:
 (i) the first k at which the curve falls to -20% or below, (ii) its value at the largest k.
+
+Beside the paper's statistics, the sound ones (:func:`forgetting_comparison`): the
+chance-corrected change (AP - pi) / (AP_0 - pi) - 1, with pi the class's test prevalence (the
+AP of a random ranking, to which a destroyed class falls; the raw change then sits on the floor
+(pi - AP_0) / AP_0, fixed by prevalence), and the first drop with classes that never drop
+ranked last (censored) instead of left out.
 """
 
 from __future__ import annotations
