@@ -314,3 +314,30 @@ def test_claims_on_the_frozen_smoke_results_carry_both_statistics():
         assert r.verdict in claims.VERDICTS and r.sound and r.build
         assert (r.why == "") == (r.verdict == r.paper_verdict)
     assert math.isfinite(found["q3_ols"].values["p_perm"])
+
+
+def test_forgetting_figure_draws_the_chance_floor_and_the_sound_row():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from prunecxr import plots
+
+    table, labels, classes, counts = ap_table_and_labels()
+    pc, corr = forgetting.forgetting_comparison(table, labels, classes, counts)
+    fig = plots.forgetting_vs_frequency_figure(pc, corr)
+    assert len(fig.axes) == 4
+    legends = [t.get_text() for ax in fig.axes if ax.get_legend()
+               for t in ax.get_legend().get_texts()]
+    assert any("chance floor" in t for t in legends)
+    assert any("never drops" in t for t in legends)  # class a is drawn at the censor value
+    titles = " ".join(ax.get_title() for ax in fig.axes)
+    c = corr.set_index("outcome")
+    for row in ("chance_floor", "cc_first_drop_censored", "cc_final_change"):
+        assert f"ρ = {c.loc[row, 'rho']:.2f}" in titles
+    floor_marks = next(col for col in fig.axes[1].collections
+                       if "chance floor" in str(col.get_label())).get_offsets()
+    assert np.asarray(floor_marks)[:, 1] == pytest.approx(pc["chance_floor"].to_numpy())
+    # without the sound columns: the paper's two panels, as before
+    summary, raw_corr = forgetting.forgetting_summary(
+        forgetting.forgettability_curves(table), counts)
+    assert len(plots.forgetting_vs_frequency_figure(summary, raw_corr).axes) == 2
