@@ -327,3 +327,9 @@ def test_phantom_statement_matches_the_generator():
                                           np.full(5, 0.7), np.arange(5))
     assert np.all(np.diff(d[1:]) > 0) and d[0] == d[1]
     assert np.all(q == q[0])                               # quality ignores the findings
+
+
+def test_interval_coverage_function_simulates_at_least_nominal_coverage():
+    assert pies.interval_coverage(100, 1900, 0.03, 3.0, n_sim=100) >= 0.9
+    assert pies.interval_coverage(6, 125, 0.2, 1.0, n_sim=100) >= 0.9
+    assert np.isnan(pies.interval_coverage(6, 125, 0.0))

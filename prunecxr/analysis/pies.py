@@ -302,6 +302,28 @@ def enrichment_verdict(ci_low: float, ci_high: float,
     return None
 
 
+def interval_coverage(n_pie: int, n_other: int, p0: float, ratio: float = 1.0,
+                      n_sim: int = 200, confidence: float = 0.95, seed: int = 0) -> float:
+    """Simulated coverage of :func:`exact_enrichment`'s interval: ``n_sim`` draws of
+    ``n_pie`` PIEs with prevalence ``ratio * p0`` and ``n_other`` images with ``p0``; the share
+    of defined intervals that contain the true odds ratio (NaN if none is defined)."""
+    rng = np.random.default_rng(seed)
+    p1 = min(p0 * ratio, 1.0)
+    if not 0 < p0 < 1 or not 0 < p1 < 1 or n_pie < 1 or n_other < 1:
+        return float("nan")
+    true_or = p1 * (1 - p0) / (p0 * (1 - p1))
+    pie = np.r_[np.ones(n_pie, bool), np.zeros(n_other, bool)]
+    hits = total = 0
+    for _ in range(n_sim):
+        a, c = rng.binomial(n_pie, p1), rng.binomial(n_other, p0)
+        r = exact_enrichment(pie, np.r_[np.arange(n_pie) < a, np.arange(n_other) < c],
+                             confidence)
+        if np.isfinite(r["ci_low"]):
+            total += 1
+            hits += r["ci_low"] <= true_or <= r["ci_high"]
+    return hits / total if total else float("nan")
+
+
 def findings_count(labels, classes, no_finding: str = "No Finding") -> np.ndarray:
     """Number of positive classes per image, No Finding excluded."""
     y = np.asarray(labels, dtype=bool)

@@ -477,3 +477,22 @@ def sensitivity_display(ev: Evidence) -> pd.DataFrame:
                          "group": t["group"], "PIEs with": t["pie_with"],
                          "odds ratio": t["odds_ratio"].round(2), "CI low": t["ci_low"].round(2),
                          "CI high": t["ci_high"].round(2)})
+
+
+def coverage_text(ev: Evidence, n_sim: int = 200) -> str:
+    """The simulated coverage of the exact interval at this build's sizes, as a sentence."""
+    rule = pie_levels(ev)["rule"]
+    k = rule["level"] if rule["reached"] else ev.settings.sparse
+    t = intervals_at(ev, k).set_index("kind")
+    parts = []
+    for kind in ("rarest (pooled)", "findings"):
+        r = t.loc[kind]
+        n_pie, n_other = int(r["pie_with"] + r["pie_without"]), int(r["other_with"] + r["other_without"])
+        p0 = (r["pie_with"] + r["other_with"]) / max(n_pie + n_other, 1)
+        cov = ev.memo(f"q4_coverage_{kind}_{n_sim}", pie_analysis.interval_coverage, n_pie,
+                      n_other, float(p0), 1.0, n_sim, _confidence(ev))
+        parts.append(f"{r['group']} {fmt(100 * cov, '.0f')}%")
+    return (f"The intervals are nominally {_confidence(ev):.0%}; their simulated coverage at this "
+            f"build's sizes ({n_pie} PIEs, {n_other} other images, each group's prevalence, no "
+            f"enrichment, {n_sim} draws) is " + ", ".join(parts) + " (exact intervals are "
+            "conservative: coverage at least nominal).")
