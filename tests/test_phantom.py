@@ -176,6 +176,7 @@ def test_default_size_frequency_order_follows_the_table(default_labels):
                 assert train[i] > train[j], (CLASSES[i], CLASSES[j])
 
 
+@pytest.mark.slow  # renders all 10,000 default images (8-20 s); the label side is tested fast
 def test_default_dataset_end_to_end(default_dataset):
     ds = default_dataset
     assert len(ds) == ph.DEFAULT_N_IMAGES and ds.classes == CLASSES
