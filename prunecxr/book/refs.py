@@ -115,18 +115,18 @@ def freeze_fixture(results_dir: str | os.PathLike, fixture: str | os.PathLike | 
     import torch
 
     from .. import io
+    from ..train import seed_dir
 
     fixture = Path(fixture) if fixture else repo_root() / FIXTURE
     if fixture.exists():
         shutil.rmtree(fixture)
     shutil.copytree(results_dir, fixture, ignore=shutil.ignore_patterns(*TRANSIENT))
-    config = io.read_json(fixture / "config.json")
-    first = f"seed_{int(config['first_seed']):03d}"
+    first = seed_dir(fixture, int(io.read_json(fixture / "config.json")["first_seed"]))
     for path in sorted(fixture.rglob("best.pt")):
         # saved again under its own name: torch's archive holds the name it was written under
         # (a temporary one), so identical weights would otherwise give different bytes in git
         kept = torch.load(path, map_location="cpu", weights_only=True)
-        torch.save(kept if path.parent.name == first else {PLACEHOLDER_KEY: torch.zeros(0)}, path)
+        torch.save(kept if path.parent == first else {PLACEHOLDER_KEY: torch.zeros(0)}, path)
     return fixture
 
 
