@@ -43,14 +43,15 @@ nbval-refs: $(STAMP)
 nbval-fixture: $(STAMP)
 	$(PY) -c "from prunecxr.book.refs import regenerate_fixture; print(*regenerate_fixture(), sep='\n')"
 
-## Mutation testing (by hand, not in CI; about 34 minutes on 2 CPU cores): mutmut
-## mutates metrics, prune, stats and the science of analysis/ (see [tool.mutmut] in pyproject.toml), runs
-## their fast tests against each mutant, and writes the score per module and every surviving
-## mutant's diff to mutation-report.txt.
+## Mutation testing (by hand, not in CI): mutmut mutates the science (metrics, prune, stats,
+## analysis/, claims/) and the pipeline (config, train, compress, sweep, store, layout,
+## pipeline) listed in [tool.mutmut] of pyproject.toml, runs for each mutant the fast tests that
+## reach the mutated function, and writes the score per module and every surviving mutant's diff
+## to mutation-report.txt. Restrict it with mutant names: make mutation MUTANTS="prunecxr.train.*".
 mutation: $(STAMP)
 	$(PY) -c "import mutmut" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mutation]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 	rm -rf mutants
-	nice -n 19 $(VENV)/bin/mutmut run --max-children $(or $(JOBS),2) || true
+	nice -n 19 $(VENV)/bin/mutmut run --max-children $(or $(JOBS),2) $(MUTANTS) || true
 	$(PY) scripts/mutation_report.py --out mutation-report.txt
 
 ## Edit the chapters interactively: JupyterLab with the jupyterlab-myst extension (the chapters'
