@@ -42,7 +42,8 @@ def test_a_random_ranking_has_expected_ap_equal_to_the_prevalence():
         table, pd.Series(prevalence, index=["rare", "common"])).set_index(["class", "sparsity"])
     for i, c in enumerate(["rare", "common"]):
         row = out.loc[(c, 0.9)]
-        assert row["cc_change"] == pytest.approx((aps[0, i] - prevalence[i]) / (0.5 - prevalence[i]) - 1)
+        expected = (aps[0, i] - prevalence[i]) / (0.5 - prevalence[i]) - 1
+        assert row["cc_change"] == pytest.approx(expected)
         assert row["chance_floor"] == pytest.approx((prevalence[i] - 0.5) / 0.5)
         assert row["rel_change"] == pytest.approx((aps[0, i] - 0.5) / 0.5)
         assert out.loc[(c, 0.0), "cc_change"] == 0.0
