@@ -205,21 +205,22 @@ def random_control_sentence(maps: pd.DataFrame, methods, at: float, level: float
     firsts = {}
     for m in ("l1", "random"):
         try:
-            firsts[m] = first_paired_drop(paired_by_sparsity(maps, level=level, method=m))
+            table = paired_by_sparsity(maps, level=level, method=m)
         except ValueError:
-            firsts[m] = float("nan")
-
-    def text(k):
-        return f"k = {k:.2f}" if np.isfinite(k) else "not reached within the grid"
-
-    lead = (f"the first drop by the paired test (Holm, P < {level:g}) is {text(firsts['random'])} "
-            f"under random pruning and {text(firsts['l1'])} under L1 pruning")
+            firsts[m] = "not tested"
+            continue
+        k = first_paired_drop(table)
+        firsts[m] = (f"k = {k:.2f}" if np.isfinite(k) else "not reached within the grid"
+                     if table["p"].notna().any() else "not tested (fewer than two seeds)")
+    lead = (f"the first drop by the paired test (Holm, P < {level:g}) is {firsts['random']} "
+            f"under random pruning and {firsts['l1']} under L1 pruning")
     if not np.isfinite(at):
         return lead + "."
     d = method_difference(maps, "random", "l1", at, confidence)
     change = (f"at k = {at:.2f} mAP changes by {interval_text(d['a'], d['a_lo'], d['a_hi'], confidence)} "
               f"under random pruning and by {interval_text(d['b'], d['b_lo'], d['b_hi'], confidence)} "
-              f"under L1 pruning; the difference, paired by seed over {d['n']} seeds, is "
+              f"under L1 pruning; the difference, paired by seed over {d['n']} "
+              f"seed{'' if d['n'] == 1 else 's'}, is "
               f"{interval_text(d['diff'], d['diff_lo'], d['diff_hi'], confidence)}")
     if not np.isfinite(d["diff_lo"]):
         verdict = "too few seeds to compare the two."

@@ -49,6 +49,19 @@ def paired(ev: Evidence) -> pd.DataFrame | None:
     return ev.memo("q1_paired", make)
 
 
+WELCH_COLUMNS = ["sparsity", "mean_dense", "mean_sparse", "diff", "t", "df", "p", "p_holm",
+                 "significant"]
+
+
+def welch_table(ev: Evidence) -> pd.DataFrame:
+    """The paper's Welch table (:attr:`Evidence.welch`), or an empty one with its columns
+    where Welch's test cannot run (fewer than two seeds)."""
+    try:
+        return ev.welch
+    except ValueError:
+        return pd.DataFrame(columns=WELCH_COLUMNS)
+
+
 def _welch_first_drop(ev: Evidence) -> float | None:
     try:
         return overall.first_significant_drop(ev.welch)
@@ -65,9 +78,11 @@ def _q1_first_drop(ev: Evidence) -> dict:
     v = {"first_drop": np.nan if first is None else first, "welch_ok": first is not None,
          "target": target, "at": at, "margin": s.equivalence_margin, "level": s.level,
          "n_seeds": 0, "rel": np.nan, "rel_lo": np.nan, "rel_hi": np.nan, "p_paired": np.nan,
-         "p_holm": np.nan, "first_paired_drop": np.nan, "paired_ok": table is not None}
+         "p_holm": np.nan, "first_paired_drop": np.nan, "paired_ok": table is not None,
+         "paired_tested": False}
     if table is not None:
         v["first_paired_drop"] = overall.first_paired_drop(table)
+        v["paired_tested"] = bool(table["p"].notna().any())
     if np.isfinite(at):
         row = table.loc[np.isclose(table["sparsity"], at)].iloc[0]
         v.update(n_seeds=int(row["n"]), rel=float(row["rel"]), rel_lo=float(row["rel_lo"]),
@@ -93,11 +108,12 @@ def _first_drop_texts(v: dict) -> dict:
     change = overall.interval_text(v["rel"], v["rel_lo"], v["rel_hi"], CONFIDENCE)
     test = (f"paired t-test {format_p(v['p_paired'])}, Holm-adjusted {format_p(v['p_holm'])}"
             if np.isfinite(v["p_paired"]) else "no paired test: fewer than two seeds")
-    first = drop_word(v["first_paired_drop"])
+    first = (drop_word(v["first_paired_drop"]) if v["paired_tested"]
+             else "not tested (fewer than two seeds)")
     change_text = (f"at {k_text}, mAP changes by {change} against each seed's own dense model "
-                   f"({v['n_seeds']} seeds; {test})")
+                   f"({_seeds(v['n_seeds'])}; {test})")
     if v["n_seeds"] < 2:
-        reason = f"{v['n_seeds']} seed(s) give no interval"
+        reason = f"{_seeds(v['n_seeds'])} give no interval"
     elif v["rel_lo"] < -v["margin"] < v["rel_hi"]:
         reason = (f"the interval reaches both sides of the {margin} margin: this build cannot "
                   "tell a small loss from a large one")
