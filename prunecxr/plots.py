@@ -319,10 +319,13 @@ def pie_gallery(images, labels, classes: Sequence[str], dense_probs, sparse_prob
 
 
 def pie_comparison_figure(stats: pd.DataFrame, labels: tuple[str, str] = ("PIE", "non-PIE"),
-            titles: Mapping[str, str] | None = None) -> Figure:
+            titles: Mapping[str, str] | None = None,
+            adjusted: Mapping[str, float] | None = None) -> Figure:
     """Fig. 6: mean ± SD per question (or ground-truth variable) for PIEs vs non-PIEs, one panel
     per row of ``stats`` (:func:`prunecxr.analysis.reader_study_stats` or
-    :func:`prunecxr.analysis.phantom_truth_stats`), Kruskal-Wallis P in each title."""
+    :func:`prunecxr.analysis.phantom_truth_stats`), Kruskal-Wallis P in each title; with
+    ``adjusted`` (variable -> P within strata of the number of findings, as
+    :func:`prunecxr.analysis.pies.stratified_truth` gives it) that P on a second line."""
     require_columns(stats, ["variable", "mean_a", "sd_a", "mean_b", "sd_b", "p_kruskal"], "stats")
     titles = {"agrees_with_label": "fully agrees with label", "quality": "image quality (1-5)",
               "difficulty": "diagnosis difficulty (1-5)", "label_corrupted": "label corrupted",
@@ -332,8 +335,11 @@ def pie_comparison_figure(stats: pd.DataFrame, labels: tuple[str, str] = ("PIE",
         ax.bar([0, 1], [row["mean_a"], row["mean_b"]], yerr=[row["sd_a"], row["sd_b"]],
                color=[PIE_COLOR, NONPIE_COLOR], capsize=4, alpha=0.8)
         ax.set_xticks([0, 1], list(labels))
+        extra = ""
+        if adjusted is not None and row["variable"] in adjusted:
+            extra = f"\nwithin strata {format_p(adjusted[row['variable']])}"
         ax.set_title(f"{titles.get(row['variable'], row['variable'])}\n"
-                     f"Kruskal-Wallis {format_p(row['p_kruskal'])}", fontsize=9)
+                     f"Kruskal-Wallis {format_p(row['p_kruskal'])}{extra}", fontsize=9)
     return fig
 
 

@@ -496,3 +496,14 @@ def coverage_text(ev: Evidence, n_sim: int = 200) -> str:
             f"build's sizes ({n_pie} PIEs, {n_other} other images, each group's prevalence, no "
             f"enrichment, {n_sim} draws) is " + ", ".join(parts) + " (exact intervals are "
             "conservative: coverage at least nominal).")
+
+
+def adjusted_p(ev: Evidence, level: float) -> dict | None:
+    """{variable of the unadjusted truth table: P within strata} at ``level``, for
+    :func:`prunecxr.plots.pie_comparison_figure` (label agreement = not corrupted)."""
+    strat = stratified_truth_at(ev, level) if np.isfinite(level) else None
+    if strat is None:
+        return None
+    p = strat.set_index("variable")["p"]
+    return {"agrees_with_label": float(p["label_corrupted"]), "quality": float(p["quality"]),
+            "difficulty": float(p["difficulty"])}
