@@ -113,7 +113,7 @@ def _first_drop_texts(v: dict) -> dict:
     change_text = (f"at {k_text}, mAP changes by {change} against each seed's own dense model "
                    f"({_seeds(v['n_seeds'])}; {test})")
     if v["n_seeds"] < 2:
-        reason = f"{_seeds(v['n_seeds'])} give no interval"
+        reason = f"{_seeds(v['n_seeds'])} {'gives' if v['n_seeds'] == 1 else 'give'} no interval"
     elif v["rel_lo"] < -v["margin"] < v["rel_hi"]:
         reason = (f"the interval reaches both sides of the {margin} margin: this build cannot "
                   "tell a small loss from a large one")
