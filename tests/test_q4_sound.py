@@ -237,7 +237,8 @@ def test_enrichment_rules(key):
     assert _decide(key, **LEVEL_OK, s_ci_low=0.1, s_ci_high=30.0) == UNRESOLVED
     # the guard refuses the level, or no level loses enough: not resolved whatever the interval
     assert _decide(key, **{**LEVEL_OK, "k_guard": False}, s_ci_low=1.8, s_ci_high=7.0) == UNRESOLVED
-    assert _decide(key, **{**LEVEL_OK, "k_reached": False}, s_ci_low=1.8, s_ci_high=7.0) == UNRESOLVED
+    assert _decide(key, **{**LEVEL_OK, "k_reached": False}, s_ci_low=1.8,
+                   s_ci_high=7.0) == UNRESOLVED
 
 
 def test_enrichment_rule_end_to_end_on_planted_null_and_small_data():

@@ -353,6 +353,7 @@ def enrichment_intervals(pies, labels, classes, rare_classes: Sequence[str],
     rows.append({"group": f"{max_findings}+ findings", "kind": "findings",
                  **exact_enrichment(pies, many, confidence)})
     out = pd.DataFrame(rows)
+    out["confidence"] = confidence
     out["over"] = [enrichment_verdict(lo, hi) for lo, hi in zip(out["ci_low"], out["ci_high"])]
     return out
 
@@ -367,7 +368,9 @@ def interval_text(row) -> str:
 
     def g(x):
         return "∞" if np.isinf(x) else f"{x:.2g}" if x < 10 else f"{x:.0f}"
-    return f"{head}; OR {g(row['odds_ratio'])} (95% exact CI {g(row['ci_low'])} to {g(row['ci_high'])})"
+    conf = row["confidence"] if "confidence" in row else 0.95
+    return (f"{head}; OR {g(row['odds_ratio'])} ({conf:.0%} exact CI {g(row['ci_low'])} to "
+            f"{g(row['ci_high'])})")
 
 
 def sensitivity_table(masks: dict, labels, classes, rare_classes, damage: pd.DataFrame,

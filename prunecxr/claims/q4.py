@@ -219,8 +219,8 @@ def _q4_truth(ev: Evidence) -> dict:
     ok = values["has_truth"] and _level_ok(values)
     table = stratified_truth_at(ev, values["k_rule"]) if ok else None
     values.update(_strat_values(table), has_strata=table is not None)
-    values["n_truth_holds"] = (sum(bool(o) for _, o, _ in stratified_items(values, ev.settings.level))
-                               if table is not None else 0)
+    items = stratified_items(values, ev.settings.level) if table is not None else []
+    values["n_truth_holds"] = sum(bool(o) for _, o, _ in items)
     values["unresolved_text"] = (
         "This dataset has no ground truth to check the radiologists' impressions against."
         if not values["has_truth"] else
@@ -262,7 +262,8 @@ def stratified_status(result: Result) -> str:
     if not v["has_truth"]:
         return ""
     if not (_level_ok(v) and v.get("has_strata", False)):
-        return f"Within strata of the number of findings the comparison is not resolved: {level_text(v)}."
+        return ("Within strata of the number of findings the comparison is not resolved: "
+                f"{level_text(v)}.")
     verdict = {True: HOLDS, False: FAILS, None: UNRESOLVED}
     items = [f"- **{what}**: {text}; **{verdict[ok]}**" for what, ok, text in
              stratified_items(v, level)]
@@ -487,7 +488,8 @@ def coverage_text(ev: Evidence, n_sim: int = 200) -> str:
     parts = []
     for kind in ("rarest (pooled)", "findings"):
         r = t.loc[kind]
-        n_pie, n_other = int(r["pie_with"] + r["pie_without"]), int(r["other_with"] + r["other_without"])
+        n_pie = int(r["pie_with"] + r["pie_without"])
+        n_other = int(r["other_with"] + r["other_without"])
         p0 = (r["pie_with"] + r["other_with"]) / max(n_pie + n_other, 1)
         cov = ev.memo(f"q4_coverage_{kind}_{n_sim}", pie_analysis.interval_coverage, n_pie,
                       n_other, float(p0), 1.0, n_sim, _confidence(ev))
