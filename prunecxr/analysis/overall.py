@@ -80,6 +80,19 @@ def overall_map(table: pd.DataFrame) -> pd.DataFrame:
     return median_iqr(_as_map_table(table, "table"), ["method", "sparsity"], "map")
 
 
+def _method_and_dense(table: pd.DataFrame, method: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(mAP rows of ``method``, its dense models): the method's own k = 0 rows or, if it has
+    none, the table's k = 0 rows (the uncompressed model does not depend on the method)."""
+    maps = _as_map_table(table, "table")
+    rows = select_method(maps, method, "table")
+    dense = rows[is_dense(rows["sparsity"])]
+    if dense.empty:
+        dense = maps[is_dense(maps["sparsity"])].drop_duplicates("seed")
+    if dense.empty:
+        raise ValueError("table has no dense (sparsity 0) models to compare against")
+    return rows, dense
+
+
 def welch_by_sparsity(table: pd.DataFrame, alpha: float = 0.001, method: str = "l1",
                       adjust: str | None = None) -> pd.DataFrame:
     """Welch's t-test of dense (k = 0) vs k-sparse mAP over seeds, for each k > 0 of one method.
@@ -97,13 +110,7 @@ def welch_by_sparsity(table: pd.DataFrame, alpha: float = 0.001, method: str = "
         raise ValueError(f"adjust must be None or 'holm', got {adjust!r}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    maps = _as_map_table(table, "table")
-    rows = select_method(maps, method, "table")
-    dense = rows[is_dense(rows["sparsity"])]
-    if dense.empty:
-        dense = maps[is_dense(maps["sparsity"])].drop_duplicates("seed")
-    if dense.empty:
-        raise ValueError("table has no dense (sparsity 0) models to compare against")
+    rows, dense = _method_and_dense(table, method)
     if dense["map"].notna().sum() < 2:
         raise ValueError("welch_by_sparsity needs at least two seeds per group (dense and each "
                          f"sparsity); table has {dense['map'].notna().sum()} dense model(s)")
@@ -326,13 +333,7 @@ def paired_by_sparsity(table: pd.DataFrame, level: float = 0.05, method: str = "
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
-    maps = _as_map_table(table, "table")
-    rows = select_method(maps, method, "table")
-    dense = rows[is_dense(rows["sparsity"])]
-    if dense.empty:
-        dense = maps[is_dense(maps["sparsity"])].drop_duplicates("seed")
-    if dense.empty:
-        raise ValueError("table has no dense (sparsity 0) models to compare against")
+    rows, dense = _method_and_dense(table, method)
     dense = dense.drop_duplicates("seed").set_index("seed")["map"]
     out = []
     for k, grp in rows[~is_dense(rows["sparsity"])].groupby("sparsity", sort=True):
