@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 from . import __version__, layout
 from .config import PROFILES
 from .data.registry import DATASETS, REGISTRY
-from .errors import DataError, UsageError, check_writable_folder, one_line
+from .errors import DataError, UsageError, check_writable_folder, did_you_mean, one_line
 
 DESCRIPTION = """\
 Train a population of chest X-ray classifiers, prune each at every sparsity, and build
@@ -36,6 +37,32 @@ EPILOG = """examples:
 datasets (--dataset) and what --data-dir is for each:
 """ + "\n".join(f"  {n:<13} {KINDS[e.data_dir]}"
                 for n, e in REGISTRY.items())
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``error: <what>[ (did you mean ...)]; see ... --help``)
+    and no abbreviated options (``--profil`` is an error, not ``--profile``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        hint = ""
+        unknown = re.search(r"unrecognized arguments: (\S+)", message)
+        if unknown:
+            hint = did_you_mean(unknown.group(1), sorted(_option_strings(self)))
+        self.exit(2, f"error: {message}{hint}; see {self.prog} --help\n")
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of ``parser`` and of its subcommands."""
+    out = set(parser._option_string_actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out |= _option_strings(sub)
+    return out
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -209,7 +236,7 @@ def cmd_book(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m prunecxr", description=DESCRIPTION,
+    parser = Parser(prog="python -m prunecxr", description=DESCRIPTION,
                                      epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"prunecxr {__version__}")

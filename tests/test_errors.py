@@ -406,3 +406,18 @@ def test_a_failed_chapter_is_one_line_with_its_cause():
     assert "\n" not in line and "3 line(s) between" in line
     assert one_line(FileNotFoundError(2, "No such file or directory", "/x")) == (
         "/x: No such file or directory")
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("run", "--profil", "smoke"), ("unrecognized arguments: --profil smoke",
+                                    "did you mean '--profile'", "--help")),
+    (("run", "--workers", "two"), ("argument --workers: invalid int value: 'two'",)),
+    (("status",), ("the following arguments are required: --results-dir",)),
+    (("nope",), ("invalid choice: 'nope'",)),
+])
+def test_argument_errors_are_one_line_and_never_abbreviated(home, args, needles):
+    """argparse's own errors are one line too, and an abbreviated option is an error, not a
+    run (``--profil`` would otherwise mean ``--profile``)."""
+    r = user(*args, home=home)
+    one_line_error(r, *needles)
+    assert files_under(home) == []
