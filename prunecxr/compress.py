@@ -7,6 +7,12 @@ reports, per level, ``level``: the share of the dense model's prunable weight st
 and Linear ``.weight``) that the method removed. That is the common axis of the Q5 chapter;
 the matched-damage analysis needs only that it grows with compression.
 
+Each level also records ``stored_bits``, what the compressed model's prunable weights must
+store (:func:`stored_bits`: values, plus the positions of the kept weights where a layer is
+stored sparse, plus quantisation's per-channel scales), and ``storage_removed``, the share of
+the dense 32-bit storage that saves: the storage axis counted honestly, beside ``level`` (the
+weights-only share).
+
 - ``l1``, ``random``, ``local_l1``: unstructured pruning (:class:`prunecxr.prune.NestedPruner`);
   unit and level = sparsity; nested, so one ranking serves the whole grid.
 - ``channel_l1``, ``channel_l2``: structured pruning of whole output channels by the L1 / L2
@@ -20,8 +26,11 @@ the matched-damage analysis needs only that it grows with compression.
 - ``quant``: per-channel symmetric post-training weight quantisation
   (:mod:`prunecxr.quantize`); unit = bits (32 = as trained); level = ``1 - bits / 32``.
 - ``l1_ft``: global L1 pruning, then ``finetune_epochs`` epochs of training of the surviving
-  weights at ``finetune_lr`` with the masks kept (re-applied after every optimizer step);
-  level 0 is the trained model, untouched, so every method shares one dense reference.
+  weights at ``finetune_lr`` with the masks kept (re-applied after every optimizer step).
+  Its level 0 is the trained model fine-tuned the same way (same epochs, rate and data order,
+  no mask), so l1_ft's losses measure pruning against a fine-tuned dense model, and the
+  effect of fine-tuning alone is l1_ft's level 0 against the other methods' (the trained
+  model).
 
 Levels other than nested pruning start again from the trained weights.
 """
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import math
 from typing import ClassVar
 
 import torch
@@ -45,6 +55,41 @@ from .quantize import WeightQuantizer
 from .train import autocast, make_optimizer, train_epoch
 
 FINETUNE_EPOCH0 = 10_000  # fine-tuning epochs draw data order from (seed, 10_000 + e)
+
+
+FLOAT_BITS = 32  # a trained weight, a quantisation scale
+SCALE_BITS = 32
+
+
+def stored_bits(model: nn.Module, value_bits: int = FLOAT_BITS, sparse: bool = True,
+                scales: bool = False) -> int:
+    """Bits the prunable weights of ``model`` must store, layer by layer.
+
+    A layer of ``n`` weights of which ``kept`` are non-zero is stored densely (``n`` values of
+    ``value_bits``) or, when ``sparse`` and it is smaller, as its ``kept`` values plus their
+    positions: a bitmask of ``n`` bits or ``kept`` indices of ``ceil(log2(n))`` bits each,
+    whichever is smaller. ``scales``: one ``SCALE_BITS`` scale per output channel (per-channel
+    quantisation). Structured pruning removes weights from the model itself, so its smaller
+    dense layers need no positions.
+    """
+    total = 0
+    for m, name in prunable_parameters(model):
+        w = getattr(m, name).detach()
+        n = w.numel()
+        dense = n * value_bits
+        if sparse:
+            kept = int((w != 0).sum())
+            positions = min(n, kept * max(1, math.ceil(math.log2(n))))
+            dense = min(dense, kept * value_bits + positions)
+        total += dense + (SCALE_BITS * w.shape[0] if scales else 0)
+    return int(total)
+
+
+def storage_facts(model: nn.Module, dense_weights: int, **kwargs) -> dict:
+    """``stored_bits`` of :func:`stored_bits` and ``storage_removed``: the share of the dense
+    model's ``FLOAT_BITS * dense_weights`` bits that it saves."""
+    bits = stored_bits(model, **kwargs)
+    return {"stored_bits": bits, "storage_removed": 1.0 - bits / (FLOAT_BITS * dense_weights)}
 
 
 def zero_share(model: nn.Module) -> float:
@@ -70,6 +115,7 @@ class Compression(abc.ABC):
                              "re-estimates statistics on it)")
         self.model, self.config, self.seed, self.train = model, config, seed, train
         self.device = device or torch.device("cpu")
+        self.dense_weights = count_prunable(model)
 
     @classmethod
     def grid(cls, config: Config) -> list[float]:
@@ -96,7 +142,8 @@ class UnstructuredPruning(Compression):
 
     def apply(self, nominal: float) -> tuple[nn.Module, dict]:
         step = self.pruner.prune_to(nominal)
-        return self.model, {"level": float(nominal), "sparsity": step.sparsity}
+        return self.model, {"level": float(nominal), "sparsity": step.sparsity,
+                            **storage_facts(self.model, self.dense_weights)}
 
 
 class ChannelPruning(Compression):
@@ -131,7 +178,8 @@ class ChannelPruning(Compression):
         return model, {"level": gone, "sparsity": gone + kept / self.total * zero_share(model),
                        "params": int(params), "params_share": params / self.params,
                        "macs": int(macs), "macs_share": macs / self.macs,
-                       "channels": _conv_channels(model)}
+                       "channels": _conv_channels(model),
+                       **storage_facts(model, self.total, sparse=False)}
 
 
 class ChannelPruningL2(ChannelPruning):
@@ -199,10 +247,13 @@ class WeightQuantization(Compression):
         bits = int(nominal)
         if bits == 32:
             self.quantizer.restore()
-            return self.model, {"level": 0.0, "sparsity": zero_share(self.model), "bits": 32}
+            return self.model, {"level": 0.0, "sparsity": zero_share(self.model), "bits": 32,
+                                **storage_facts(self.model, self.dense_weights, sparse=False)}
         step = self.quantizer.quantize_to(bits)
         return self.model, {"level": 1.0 - bits / 32, "sparsity": step.sparsity, "bits": bits,
-                            "max_levels": step.max_levels}
+                            "max_levels": step.max_levels,
+                            **storage_facts(self.model, self.dense_weights, value_bits=bits,
+                                            sparse=False, scales=True)}
 
 
 class PruneFinetune(Compression):
@@ -218,13 +269,14 @@ class PruneFinetune(Compression):
         self.dense = copy.deepcopy(model.state_dict())
 
     def apply(self, nominal: float) -> tuple[nn.Module, dict]:
+        """Level ``nominal`` pruned, then fine-tuned; level 0: fine-tuned without a mask."""
         self.model.load_state_dict(self.dense)
-        if nominal == 0:
-            return self.model, {"level": 0.0, "sparsity": zero_share(self.model), "train_loss": None}
-        pruner = NestedPruner(self.model, "l1", seed=self.seed, levels=[nominal])
-        pruner.prune_to(nominal)
         weights = [getattr(m, n) for m, n in prunable_parameters(self.model)]
-        masks = pruner.masks()
+        masks = None
+        if nominal > 0:
+            pruner = NestedPruner(self.model, "l1", seed=self.seed, levels=[nominal])
+            pruner.prune_to(nominal)
+            masks = pruner.masks()
         opt = make_optimizer(self.model, self.config, self.device, lr=self.config.finetune_lr)
 
         def keep_pruned_at_zero(*_):
@@ -232,16 +284,18 @@ class PruneFinetune(Compression):
                 for w, m in zip(weights, masks):
                     w.mul_(m)
 
-        hook = opt.register_step_post_hook(keep_pruned_at_zero)
+        hook = opt.register_step_post_hook(keep_pruned_at_zero) if masks is not None else None
         try:
             loss = None
             for e in range(self.config.finetune_epochs):
                 loss = train_epoch(self.model, opt, self.train, self.config, self.seed,
                                     FINETUNE_EPOCH0 + e, self.device)
         finally:
-            hook.remove()
+            if hook is not None:
+                hook.remove()
         return self.model, {"level": float(nominal), "sparsity": zero_share(self.model),
-                            "train_loss": loss}
+                            "train_loss": loss, "finetuned": True,
+                            **storage_facts(self.model, self.dense_weights, sparse=nominal > 0)}
 
 
 METHODS: dict[str, type[Compression]] = {

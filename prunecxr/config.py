@@ -165,7 +165,8 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
     "default": dict(
         dataset="phantom", data={"n_images": 10000}, arch="resnet18", width=8, weights="none",
         image_size=64, batch_size=64, lr=1e-3, lr_schedule="plateau", lr_patience=1,
-        max_epochs=30, patience=3, min_delta=0.01, population=8, control_population=3,
+        max_epochs=30, patience=3, min_delta=0.01, population=8,
+        control_population=0,  # every method on all 8 seeds: Q5 compares methods paired by seed
         channels_last=True, workers=2,
         methods=("l1", "random", "local_l1", "channel_l1", "channel_l1_bn", "quant", "l1_ft"),
     ),

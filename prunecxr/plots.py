@@ -451,3 +451,52 @@ def matched_damage_figure(damage: pd.DataFrame) -> Figure:
     ax.legend(fontsize=7, ncol=2)
     axr.legend(fontsize=7)
     return fig
+
+
+def method_differences_figure(comparisons: pd.DataFrame, reference: str = "l1") -> Figure:
+    """The Q5 answer: every method against ``reference`` at matched damage, side by side.
+
+    Left: the difference (method minus reference) in the rare-vs-rest gap; right: in Spearman's
+    rho; each with its paired bootstrap 95% interval, one marker per matched loss (circle,
+    square, triangle). Filled: the comparison is decided and differs after Holm; open with a
+    line: decided, no difference; grey x: not decided (too few seeds or a grid that cannot
+    resolve the point). ``comparisons`` is
+    :func:`prunecxr.analysis.compression.paired_comparisons`' table.
+    """
+    need = ["method", "loss", "decided", "gap_diff", "gap_diff_lo", "gap_diff_hi", "rho_diff",
+            "rho_diff_lo", "rho_diff_hi", "gap_differs", "rho_differs"]
+    fig, axes = _figure(2, width=5.0)
+    if comparisons is None or comparisons.empty:
+        for a in axes:
+            a.text(0.5, 0.5, "no method to compare", ha="center", transform=a.transAxes)
+        return fig
+    require_columns(comparisons, need, "comparisons")
+    methods = list(dict.fromkeys(comparisons["method"]))
+    losses = sorted(comparisons["loss"].unique())
+    step = 0.6 / max(len(losses), 1)
+    markers = "osv^D"
+    for a, kind, title in ((axes[0], "gap", f"rare-vs-rest gap, method − {reference}"),
+                           (axes[1], "rho", f"ρ(change, ln count), method − {reference}")):
+        for j, loss in enumerate(losses):
+            d = comparisons[comparisons["loss"] == loss].set_index("method").reindex(methods)
+            x = np.arange(len(methods)) + (j - (len(losses) - 1) / 2) * step
+            color = OKABE_ITO[j % len(OKABE_ITO)]
+            decided = d["decided"].fillna(False).astype(bool).to_numpy()
+            differs = (d[f"{kind}_differs"] == True).to_numpy()  # noqa: E712
+            err = np.abs(np.vstack([d[f"{kind}_diff"] - d[f"{kind}_diff_lo"],
+                                    d[f"{kind}_diff_hi"] - d[f"{kind}_diff"]]))
+            a.errorbar(x[decided], d[f"{kind}_diff"][decided], yerr=err[:, decided],
+                       fmt=markers[j % len(markers)], color=color, capsize=2, mfc="none",
+                       label=f"{100 * loss:.0f}% mAP lost")
+            a.plot(x[differs], d[f"{kind}_diff"][differs], markers[j % len(markers)],
+                   color=color, ms=7)
+            a.errorbar(x[~decided], d[f"{kind}_diff"][~decided], yerr=err[:, ~decided],
+                       fmt="x", color="0.6", capsize=2, lw=0.8,
+                       label="not decided" if j == 0 else None)
+        a.axhline(0, color="0.3", lw=0.8)
+        a.set_xticks(np.arange(len(methods)), methods, rotation=30, ha="right")
+        a.set(title=title, ylabel="difference at matched damage")
+        a.legend(fontsize=7)
+    axes[0].set_ylabel(f"gap difference (< 0: rarest lose more than under {reference})")
+    axes[1].set_ylabel(f"ρ difference (> 0: frequency matters more than under {reference})")
+    return fig

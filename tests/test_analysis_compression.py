@@ -181,17 +181,23 @@ class PieStore:
         return self.preds[(method, seed)]
 
 
-def test_matched_pies_are_q4_pies_at_the_grid_level_and_overlap_is_jaccard():
-    from sklearn.metrics import jaccard_score
-
+def test_matched_pies_are_q4_pies_at_the_matched_level_and_overlap_is_jaccard():
+    """At a grid level: Q4's PIEs there; between grid levels: the mean outputs interpolated
+    linearly between the two around it; the same seeds for every method."""
     from prunecxr.analysis import pies
+    from prunecxr.stats import rowwise_spearman
 
     store = PieStore()
     matched = pd.DataFrame({"method": ["a", "a", "b"], "loss": [0.1, 0.2, 0.1],
-                            "reached": [True, True, True], "grid_level": [0.5, 0.9, 0.75]})
+                            "reached": [True, True, True], "level": [0.5, 0.7, 0.75]})
     table, masks = cp.matched_pies(store, matched, fraction=0.1, n_rare=2)
+    assert (table.n_seeds == 2).all()
     for r in table.itertuples():
-        expect = pies.select_pies(pies.pie_scores(store, r.method, dense=0.0, sparse=r.grid_level), 0.1)
+        if r.level in (0.5, 0.75):  # grid levels: Q4's own PIEs
+            expect = pies.select_pies(pies.pie_scores(store, r.method, dense=0.0, sparse=r.level), 0.1)
+        else:  # 0.7 = 0.5 + 0.5 x (0.9 - 0.5): halfway between the means at 0.5 and 0.9
+            mean = sum(store.predictions("a", s).astype(np.float64) for s in (0, 1)) / 2
+            expect = pies.select_pies(rowwise_spearman(mean[0], 0.5 * mean[1] + 0.5 * mean[2]), 0.1)
         assert np.array_equal(masks[(r.method, r.loss)], expect) and r.n_pies == 20
         has_rare = store.labels[:, -2:].any(axis=1)  # c5, c6: the two rarest by COUNTS
         assert r.rare_ratio == pytest.approx(has_rare[expect].mean() / has_rare[~expect].mean())
@@ -199,6 +205,10 @@ def test_matched_pies_are_q4_pies_at_the_grid_level_and_overlap_is_jaccard():
         many = findings >= 4
         ratio = many[expect].mean() / many[~expect].mean() if many[~expect].any() else np.inf
         assert r.multi_ratio == pytest.approx(ratio)
+    one_seed, _ = cp.matched_pies(store, matched, fraction=0.1, n_rare=2, seeds=[1])
+    assert (one_seed.n_seeds == 1).all()
+    from sklearn.metrics import jaccard_score
+
     overlap = cp.pie_overlap(masks)
     assert overlap[["loss", "method_a", "method_b"]].values.tolist() == [[0.1, "a", "b"]]
     assert overlap["jaccard"].iloc[0] == pytest.approx(

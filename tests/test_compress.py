@@ -13,7 +13,8 @@ from prunecxr.config import load_config
 from prunecxr.models import build_model, count_prunable
 from prunecxr.prune import NestedPruner, prunable_parameters
 from prunecxr.quantize import fake_quantize, torch_ao_int8
-from prunecxr.train import SplitArrays
+from prunecxr.batches import DeviceSplit
+from prunecxr.train import SplitArrays, make_optimizer, train_epoch
 
 C = 5
 TORCH_THREADS = 1  # tests/conftest.py: one thread (fast on a busy machine)
@@ -144,8 +145,16 @@ def test_prune_then_finetune_keeps_the_mask_and_trains_the_rest():
     at = compress.get("l1_ft")(model(), CONFIG, seed=4, train=train)
     x = images()
     dense_out = model()(x)
-    out0, fact0 = at.apply(0.0)
-    assert torch.equal(out0(x), dense_out) and fact0["train_loss"] is None  # level 0: as trained
+    out0, fact0 = at.apply(0.0)  # level 0: the trained model fine-tuned the same way, no mask
+    assert np.isfinite(fact0["train_loss"]) and fact0["finetuned"] and fact0["level"] == 0
+    assert not torch.equal(out0.eval()(x), dense_out)
+    by_hand = model()  # the same epochs, rate and data order, by hand, without a mask
+    opt = make_optimizer(by_hand, CONFIG, torch.device("cpu"), lr=CONFIG.finetune_lr)
+    split = DeviceSplit.of(train, torch.device("cpu"))
+    for e in range(CONFIG.finetune_epochs):
+        train_epoch(by_hand, opt, split, CONFIG, 4, compress.FINETUNE_EPOCH0 + e, torch.device("cpu"))
+    torch.testing.assert_close(out0.eval()(x), by_hand.eval()(x), rtol=0, atol=0)
+    assert fact0["storage_removed"] == pytest.approx(0.0)
     tuned, fact = at.apply(0.5)
     pruned_only = model()
     mask_pruner = NestedPruner(pruned_only, "l1", seed=4)
@@ -178,7 +187,11 @@ def test_every_method_through_the_sweep_resumes_and_records_levels(method, tmp_p
     assert info["levels"][0] == 0 and all(np.diff(info["levels"]) > 0)
     probs = np.load(sweep.prediction_path(tmp_path, method, seed))
     assert probs.shape == (len(grid), len(test), C)
-    np.testing.assert_allclose(probs[0], torch.sigmoid(trained(test)).detach().numpy(), atol=1e-6)
+    if method != "l1_ft":  # l1_ft's level 0 is fine-tuned (see the test above)
+        np.testing.assert_allclose(probs[0], torch.sigmoid(trained(test)).detach().numpy(),
+                                   atol=1e-6)
+    assert all(0 <= f["storage_removed"] <= f["level"] + 1e-9
+               for f in info["achieved"])  # positions and scales cost storage
     # a sweep interrupted after its second level resumes there and gives the same bits
     path = sweep.prediction_path(tmp_path / "b", method, seed)
     calls = {"n": 0}

@@ -282,15 +282,97 @@ def method_table(store) -> pd.DataFrame:
 
 def matched_in_units(store, matched: pd.DataFrame) -> pd.DataFrame:
     """:func:`matched_levels` with each matched level also in its method's own unit
-    (``nominal``: sparsity, share of channels, bits; interpolated between grid entries)."""
-    nominal, units = [], []
+    (``nominal``: sparsity, share of channels, bits) and as ``storage removed``: the share of
+    the dense 32-bit storage saved counting everything the compressed model must store
+    (:func:`prunecxr.compress.stored_bits`; NaN for results swept before it was recorded),
+    both interpolated between grid entries; ``level`` is the weights-only share."""
+    nominal, units, storage = [], [], []
     for row in matched.itertuples():
-        f = store.level_facts(row.method).drop_duplicates("nominal")
+        f = store.level_facts(row.method)
         units.append(f["unit"].iloc[0])
-        nominal.append(float(np.interp(row.level, f["level"].to_numpy(float),
-                                       f["nominal"].to_numpy(float))) if row.reached else np.nan)
-    return matched.assign(nominal=nominal, unit=units)[
-        ["method", "loss", "level", "nominal", "unit", "grid_level", "grid_loss", "resolved"]]
+        if not row.reached:
+            nominal.append(np.nan)
+            storage.append(np.nan)
+            continue
+        g = f.drop_duplicates("nominal")
+        nominal.append(float(np.interp(row.level, g["level"].to_numpy(float),
+                                       g["nominal"].to_numpy(float))))
+        if "storage_removed" in f:  # median over seeds per grid entry
+            st = f.groupby("nominal", sort=False)[["level", "storage_removed"]].median()
+            storage.append(float(np.interp(row.level, st["level"].to_numpy(float),
+                                           st["storage_removed"].to_numpy(float))))
+        else:
+            storage.append(np.nan)
+    return matched.assign(nominal=nominal, unit=units, storage_removed=storage)[
+        ["method", "loss", "level", "storage_removed", "nominal", "unit", "grid_level",
+         "grid_loss", "resolved"]]
+
+
+def storage_table(store) -> pd.DataFrame:
+    """Per method and grid entry (median over seeds): the weights-only share removed
+    (``level``) beside the share of all stored bits removed (``storage_removed``) and bits per
+    weight of the dense model; empty for results swept before storage was recorded."""
+    rows = []
+    for m in store.methods:
+        f = store.level_facts(m)
+        if "stored_bits" not in f:
+            return pd.DataFrame()
+        g = f.groupby("nominal", sort=False)[["level", "storage_removed", "stored_bits"]].median()
+        dense_bits = g["stored_bits"].iloc[0] / (1.0 - g["storage_removed"].iloc[0])
+        for nominal, r in g.iterrows():
+            rows.append({"method": m, "nominal": nominal, "unit": f["unit"].iloc[0],
+                         "weights removed": r["level"], "storage removed": r["storage_removed"],
+                         "bits per dense weight": 32 * r["stored_bits"] / dense_bits})
+    return pd.DataFrame(rows)
+
+
+def finetune_effect(ap_table: pd.DataFrame, method: str = "l1_ft", reference: str = "l1",
+                    level: str = "sparsity") -> pd.DataFrame:
+    """The effect of fine-tuning alone: ``method``'s level 0 (the trained model fine-tuned
+    without a mask, :class:`prunecxr.compress.PruneFinetune`) against ``reference``'s level 0
+    (the trained model), per shared seed: mAP of each and the paired difference, with its
+    median and a 95% t-interval of the mean over seeds in the last row ("all")."""
+    maps = map_per_model(_levels_as_sparsity(ap_table, level))
+    dense = maps[np.isclose(maps["sparsity"], 0.0)].pivot(index="seed", columns="method",
+                                                          values="map")
+    if method not in dense or reference not in dense:
+        return pd.DataFrame()
+    d = dense[[reference, method]].dropna()
+    diff = (d[method] - d[reference]).to_numpy(float)
+    out = pd.DataFrame({"seed": d.index.astype(str), f"{reference} (trained)": d[reference],
+                        f"{method} level 0 (fine-tuned)": d[method], "difference": diff})
+    lo = hi = np.nan
+    if len(diff) >= 2 and np.ptp(diff) > 0:
+        lo, hi = _st.ttest_1samp(diff, 0.0).confidence_interval(0.95)
+    summary = {"seed": "all", f"{reference} (trained)": float(np.median(d[reference])),
+               f"{method} level 0 (fine-tuned)": float(np.median(d[method])),
+               "difference": float(np.mean(diff)) if len(diff) else np.nan,
+               "95% t-interval": f"[{lo:+.4f}, {hi:+.4f}]"}
+    return pd.concat([out, pd.DataFrame([summary])], ignore_index=True)
+
+
+def first_step_losses(curve: pd.DataFrame) -> pd.Series:
+    """Each method's loss at its first grid level above 0 (from :func:`damage_curve`)."""
+    return pd.Series({m: float(g.sort_values("level")["loss"].iloc[1])
+                      for m, g in curve.groupby("method", sort=False) if len(g) > 1},
+                     name="first_step_loss", dtype=float)
+
+
+def comparison_display(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """:func:`paired_comparisons` for reading: per method and loss, each difference with its
+    paired interval and Holm P, and whether it was decided."""
+    if comparisons.empty:
+        return comparisons
+
+    def cell(r, k):
+        p = r[f"{k}_p_holm"]
+        return (f"{r[f'{k}_diff']:+.3f} [{r[f'{k}_diff_lo']:+.3f}, {r[f'{k}_diff_hi']:+.3f}]"
+                + (f", P_Holm {p:.3f}" if np.isfinite(p) else ""))
+
+    return pd.DataFrame([{
+        "method": r["method"], "mAP lost": f"{100 * r['loss']:.0f}%", "seeds": r["n_seeds"],
+        "decided": r["decided"], "gap − ref gap": cell(r, "gap"), "ρ − ref ρ": cell(r, "rho"),
+        "resamples reaching it": f"{r['reached']:.1%}"} for _, r in comparisons.iterrows()])
 
 
 def damage_display(damage: pd.DataFrame) -> pd.DataFrame:
@@ -341,6 +423,9 @@ MIN_SEEDS = 8  # a comparison is decided only on at least this many shared seeds
 #   whose interval coverage tests/test_compression_paired.py simulates)
 RESAMPLES_REACHED = 0.975  # ... and only if the matched level is reached in this share of resamples
 COMPARISON_STATS = ("gap", "rho")  # rare-minus-other median change; Spearman rho vs ln count
+# Coverage of the paired percentile 95% interval at MIN_SEEDS seeds with no true difference,
+# measured by simulation (tests/test_compression_paired.py; see its docstring).
+COVERAGE = {"gap": 0.985, "rho": 0.98}
 
 
 def method_array(ap_table: pd.DataFrame, method: str, seeds, classes,

@@ -2,6 +2,13 @@
 
 Each is decided only at matched points the grids resolve (:func:`prunecxr.analysis.compression.
 matched_levels`); with none, the claim is "not resolved".
+
+``q5_gap_vs_ref`` and ``q5_rho_vs_ref`` answer the chapter's question, method against method:
+every other method against the reference (l1) at each matched loss, the difference in the
+rare-vs-rest gap and in rho, by a paired bootstrap over the seeds both share with the matched
+levels found again in every resample, Holm over the comparisons decided
+(:func:`prunecxr.analysis.compression.paired_comparisons`). ``q5_rare`` and ``q5_rho`` read
+each method against itself (the rarest against the rest; rho above 0).
 """
 
 from __future__ import annotations
@@ -9,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..analysis.compression import overlap_with
-from .core import Claim, Settings
+from ..analysis.compression import (COVERAGE, MIN_SEEDS, RESAMPLES_REACHED, first_step_losses,
+                                    overlap_with)
+from .core import FAILS, HOLDS, UNRESOLVED, Claim, Settings
 from .evidence import Evidence
 
 
@@ -112,7 +120,77 @@ def _q5_pies_rule(v: dict, s: Settings) -> bool | None:
     return bool((v["jaccard"]["jaccard"] > v["chance"]).all())
 
 
+STAT_NAMES = {"gap": "rare-vs-rest gap", "rho": "ρ"}
+
+
+def _versus(kind: str):
+    """compute() of the comparison claim on statistic ``kind`` ("gap" or "rho")."""
+    def compute(ev: Evidence) -> dict:
+        comp = ev.comparisons
+        decided = comp[comp["decided"]] if len(comp) else comp
+        differ = decided[decided[f"{kind}_differs"] == True] if len(decided) else decided  # noqa: E712
+        return {"kind": kind, "reference": ev.settings.reference, "n_made": len(comp),
+                "n_decided": len(decided), "decided": decided, "differ": differ,
+                "methods": sorted(set(differ["method"])) if len(differ) else [],
+                "n_seeds": int(comp["n_seeds"].max()) if len(comp) else 0,
+                "coverage": COVERAGE.get(kind, np.nan)}
+    return compute
+
+
+def _interval(r, kind: str) -> str:
+    return (f"{r[f'{kind}_diff']:+.2f} [{r[f'{kind}_diff_lo']:+.2f}, {r[f'{kind}_diff_hi']:+.2f}]"
+            f" at {100 * r['loss']:.0f}%, Holm P = {r[f'{kind}_p_holm']:.3f}")
+
+
+def _versus_text(v: dict) -> str:
+    kind, ref = v["kind"], v["reference"]
+    if not v["n_decided"]:
+        return (f"No comparison with {ref} is decided ({v['n_made']} made; a comparison needs "
+                f"{MIN_SEEDS} or more shared seeds, both matched points resolved by their grids "
+                f"and the matched level reached in {RESAMPLES_REACHED:.1%} of resamples; "
+                f"this build has {v['n_seeds']} shared seeds): not resolved.")
+    if not len(v["differ"]):
+        return (f"No method differs from {ref} in the {STAT_NAMES[kind]} at matched damage "
+                f"after Holm over the {v['n_decided']} decided comparisons.")
+    parts = [f"{r['method']} {_interval(r, kind)}" for _, r in v["differ"].iterrows()]
+    return (f"{len(v['methods'])} method(s) differ from {ref} in the {STAT_NAMES[kind]} "
+            f"(method minus {ref}, paired 95% interval over {v['n_seeds']} seeds): "
+            + "; ".join(parts) + f" ({v['n_decided']} comparisons decided).")
+
+
+def versus_rule(v: dict, s: Settings) -> bool | None:
+    """Holds: some decided comparison differs from the reference (Holm P < level); does not
+    hold: comparisons were decided and none differs; not resolved: none was decided."""
+    if not v["n_decided"]:
+        return None
+    return bool(len(v["differ"]))
+
+
+VERSUS_RULE = ("Each method other than {ref} against {ref} at each matched loss: the "
+               "difference (method minus {ref}) in the {what} at matched damage, by a paired "
+               "bootstrap over the seeds both share (2,000 resamples; in each resample both "
+               "methods' damage curves and matched levels are found again), two-sided P = "
+               "twice the smaller share of resamples on either side of 0, Holm over the "
+               "decided comparisons. A comparison is decided only with at least 8 shared "
+               "seeds (the count whose coverage a simulation checks), both matched points "
+               "resolved by their grids and the matched level reached in 97.5% of resamples. "
+               "Holds when some decided comparison has Holm P < level (0.05): a method "
+               "differs from {ref}; does not hold when comparisons were decided and none "
+               "does; not resolved when none was decided.")
+
 CLAIMS = [
+    Claim("q5_gap_vs_ref", "Q5",
+          lambda s: (f"at matched damage, some method differs from {s.reference} in how much "
+                     "more the rarest classes lose than the rest (paired gap difference)"),
+          (), (), _versus("gap"), versus_rule, _versus_text,
+          rule_text=VERSUS_RULE.format(ref="l1", what="rare-vs-rest gap (median relative AP "
+                                       "change of the 5 rarest classes minus that of the rest)")),
+    Claim("q5_rho_vs_ref", "Q5",
+          lambda s: (f"at matched damage, some method differs from {s.reference} in how "
+                     "strongly rarer classes lose more (paired ρ difference)"),
+          (), (), _versus("rho"), versus_rule, _versus_text,
+          rule_text=VERSUS_RULE.format(ref="l1", what="Spearman ρ of per-class relative AP "
+                                       "change against ln training count")),
     Claim("q5_rare", "Q5", lambda s: ("at matched damage, the rarest classes lose more than the "
                                       "rest under every method (gap interval below 0)"),
           (), (), _q5_rare, _q5_rare_rule, _q5_rare_text),
@@ -125,40 +203,60 @@ CLAIMS = [
 ]
 
 
-def q5_summary(ev: Evidence) -> str:
-    """The Q5 chapter's verdict: which methods make rarer classes lose more, which hurt the
-    rarest as a group more or less, and which grids cannot resolve a matched point."""
+def q5_answer(ev: Evidence) -> str:
+    """The Q5 chapter's answer in two or three computed sentences: which methods differ from
+    the reference in harm to the rarest classes at matched damage (each with its paired
+    interval), or that none is resolved; and which grids cannot resolve a matched point."""
     methods, reference = ev.store.methods, ev.settings.reference
     if len(methods) < 2:
         return (f"This build ran only {methods[0]}; add methods "
                 "(methods=l1,local_l1,channel_l1,channel_l1_bn,quant,l1_ft) to compare.")
-    ok = _resolved(ev)
+    gap = _versus("gap")(ev)
     parts = []
-    if ok.empty:
-        parts.append("No matched point is resolved by the grids of this build, so no method is "
-                     "compared.")
+    if not gap["n_decided"]:
+        parts.append(f"No method's harm to the rarest classes at matched damage is resolved "
+                     f"against {reference}: of {gap['n_made']} comparisons none is decided "
+                     f"(each needs {MIN_SEEDS} or more shared seeds and both matched points "
+                     f"resolved; this build has {gap['n_seeds']} seeds).")
+    elif not len(gap["differ"]):
+        parts.append(f"At matched damage no method differs from {reference} in how much more "
+                     f"the rarest classes lose than the rest ({gap['n_decided']} paired "
+                     f"comparisons over {gap['n_seeds']} seeds, Holm).")
     else:
+        parts.append(f"At matched damage, {names(gap['methods'])} differ(s) from {reference} "
+                     "in how much more the rarest classes lose than the rest (method minus "
+                     f"{reference}, paired 95% interval over {gap['n_seeds']} seeds): "
+                     + "; ".join(f"{r['method']} {_interval(r, 'gap')}"
+                                 for _, r in gap["differ"].iterrows()) + ".")
+    rho = _versus("rho")(ev)
+    if rho["n_decided"]:
+        parts.append(("In ρ (per-class change against log frequency) "
+                      + (f"{names(rho['methods'])} differ(s) from {reference}."
+                         if rho["methods"] else f"no method differs from {reference}.")))
+    first = first_step_losses(ev.damage_curve)
+    top = max(ev.settings.losses)
+    coarse = first[first > top]
+    if len(coarse):
+        parts.append("The grid cannot resolve " + "; ".join(
+            f"{m} (its first step already costs {100 * x:.0f}% of mAP, more than the largest "
+            f"matched loss, {100 * top:.0f}%)" for m, x in coarse.items())
+            + "; whether that is the method or the model's size is not asked here.")
+    return " ".join(parts)
+
+
+def q5_summary(ev: Evidence) -> str:
+    """The Q5 chapter's closing summary: :func:`q5_answer`, then each method against itself
+    (rarer classes lose more; the rarest as a group)."""
+    parts = [q5_answer(ev)]
+    if len(ev.store.methods) < 2:
+        return parts[0]
+    ok = _resolved(ev)
+    if not ok.empty:
         rho_by = ok.groupby("method")["rho"].median().sort_values()
         steady = [m for m, g in ok.groupby("method") if (g["rho_lo"] > 0).all()]
         parts.append(
-            f"Rarer classes lose more (ρ interval above 0 at every resolved point) under "
-            f"{len(steady)} of {len(rho_by)} methods ({names(steady) or 'none'}); the median ρ "
-            f"runs from {rho_by.iloc[0]:.2f} ({rho_by.index[0]}) to {rho_by.iloc[-1]:.2f} "
-            f"({rho_by.index[-1]})" + (f", {rho_by[reference]:.2f} for {reference}"
-                                       if reference in rho_by.index else "") + ".")
-        judged = ok.apply(gap_judgement, axis=1)
-        less = sorted(set(ok.loc[judged == "less", "method"]))
-        more = sorted(set(ok.loc[judged == "more", "method"]))
-        parts.append("Taken as a group, the rarest classes lose clearly less than the rest under "
-                     f"{names(less) or 'no method'} and clearly more under "
-                     f"{names(more) or 'no method'}; elsewhere their intervals include no "
-                     "difference.")
-    unresolved = [m for m in methods if m not in set(ok["method"])]
-    if unresolved:
-        curve = ev.damage_curve
-        first = {m: float(g.sort_values("level")["loss"].iloc[1])
-                 for m, g in curve.groupby("method") if len(g) > 1}
-        parts.append("Not resolved by its grid: " + "; ".join(
-            f"{m} (its first step already costs {100 * first.get(m, np.nan):.0f}% of mAP)"
-            for m in unresolved) + ".")
+            f"Each method against itself: rarer classes lose more (ρ interval above 0 at every "
+            f"resolved point) under {len(steady)} of {len(rho_by)} methods "
+            f"({names(steady) or 'none'}); the median ρ runs from {rho_by.iloc[0]:.2f} "
+            f"({rho_by.index[0]}) to {rho_by.iloc[-1]:.2f} ({rho_by.index[-1]}).")
     return " ".join(parts)
