@@ -161,16 +161,12 @@ def _configure(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _configure(args)
+    root = results_root(args.results_dir)
     if args.dry_run:
         from .estimate import describe
 
-        root = Path(args.results_dir) if args.results_dir else None
-        if root is None:
-            from .paths import results_root as default_root
-            root = default_root()
         print(describe(config, root, _device(config), config.workers))
         return 0
-    root = results_root(args.results_dir)
     t0 = time.perf_counter()
     if args.executor == "slurm":
         from .cluster import format_states, run_on_slurm
