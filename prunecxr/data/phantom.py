@@ -259,6 +259,20 @@ def quality_and_difficulty(contrast, noise_sd, blur, min_severity, n_findings):
     return snr / (snr + s_ref), s_ref / (s_ref + visibility)
 
 
+# What the book says the phantom is (the data chapter), beside what depends on the labels.
+DESCRIPTION = (
+    "The phantom's label sets follow the joint distribution of the 14 findings and No "
+    "Finding in the public NIH ChestX-ray14 metadata, extended by the five NIH-CXR-LT "
+    "classes; at small sizes every prevalence is lifted just enough that the rarest class "
+    "keeps a usable number of images, preserving the frequency order and the co-occurrence "
+    "odds ratios. Every finding is drawn with its own localized signature at an "
+    "anatomically plausible site and a per-image severity, on a synthetic chest whose "
+    "anatomy varies by patient and whose contrast, brightness, blur, noise and pose vary "
+    "by image. {numref}`fig-signatures` shows each finding alone on one synthetic patient. "
+    "A known fraction of images has a finding left unlabelled (label noise), and every "
+    "image records its quality and difficulty: the ground truth used in Q4.")
+
+
 def label_dependence_statement() -> str:
     """Which per-image ground truth of the phantom depends on the labels by construction (for
     the data-and-methods chapter; tests/test_analysis_pies_sound.py checks each part against
