@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..analysis.compression import (COVERAGE, MIN_SEEDS, RESAMPLES_REACHED, first_step_losses,
                                     overlap_with)
-from .core import FAILS, HOLDS, UNRESOLVED, Claim, Settings
+from .core import Claim, Settings
 from .evidence import Evidence
 
 
