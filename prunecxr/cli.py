@@ -282,9 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
+    saved = os.environ.get("PRUNECXR_PROGRESS")
     if getattr(args, "quiet", False):
         from .progress import set_enabled
-        set_enabled(False)
+        set_enabled(False)  # through the environment: worker processes inherit it
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -298,6 +299,11 @@ def main(argv: list[str] | None = None) -> int:
         code, text = _error(exc)
         print(f"error: {text}", file=sys.stderr)
         return code
+    finally:  # main() called in-process (tests) leaves the environment as it found it
+        if saved is None:
+            os.environ.pop("PRUNECXR_PROGRESS", None)
+        else:
+            os.environ["PRUNECXR_PROGRESS"] = saved
 
 
 def _error(exc: Exception) -> tuple[int, str]:

@@ -341,6 +341,7 @@ def test_chapters_get_the_same_checks_in_their_own_terms():
 def test_quiet_turns_off_the_decoding_bar(tmp_path, capfd, monkeypatch):
     from prunecxr.data.images import decode_into
 
+    monkeypatch.delenv("PRUNECXR_PROGRESS", raising=False)
     paths = [tiny_csv(tmp_path, "path,A", [], n_images=3).parent / f"img{i}.png" for i in range(3)]
     out = np.zeros((3, 8, 8), dtype=np.uint8)
     decode_into(out, paths, workers=1)
@@ -356,13 +357,14 @@ def test_progress_in_a_notebook_is_one_line_updated_in_place(tmp_path):
     import nbformat
     from nbclient import NotebookClient
 
+    env = checkout_env()
+    env.pop("PRUNECXR_PROGRESS", None)
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(
         "from prunecxr.progress import tqdm\n"
         "for _ in tqdm(range(500), desc='steps', mininterval=0): pass\n"
         "bar = tqdm(range(3), desc='gone', leave=False)\n"
         "for _ in bar: pass")]
-    env = checkout_env()
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={
         "metadata": {"path": str(tmp_path)}}).execute(env=env)
     outputs = nb.cells[0].outputs
@@ -421,3 +423,12 @@ def test_argument_errors_are_one_line_and_never_abbreviated(home, args, needles)
     r = user(*args, home=home)
     one_line_error(r, *needles)
     assert files_under(home) == []
+
+
+def test_quiet_in_process_leaves_the_environment_as_it_was(monkeypatch, capsys):
+    from prunecxr import cli
+
+    monkeypatch.delenv("PRUNECXR_PROGRESS", raising=False)
+    assert cli.main(["run", "--profile", "smoke", "--quiet", "--set", "sparsities=abc"]) == 2
+    assert "PRUNECXR_PROGRESS" not in os.environ
+    assert "comma-separated" in capsys.readouterr().err
