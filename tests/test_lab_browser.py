@@ -41,12 +41,11 @@ def _free_port() -> int:
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab server on a copy of one chapter; yields its base URL."""
-    try:
-        import jupyterlab  # noqa: F401
-        import jupyterlab_myst  # noqa: F401
-    except ImportError as exc:
-        unavailable(f"the JupyterLab check needs jupyterlab and jupyterlab-myst ({exc}); "
-                    "install them with make lab")
+    import importlib.util
+
+    missing = [m for m in ("jupyterlab", "jupyterlab_myst") if importlib.util.find_spec(m) is None]
+    if missing:
+        unavailable(f"the JupyterLab check needs {', '.join(missing)}; install with make lab")
     root = tmp_path / "notebooks"
     root.mkdir()
     shutil.copy2(REPO / "notebooks" / "q1_overall.ipynb", root)

@@ -17,9 +17,12 @@ import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import DataError, UsageError, did_you_mean, option, option_value
+
+if TYPE_CHECKING:
+    from .base import Dataset
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def entry(name: str) -> DatasetEntry:
     return REGISTRY[name]
 
 
-def get_dataset(name: str, **options) -> Dataset:  # noqa: F821 - see prunecxr.data.base
+def get_dataset(name: str, **options) -> Dataset:
     """Build or load a dataset by name; ``options`` go to its loader (see its docstring)."""
     e = entry(name)
     check_options(name, options, allow_data_dir=True)
