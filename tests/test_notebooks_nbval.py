@@ -126,7 +126,8 @@ def test_the_fixture_is_a_small_finished_smoke_folder(nbval_home, monkeypatch):
     assert size < FIXTURE_LIMIT, f"{FIXTURE_DIR} is {size / 2**20:.1f} MB; keep it small"
 
     def nothing_to_compute(stage, jobs, *args, **kwargs):
-        raise AssertionError(f"the installed fixture lacks {stage} jobs {jobs}")
+        raise AssertionError(f"the installed fixture lacks {stage} jobs {jobs}; run "
+                             "`make nbval-fixture`")
 
     monkeypatch.setattr(pipeline, "_run_stage", nothing_to_compute)
     config = load_config("smoke")
@@ -155,6 +156,17 @@ def test_a_stale_fixture_fails_with_the_remedy(tmp_path):
     message = str(info.value)
     assert "finetune_lr" in message and "make nbval-fixture" in message and "\n" not in message
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
+
+
+def test_a_fixture_the_pipeline_would_complete_fails_with_the_remedy(nbval_home, tmp_path):
+    """A fixture missing a finished file (e.g. after a change of the results layout) is
+    refused, never completed by training inside the chapters."""
+    fixture = tmp_path / "fixture"
+    shutil.copytree(FIXTURE_DIR, fixture)
+    (fixture / "predictions" / "quant" / "seed_001.npy").unlink()
+    shutil.copytree(nbval_home / "data", tmp_path / "home" / "data")  # no second data build
+    with pytest.raises(FixtureMismatch, match=r"sweeps missing: \[\('quant', 1\)\].*make nbval-fixture"):
+        install_fixture(tmp_path / "home", fixture=fixture)
 
 
 @pytest.mark.slow

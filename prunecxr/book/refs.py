@@ -74,14 +74,16 @@ def install_fixture(home: str | os.PathLike, config=None, fixture: str | os.Path
 
     ``config`` defaults to the smoke profile. Raises :class:`FixtureMismatch` (one line, with
     the remedy) when a result-determining field of ``config`` or the dataset's identity differs
-    from what the fixture was frozen with. The library version alone may differ (it is in the
+    from what the fixture was frozen with, or when the pipeline would still compute something
+    in the installed copy (a changed results layout). The library version alone may differ (it is in the
     key, so in the folder name): the installed ``config.json`` then takes the current key. The
     dataset is built (or found) in ``home/data``, where the chapters look for it.
     """
     from .. import io
     from ..config import load_config
     from ..data import get_dataset
-    from ..pipeline import results_dir_for
+    from ..pipeline import missing_sweeps, results_dir_for
+    from ..train import is_trained
 
     home = Path(home)
     fixture = Path(fixture) if fixture else repo_root() / FIXTURE
@@ -106,6 +108,11 @@ def install_fixture(home: str | os.PathLike, config=None, fixture: str | os.Path
         shutil.rmtree(dest)
     shutil.copytree(fixture, dest)
     io.write_json(dest / "config.json", {**config.result_fields(), "key": config.key})
+    untrained = [s for s in config.seeds if not is_trained(dest, s)]
+    unswept = missing_sweeps(config, dest, len(dataset.indices("test")), len(dataset.classes))
+    if untrained or unswept:  # e.g. the results layout changed: the chapters would train
+        raise FixtureMismatch(f"{fixture} lacks what the pipeline now expects (seeds untrained: "
+                              f"{untrained}, sweeps missing: {unswept[:5]}); {REFRESH}")
     return dest
 
 
