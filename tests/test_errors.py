@@ -154,6 +154,8 @@ def test_results_folder_that_cannot_be_written(home, tmp_path):
     ("lr=fast", ("expected a number",)),
     ("augment=maybe", ("expected true or false",)),
     ("populaton=3", ("unknown parameter 'populaton'", "did you mean 'population'")),
+    ("data.n_images=abc", ("phantom: n_images must be an integer", "got 'abc'")),
+    ("data.label_noise=2", ("phantom: label_noise must be a fraction",)),
 ])
 def test_bad_overrides_are_one_line(home, override, needles):
     r = user("run", "--profile", "smoke", "--set", override, home=home)

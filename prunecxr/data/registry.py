@@ -39,6 +39,8 @@ class DatasetEntry:
     rerun_profile: str = "paper"  # the profile of the rerun example
     sizes: Callable[[dict], dict] | None = None  # loader options -> images per split, read
     #   without decoding anything (for run --dry-run); None: unknown until loaded
+    check: Callable[[dict], None] | None = None  # loader options (defaults filled in) ->
+    #   DataError for a bad value, before anything runs; None: the loader checks them itself
 
     def load_function(self) -> Callable:
         module, _, function = self.loader.partition(":")
@@ -73,6 +75,18 @@ def _phantom_sizes(options: dict) -> dict:
     return {s: round(f * n) for s, f in SPLIT_FRACTIONS.items()}
 
 
+def _phantom_check(o: dict) -> None:
+    from .phantom import _validate
+
+    _validate(o["n_images"], o["image_size"], o["seed"], o["label_noise"])
+
+
+def _tables_check(o: dict) -> None:
+    from .tables import check_options
+
+    check_options(**o)
+
+
 def _split_file_sizes(pattern: str) -> Callable[[dict], dict]:
     """Sizes from one label file per split, ``pattern`` with ``{split}``, under data_dir."""
     return lambda options: {s: _rows(Path(options["data_dir"]) / pattern.format(split=s))
@@ -85,26 +99,28 @@ REGISTRY: dict[str, DatasetEntry] = {e.name: e for e in (
         "nothing: the phantom is generated",
         "a synthetic chest X-ray phantom whose class frequencies and co-occurrences follow the "
         "public NIH ChestX-ray14 metadata, and which records every image's ground truth (label "
-        "noise, image quality, difficulty)", sizes=_phantom_sizes),
+        "noise, image quality, difficulty)", sizes=_phantom_sizes, check=_phantom_check),
     DatasetEntry(
         "nih-cxr-lt", ".tables:load_nih_cxr_lt", "folder", "data_dir",
         "the folder with the miccai2023_nih-cxr-lt_labels_{train,val,test}.csv files and the "
         "NIH images (images/ or images_*/images/)",
         "NIH ChestX-ray14 with the 20 long-tailed NIH-CXR-LT labels", "/data/nih-cxr-lt",
-        sizes=_split_file_sizes("miccai2023_nih-cxr-lt_labels_{split}.csv")),
+        sizes=_split_file_sizes("miccai2023_nih-cxr-lt_labels_{split}.csv"), check=_tables_check),
     DatasetEntry(
         "mimic-cxr-lt", ".tables:load_mimic_cxr_lt", "folder", "data_dir",
         "the folder with the miccai2023_mimic-cxr-lt_labels_{train,val,test}.csv files and the "
         "mimic-cxr-jpg/2.0.0 root",
         "MIMIC-CXR-JPG (frontal views) with the 19 long-tailed MIMIC-CXR-LT labels",
         "/data/mimic-cxr-lt",
-        sizes=_split_file_sizes("miccai2023_mimic-cxr-lt_labels_{split}.csv")),
+        sizes=_split_file_sizes("miccai2023_mimic-cxr-lt_labels_{split}.csv"),
+        check=_tables_check),
     DatasetEntry(
         "csv", ".tables:load_csv", "file", "csv",
         "the CSV file itself (an image path column, 0/1 class columns, optional patient and "
         "split columns)",
         "a multi-label image set described by a CSV file", "/data/my_labels.csv",
-        rerun_profile="default", sizes=lambda options: _by_fraction(_rows(Path(options["csv"])))),
+        rerun_profile="default", sizes=lambda options: _by_fraction(_rows(Path(options["csv"]))),
+        check=_tables_check),
 )}
 
 DATASETS = tuple(REGISTRY)
@@ -196,10 +212,15 @@ def _near(path: Path) -> str:
 
 
 def check_data(config, profile_default: bool = False) -> None:
-    """The configuration's dataset, its ``data.*`` options and ``data_dir`` fit together
-    (what the CLI and the chapters check before anything runs)."""
+    """The configuration's dataset, its ``data.*`` options (names and values) and
+    ``data_dir`` fit together (what the CLI and the chapters check before anything runs)."""
     check_options(config.dataset, config.data)
     check_data_dir(config.dataset, config.data_dir, config.profile, profile_default)
+    e = entry(config.dataset)
+    if e.check is not None:
+        bound = inspect.signature(e.load_function()).bind_partial(**dataset_options(config))
+        bound.apply_defaults()
+        e.check(dict(bound.arguments))
 
 
 def dataset_options(config) -> dict:

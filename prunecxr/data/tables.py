@@ -203,12 +203,7 @@ def load_csv(
     an alias in :data:`SPLIT_ALIASES`), else a patient-level 70/10/20 split of the patients drawn
     with ``seed``.
     """
-    _check_options(image_size, channels)
-    if uncertain not in UNCERTAIN_POLICIES:
-        extra = (" ('ignore', a masked label, is not supported: the loss and the AP metrics "
-                 "have no mask)" if uncertain == "ignore" else "")
-        raise DataError(f"data.uncertain must be one of {', '.join(UNCERTAIN_POLICIES)}, got "
-                        f"{uncertain!r}{extra}")
+    check_options(image_size=image_size, channels=channels, uncertain=uncertain)
     if isinstance(class_cols, str):
         class_cols = [c.strip() for c in class_cols.split(",") if c.strip()]
     csv = Path(csv).expanduser().absolute()
@@ -294,6 +289,18 @@ def patient_split(patient: Sequence[str], seed: int = 0,
 
 
 # --------------------------------------------------------------------------- reading and checks
+
+
+def check_options(image_size: int = 256, channels: int = 1, uncertain: str = "error",
+                  **_) -> None:
+    """The loaders' option values (the others are checked as their files are read): a
+    :class:`DataError` naming the bad one."""
+    _check_options(image_size, channels)
+    if uncertain not in UNCERTAIN_POLICIES:
+        extra = (" ('ignore', a masked label, is not supported: the loss and the AP metrics "
+                 "have no mask)" if uncertain == "ignore" else "")
+        raise DataError(f"data.uncertain must be one of {', '.join(UNCERTAIN_POLICIES)}, got "
+                        f"{uncertain!r}{extra}")
 
 
 def _check_options(image_size: int, channels: int) -> None:
