@@ -239,3 +239,36 @@ def test_stored_bits_against_a_loop_and_the_issues_example():
     facts = compress.storage_facts(nn.Sequential(layer), 2 ** 16)
     assert facts["stored_bits"] == kept * 32 + 2 ** 16
     assert facts["storage_removed"] == pytest.approx(0.869, abs=0.002)
+
+
+def test_finetune_effect_is_the_paired_difference_of_the_dense_models():
+    ap = population(range(4), {"l1": 0.0, "l1_ft": 0.0}, rng_seed=2)
+    tuned = ap.method.eq("l1_ft") & ap.sparsity.eq(0.0)
+    ap.loc[tuned, "ap"] += 0.01 * (1 + ap.loc[tuned, "seed"])  # fine-tuning alone helps
+    out = cp.finetune_effect(ap)
+    maps = ap[ap.sparsity == 0].groupby(["method", "seed"])["ap"].mean().unstack(0)
+    diff = (maps["l1_ft"] - maps["l1"]).to_numpy()
+    np.testing.assert_allclose(out["difference"].iloc[:4], diff)
+    assert out["difference"].iloc[-1] == pytest.approx(diff.mean())
+    lo, hi = st.t.interval(0.95, len(diff) - 1, diff.mean(), st.sem(diff))
+    assert out["95% t-interval"].iloc[-1] == f"[{lo:+.4f}, {hi:+.4f}]"
+    assert cp.finetune_effect(ap[ap.method == "l1"]).empty
+
+
+def test_the_answer_figure_marks_decided_differing_and_undecided_comparisons():
+    ap = population(range(8), {"ref": 0.0, "m": 2.0, "n": 0.0})
+    comp = cp.paired_comparisons(ap, COUNTS, reference="ref", losses=(0.05, 0.1), n_rare=2,
+                                 n_boot=300)
+    comp.loc[0, "decided"] = False  # one not decided: drawn as a grey x
+    from prunecxr import plots
+
+    fig = plots.method_differences_figure(comp, "ref")
+    left = fig.axes[0]
+    assert [t.get_text() for t in left.get_xticklabels()] == ["m", "n"]
+    ys = np.concatenate([np.asarray(line.get_ydata(), float) for line in left.get_lines()
+                         if line.get_marker() not in (None, "None", "")])
+    for r in comp.itertuples():  # every comparison's difference is drawn
+        assert np.isclose(ys, r.gap_diff).any()
+    assert any(line.get_marker() == "x" for line in left.get_lines())
+    empty = plots.method_differences_figure(comp.iloc[:0], "ref")
+    assert [t.get_text() for t in empty.axes[0].texts] == ["no method to compare"]
