@@ -208,7 +208,11 @@ def run_on_slurm(config: Config, results_root=None, partition: str | None = None
 
 
 def format_states(states: list[SeedState]) -> str:
-    """One line per seed (state, SLURM job and state, log), then each failure's last log lines."""
+    """One line per seed (state, SLURM job and state, log), then each failure's last log lines;
+    a run without SLURM jobs (local) shows seed and state only."""
+    if not any(s.job for s in states):
+        return "\n".join([f"{'seed':>5}  state", *(f"{s.seed:>5}  {s.state}" for s in states),
+                          "(run locally: no SLURM jobs)"])
     lines = [f"{'seed':>5}  {'state':13} {'job':12} {'slurm':11} log"]
     for s in states:
         lines.append(f"{s.seed:>5}  {s.state:13} {s.job:12} {s.slurm_state:11} {s.log}")
