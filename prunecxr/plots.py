@@ -318,6 +318,12 @@ def pie_gallery(images, labels, classes: Sequence[str], dense_probs, sparse_prob
     return fig
 
 
+# Panel titles of the phantom's ground truth in pie_comparison_figure (its twin of Fig. 6).
+TRUTH_TITLES = {"agrees_with_label": "label not corrupted (share)",
+                "quality": "image quality (generator scale)",
+                "difficulty": "difficulty (generator scale)"}
+
+
 def pie_comparison_figure(stats: pd.DataFrame, labels: tuple[str, str] = ("PIE", "non-PIE"),
             titles: Mapping[str, str] | None = None,
             adjusted: Mapping[str, float] | None = None) -> Figure:

@@ -69,6 +69,15 @@ def stratified_truth_at(ev: Evidence, level: float) -> pd.DataFrame | None:
                    ev.store.meta.reset_index(drop=True), mask)
 
 
+def stratified_truth_table(ev: Evidence, levels) -> pd.DataFrame | None:
+    """:func:`stratified_truth_at` at each of ``levels`` (NaN and repeats skipped), stacked
+    with a ``k`` column (None without a ground truth)."""
+    ks = [k for k in dict.fromkeys(round(float(x), 6) for x in levels) if np.isfinite(k)]
+    tables = {k: stratified_truth_at(ev, k) for k in ks}
+    tables = {k: t for k, t in tables.items() if t is not None}
+    return pd.concat(tables, names=["k"]) if tables else None
+
+
 def _rule_values(ev: Evidence) -> dict:
     r = pie_levels(ev)["rule"]
     return {"k_rule": r["level"], "k_reached": r["reached"], "k_guard": r["guard"],
