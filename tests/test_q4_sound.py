@@ -6,8 +6,6 @@ too-small inputs, and the phantom's statement of what depends on the labels."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest

@@ -475,7 +475,7 @@ def intervals_display(ev: Evidence, level: float) -> pd.DataFrame:
         "PIEs": t["pie_with"] + t["pie_without"], "others with": t["other_with"],
         "others": t["other_with"] + t["other_without"], "expected among PIEs":
         t["expected_pie"].round(2), "ratio (paper)": [ratio_text(r) for r in t["ratio"]],
-        "odds ratio": t["odds_ratio"].round(2), f"CI low": t["ci_low"].round(2),
+        "odds ratio": t["odds_ratio"].round(2), "CI low": t["ci_low"].round(2),
         "CI high": t["ci_high"].round(2), "over-represented": [words[o] for o in t["over"]]})
 
 
