@@ -326,16 +326,24 @@ def _q4_truth_sound(v: dict) -> str:
             + "; ".join(f"{w}: {t}" for w, _, t in stratified_items(v, 0.05)))
 
 
-def _q4_truth_text(v: dict) -> str:
-    if not v["has_truth"]:
-        return "no per-image ground truth in this dataset"
-    return (f"labels corrupted {100 * (1 - v['agrees_with_label_mean_a']):.1f}% vs "
-            f"{100 * (1 - v['agrees_with_label_mean_b']):.1f}% "
+def _three_groups(v: dict, first: str, corrupted: bool) -> str:
+    """PIEs against other images on label agreement (as a share, or its complement, the share
+    corrupted), quality and difficulty, each with its unadjusted Kruskal-Wallis P."""
+    a, b = v["agrees_with_label_mean_a"], v["agrees_with_label_mean_b"]
+    if corrupted:
+        a, b = 1 - a, 1 - b
+    return (f"{first} {100 * a:.1f}% vs {100 * b:.1f}% "
             f"({format_p(v['agrees_with_label_p_kruskal'])}); quality "
             f"{fmt(v['quality_mean_a'])} vs {fmt(v['quality_mean_b'])} "
             f"({format_p(v['quality_p_kruskal'])}); difficulty "
             f"{fmt(v['difficulty_mean_a'])} vs {fmt(v['difficulty_mean_b'])} "
             f"({format_p(v['difficulty_p_kruskal'])})")
+
+
+def _q4_truth_text(v: dict) -> str:
+    if not v["has_truth"]:
+        return "no per-image ground truth in this dataset"
+    return _three_groups(v, "labels corrupted", corrupted=True)
 
 
 def _q4_readers(ev: Evidence) -> dict:
@@ -352,13 +360,7 @@ def _q4_readers_rule(v: dict, s: Settings) -> bool | None:
 def _q4_readers_text(v: dict) -> str:
     if not v["n_answers"]:
         return "no human responses included in this build"
-    return (f"agreement {100 * v['agrees_with_label_mean_a']:.1f}% vs "
-            f"{100 * v['agrees_with_label_mean_b']:.1f}% "
-            f"({format_p(v['agrees_with_label_p_kruskal'])}); quality "
-            f"{fmt(v['quality_mean_a'])} vs {fmt(v['quality_mean_b'])} "
-            f"({format_p(v['quality_p_kruskal'])}); difficulty "
-            f"{fmt(v['difficulty_mean_a'])} vs {fmt(v['difficulty_mean_b'])} "
-            f"({format_p(v['difficulty_p_kruskal'])})")
+    return _three_groups(v, "agreement", corrupted=False)
 
 
 ENRICHMENT_RULE = (
