@@ -18,7 +18,7 @@ analysis, which is the same on every CPU.
 The fixture keeps every file of the finished folder except the weights of the seeds after the
 first (about 3 MB each, read by no chapter): their ``best.pt`` holds only
 :data:`PLACEHOLDER_KEY`, so the pipeline counts the seed as trained and a chapter that loads
-those weights fails loudly, naming the key.
+those weights fails loudly, naming the key. The first seed's weights are kept in float16.
 """
 
 from __future__ import annotations
@@ -133,8 +133,15 @@ def freeze_fixture(results_dir: str | os.PathLike, fixture: str | os.PathLike | 
         # saved again under its own name: torch's archive holds the name it was written under
         # (a temporary one), so identical weights would otherwise give different bytes in git
         kept = torch.load(path, map_location="cpu", weights_only=True)
-        torch.save(kept if path.parent == first else {PLACEHOLDER_KEY: torch.zeros(0)}, path)
+        torch.save(_half(kept) if path.parent == first else {PLACEHOLDER_KEY: torch.zeros(0)},
+                   path)
     return fixture
+
+
+def _half(state: dict) -> dict:
+    """Floating tensors as float16: the fixture's one set of weights stays under 2 MB (loading
+    it into a model casts it back; the frozen analysis reads these values on every CPU)."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
 
 def regenerate_fixture(fixture: str | os.PathLike | None = None, progress: bool = True) -> list[Path]:

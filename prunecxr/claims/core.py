@@ -8,16 +8,13 @@ every claim and chapter; P values through :func:`prunecxr.stats.format_p`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .. import paper
 from ..stats import format_p
-
-if TYPE_CHECKING:
-    from .evidence import Evidence
 
 HOLDS, FAILS, UNRESOLVED = "holds", "does not hold", "not resolved"
 VERDICTS = (HOLDS, FAILS, UNRESOLVED)
@@ -109,7 +106,7 @@ class Claim:
     statement: Callable[[Settings], str]
     paper_nih: tuple[str, ...]
     paper_mimic: tuple[str, ...]
-    compute: Callable[[Evidence], dict]
+    compute: Callable[..., dict]  # (Evidence) -> values
     rule: Callable[[dict, Settings], bool | None]
     describe: Callable[[dict], str]
     sentences: dict = field(default_factory=dict)
