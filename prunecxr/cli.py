@@ -32,6 +32,8 @@ KINDS = {None: "none: generated", "folder": "a folder", "file": "a CSV file"}
 EPILOG = """examples:
   python -m prunecxr run --profile smoke                # a tiny run, for a first try
   python -m prunecxr run --dry-run                       # what the default run would do
+  python -m prunecxr run --ladder --set widths=8,16,24,32,64 --set ladder_population=8
+                                                         # the capacity ladder (Q6), e.g. on a GPU
   python -m prunecxr run --dataset csv --data-dir labels.csv
   python -m prunecxr book --profile default              # the main job and the book
 datasets (--dataset) and what --data-dir is for each:
@@ -160,35 +162,55 @@ def _configure(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .config import ladder
+
     config = _configure(args)
     root = results_root(args.results_dir)
+    rungs = [config] + [r for r in ladder(config) if r is not config] if args.ladder else [config]
+    if args.ladder and len(rungs) == 1:
+        raise UsageError("--ladder: this configuration has no other rung; give the widths, "
+                         "e.g. --set widths=8,16,24")
     if args.dry_run:
         from .estimate import describe
 
-        print(describe(config, root, _device(config), config.workers))
+        for rung in rungs:
+            print(describe(rung, root, _device(rung), rung.workers))
         return 0
     t0 = time.perf_counter()
     if args.executor == "slurm":
         from .cluster import format_states, run_on_slurm
 
-        folder, states = run_on_slurm(
-            config, root, partition=args.partition, gpus_per_task=args.gpus_per_task,
-            time_min=args.time, max_parallel=args.max_parallel,
-            slurm_opts=_slurm_opts(args.slurm_opt), wait=not args.no_wait, progress=not args.quiet,
-            poll=args.poll)
-        print(f"results: {folder}")
-        print(format_states(states))
+        def slurm(rung, wait):
+            return run_on_slurm(
+                rung, root, partition=args.partition, gpus_per_task=args.gpus_per_task,
+                time_min=args.time, max_parallel=args.max_parallel,
+                slurm_opts=_slurm_opts(args.slurm_opt), wait=wait, progress=not args.quiet,
+                poll=args.poll)
+
+        for rung in rungs[1:]:  # every rung queued before waiting on any
+            slurm(rung, wait=False)
+        failed = False
+        for rung in rungs:
+            folder, states = slurm(rung, wait=not args.no_wait)
+            print(f"results: {folder}")
+            print(format_states(states))
+            failed |= any(s.state != "done" for s in states)
+            if rung is config:
+                main_folder = folder
         if args.no_wait:
-            print(f"submitted; follow with: python -m prunecxr status --results-dir {folder}")
+            print(f"submitted; follow with: python -m prunecxr status --results-dir {root}")
             return 0
-        if any(s.state != "done" for s in states):
+        if failed:
             print("some seeds did not finish; rerun the same command to retry only those",
                   file=sys.stderr)
             return 1
+        folder = main_folder
     else:
-        from .pipeline import ensure_results
+        from .pipeline import ensure_populations, ensure_results
 
         folder = ensure_results(config, results_root=root, progress=not args.quiet)
+        for rung, path in zip(rungs[1:], ensure_populations(rungs[1:], root, not args.quiet)):
+            print(f"rung width {rung.width}: {path}")
     print(summary(folder))
     print(f"done in {time.perf_counter() - t0:.0f} s")
     return 0
@@ -245,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="print the resolved configuration, the results folder, the models and "
                           "levels and an estimated time; run nothing")
+    run.add_argument("--ladder", action="store_true",
+                     help="also the other rungs of the capacity ladder (Q6): the same data and "
+                          "recipe at each width of --set widths=..., l1 and random on "
+                          "ladder_population seeds each")
     run.add_argument("--executor", choices=("local", "slurm"), default="local",
                      help="local: this machine (default); slurm: one array task per seed")
     run.add_argument("--workers", type=int, default=None,

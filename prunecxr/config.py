@@ -23,6 +23,11 @@ from .errors import UsageError, did_you_mean, option
 PROFILES = ("paper", "default", "smoke")
 # Fields that change how fast results come, not what they are: excluded from the key.
 EXECUTION_FIELDS = ("device", "threads", "workers", "compile", "data_dir", "cache_dir")
+# Fields that name the other populations of the capacity ladder (:func:`ladder`), not this
+# one's results: excluded from the key, so adding a rung never retrains the default.
+LADDER_FIELDS = ("widths", "ladder_population")
+# The methods every rung of the ladder sweeps (issue 25: l1 and its random control).
+LADDER_METHODS = ("l1", "random")
 PRECISIONS = ("fp32", "bf16")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 # torchvision's ResNets that prunecxr.models builds (declared here so that checking a
@@ -66,7 +71,7 @@ def _fraction(text: str) -> float:
 
 # Tuple fields given as "a,b,c" on the command line, and how each item is read.
 NUMBER_TUPLES = {"sparsities": _fraction, "channel_ratios": _fraction,
-                 "finetune_sparsities": _fraction, "quant_bits": int}
+                 "finetune_sparsities": _fraction, "quant_bits": int, "widths": int}
 
 
 def seeds_for(method: str, methods, seeds: list[int], control_population: int) -> list[int]:
@@ -122,6 +127,10 @@ class Config:
     compile: bool = False  # torch.compile the training step (agrees with eager to 1e-3: tests)
     data_dir: str = ""
     cache_dir: str = ""
+    # The capacity ladder (Q6): the same data and recipe at these widths (and at ``width``, the
+    # rung that is this population), each rung a population with its own key; () = no ladder.
+    widths: tuple = ()
+    ladder_population: int = 3  # seeds of the other rungs (their first seeds)
 
     @property
     def seeds(self) -> list[int]:
@@ -134,7 +143,7 @@ class Config:
     def result_fields(self) -> dict:
         """The fields that determine results (execution knobs removed)."""
         d = dataclasses.asdict(self)
-        for name in EXECUTION_FIELDS:
+        for name in EXECUTION_FIELDS + LADDER_FIELDS:
             d.pop(name)
         return d
 
@@ -169,6 +178,8 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
         control_population=0,  # every method on all 8 seeds: Q5 compares methods paired by seed
         channels_last=True, workers=2,
         methods=("l1", "random", "local_l1", "channel_l1", "channel_l1_bn", "quant", "l1_ft"),
+        # width 24: about the paper's 270 prunable weights per training image (issue 25)
+        widths=(8, 16, 24), ladder_population=3,
     ),
     "smoke": dict(
         dataset="phantom", data={"n_images": 600}, arch="resnet18", width=16, weights="none",
@@ -176,8 +187,25 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
         population=3, channels_last=True,
         methods=("l1", "random", "local_l1", "channel_l1", "channel_l1_bn", "quant", "l1_ft"),
         channel_ratios=(0.25, 0.5, 0.75), quant_bits=(8, 4, 2), finetune_sparsities=(0.5, 0.9),
+        widths=(8, 16), ladder_population=3,
     ),
 }
+
+
+def ladder(config: Config) -> list[Config]:
+    """The rungs of ``config``'s capacity ladder, narrowest first: ``config`` itself at its own
+    width, and at every other width of ``widths`` the same data and recipe with
+    :data:`LADDER_METHODS` on its first ``ladder_population`` seeds (a key of its own).
+    Empty without ``widths``."""
+    rungs = []
+    for width in sorted(set(config.widths) | {config.width}) if config.widths else ():
+        if width == config.width:
+            rungs.append(config)
+        else:
+            rungs.append(dataclasses.replace(
+                config, width=width, methods=LADDER_METHODS, control_population=0,
+                population=min(config.ladder_population, config.population)))
+    return rungs
 
 
 def _field_names() -> list[str]:
@@ -336,9 +364,18 @@ def validate(config: Config) -> None:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {config.precision!r}")
     if config.width < 8 or config.width % 8:
         raise ValueError(f"width must be a positive multiple of 8, got {config.width}")
+    if any(w < 8 or w % 8 for w in config.widths):
+        raise ValueError(f"widths must be positive multiples of 8, got {list(config.widths)}")
+    if len(set(config.widths)) != len(config.widths):
+        raise ValueError(f"widths must not repeat a width, got {list(config.widths)}")
+    if config.ladder_population < 1:
+        raise ValueError(f"ladder_population must be >= 1, got {config.ladder_population}")
     if config.width != 64 and config.weights != "none":
         raise ValueError(f"weights={config.weights!r} need width=64 (pretrained weights exist "
                          f"only for torchvision's widths), got width={config.width}")
+    if config.widths and config.weights != "none" :
+        raise ValueError(f"widths (the capacity ladder) need weights=none: pretrained weights "
+                         f"exist only for width 64, got weights={config.weights!r}")
     if not 0.0 <= config.min_delta < 1.0:
         raise ValueError(f"min_delta must be in [0, 1), got {config.min_delta}")
     if config.lr_epochs < 1:

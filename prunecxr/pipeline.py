@@ -14,6 +14,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from importlib import metadata
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from .progress import tqdm
 
 from . import __version__, io, layout
 from .compress import needs_train
-from .config import Config
+from .config import Config, ladder
 from .data import Dataset, get_dataset
 from .layout import prediction_path, verify_predictions
 from .paths import results_root as default_results_root
@@ -107,12 +108,20 @@ def update_manifest(folder: Path, config: Config, dataset: Dataset, stage: str, 
     io.write_json(path, manifest)
 
 
-# Per-process state of a worker: what every job of one stage needs, loaded once per process.
+class Task(NamedTuple):
+    """One job of a stage: a seed to train, or a (method, seed) to sweep, of one population."""
+
+    config: Config
+    folder: Path
+    job: Any  # seed (train) or (method, seed) (sweep)
+
+
+# Per-process state of a worker: the data every job of one stage needs, loaded once per process
+# (the populations of one stage share their data: the rungs of a ladder differ in width alone).
 _WORKER: dict = {}
 
 
-def _init_worker(config: Config, folder: Path, stage: str, epochs=None, threads: int = 0,
-                 gpus=None) -> None:
+def _init_worker(config: Config, stage: str, epochs=None, threads: int = 0, gpus=None) -> None:
     if threads:
         torch.set_num_threads(threads)
     dataset = get_dataset(config.dataset, **config.dataset_options())
@@ -120,8 +129,7 @@ def _init_worker(config: Config, folder: Path, stage: str, epochs=None, threads:
     if gpus is not None:  # one worker per GPU: this process takes the next free one
         device = torch.device("cuda", gpus.get())
         torch.cuda.set_device(device)
-    _WORKER.update(config=config, folder=folder, C=len(dataset.classes), device=device,
-                   epochs=epochs)
+    _WORKER.update(C=len(dataset.classes), device=device, epochs=epochs)
     if stage == "train":
         _WORKER.update(train=SplitArrays.from_dataset(dataset, "train"),
                        val=SplitArrays.from_dataset(dataset, "val"))
@@ -131,38 +139,40 @@ def _init_worker(config: Config, folder: Path, stage: str, epochs=None, threads:
             _WORKER["train"] = SplitArrays.from_dataset(dataset, "train")
 
 
-def _train_job(seed: int, progress: bool = False) -> dict:
+def _train_job(task: Task, progress: bool = False) -> dict:
     w = _WORKER
     on_epoch = w["epochs"].put if w["epochs"] is not None else None
-    return train_seed(w["config"], w["C"], w["train"], w["val"], seed, w["folder"], w["device"],
-                      progress, on_epoch=on_epoch)
+    return train_seed(task.config, w["C"], w["train"], w["val"], task.job, task.folder,
+                      w["device"], progress, on_epoch=on_epoch)
 
 
-def _sweep_job(job: tuple[str, int], progress: bool = False) -> dict:
+def _sweep_job(task: Task, progress: bool = False) -> dict:
     w = _WORKER
-    method, seed = job
-    return sweep_seed(w["config"], w["C"], w["test"], method, seed, w["folder"], w["device"],
+    method, seed = task.job
+    return sweep_seed(task.config, w["C"], w["test"], method, seed, task.folder, w["device"],
                       progress, train=w.get("train"))
 
 
-def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: bool) -> list[dict]:
-    """Run the stage's jobs in this process, or in ``config.workers`` processes side by side.
+def _run_stage(stage: str, tasks: list[Task], progress: bool) -> list[dict]:
+    """Run the stage's tasks in this process, or in the first task's ``workers`` processes.
 
-    Each job (one seed, or one method and seed) is independent and writes only its own files,
-    so results do not depend on how jobs are spread; with several workers each process gets
-    ``threads`` (default: cores / workers) intra-op threads, or on CUDA its own GPU (worker i
-    takes GPU i modulo the visible count), and the job-level bar shows the latest epoch any
-    worker finished. Returns what each job returned, in the order they finished.
+    Each task (one seed, or one method and seed, of one population) is independent and writes
+    only its own files, so results do not depend on how tasks are spread; with several workers
+    each process gets ``threads`` (default: cores / workers) intra-op threads, or on CUDA its
+    own GPU (worker i takes GPU i modulo the visible count), and the task-level bar shows the
+    latest epoch any worker finished. Returns what each task returned, in the order they
+    finished (each with its task under ``"task"``).
     """
+    config = tasks[0].config  # the data, device and workers of every task
     fn = _train_job if stage == "train" else _sweep_job
     desc = "training population" if stage == "train" else "pruning sweep"
-    bar = tqdm(total=len(jobs), desc=desc, unit="model", disable=not progress)
+    bar = tqdm(total=len(tasks), desc=desc, unit="model", disable=not progress)
     infos: list[dict] = []
-    if min(config.workers, len(jobs)) == 1:
-        _init_worker(config, folder, stage)
+    if min(config.workers, len(tasks)) == 1:
+        _init_worker(config, stage)
         try:
-            for job in jobs:
-                _report(stage, job, fn(job, progress), bar, infos)
+            for task in tasks:
+                _report(stage, task, fn(task, progress), bar, infos)
         finally:
             _WORKER.clear()
             bar.close()
@@ -170,7 +180,7 @@ def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: b
     ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
     with ctx.Manager() as manager:
         epochs = manager.Queue() if stage == "train" else None
-        procs = min(config.workers, len(jobs))
+        procs = min(config.workers, len(tasks))
         threads = config.threads or max(1, (os.cpu_count() or 1) // procs)
         gpus = None
         if resolve_device(config.device).type == "cuda":
@@ -178,16 +188,16 @@ def _run_stage(stage: str, jobs: list, config: Config, folder: Path, progress: b
             for i in range(procs):
                 gpus.put(i % torch.cuda.device_count())
         pool = ProcessPoolExecutor(procs, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(config, folder, stage, epochs, threads, gpus))
+                                   initargs=(config, stage, epochs, threads, gpus))
         with pool:
-            _collect(pool, fn, jobs, stage, epochs, bar, infos)
+            _collect(pool, fn, tasks, stage, epochs, bar, infos)
     bar.close()
     return infos
 
 
-def _collect(pool, fn, jobs: list, stage: str, epochs, bar, infos: list) -> None:
-    """Submit every job, report each as it finishes and the workers' epochs as they come."""
-    futures = {pool.submit(fn, job): job for job in jobs}
+def _collect(pool, fn, tasks: list[Task], stage: str, epochs, bar, infos: list) -> None:
+    """Submit every task, report each as it finishes and the workers' epochs as they come."""
+    futures = {pool.submit(fn, task): task for task in tasks}
     pending = set(futures)
     while pending:
         done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -205,12 +215,12 @@ def _show_epochs(epochs, bar) -> None:
         bar.set_postfix_str(f"seed {row['seed']} epoch {row['epoch']}: val mAP {row['val_map']:.3f}")
 
 
-def _report(stage: str, job, info: dict, bar, infos: list) -> None:
+def _report(stage: str, task: Task, info: dict, bar, infos: list) -> None:
     if stage == "train" and not bar.disable:
         stop = "stopped early" if info.get("stopped_early") else "hit the epoch cap"
-        bar.write(f"seed {job}: {info['epochs']} epochs, best epoch {info['best_epoch']}, {stop}, "
-                  f"{info['seconds']:.0f} s")
-    infos.append(info)
+        bar.write(f"width {task.config.width} seed {task.job}: {info['epochs']} epochs, best "
+                  f"epoch {info['best_epoch']}, {stop}, {info['seconds']:.0f} s")
+    infos.append({**info, "task": task})
     bar.update(1)
 
 
@@ -260,17 +270,53 @@ def run_seed(config: Config, folder: Path, seed: int, progress: bool = False) ->
 
 def ensure_results(config: Config, results_root: str | Path | None = None, progress: bool = True) -> Path:
     """Compute whatever is missing for ``config`` and return its results folder."""
-    folder, dataset = prepare_results(config, results_root)
-    t0 = time.perf_counter()
-    pending = [s for s in config.seeds if not is_trained(folder, s)]
-    if pending:
-        infos = _run_stage("train", pending, config, folder, progress)
-        update_manifest(folder, config, dataset, "train", time.perf_counter() - t0, infos)
+    return ensure_populations([config], results_root, progress)[0]
 
+
+def ensure_ladder(config: Config, results_root: str | Path | None = None,
+                  progress: bool = True) -> dict[int, Path]:
+    """Compute whatever is missing of ``config``'s capacity ladder (:func:`prunecxr.config.ladder`):
+    every rung's results folder, by width (empty without ``widths``). The rungs' seeds train,
+    and then sweep, side by side in one pool, the widest first."""
+    rungs = ladder(config)
+    return dict(zip((r.width for r in rungs), ensure_populations(rungs, results_root, progress)))
+
+
+def ensure_populations(configs: list[Config], results_root: str | Path | None = None,
+                       progress: bool = True) -> list[Path]:
+    """Compute whatever is missing for each of ``configs`` (populations on the same data) and
+    return their results folders. Each stage runs the populations' jobs in one pool, the
+    longest (widest model, fine-tuning) first; each folder's manifest gets the stage's wall
+    time split by its jobs' share of the work."""
+    if not configs:
+        return []
+    prepared = [prepare_results(c, results_root) for c in configs]
+    folders = [folder for folder, _ in prepared]
+    dataset = prepared[0][1]
+    n_test, C = len(dataset.indices("test")), len(dataset.classes)
+    train = [Task(c, f, s) for c, f in zip(configs, folders) for s in c.seeds
+             if not is_trained(f, s)]
+    train.sort(key=lambda t: -t.config.width)
+    _run_tasks("train", train, prepared, progress)
+    sweep = [Task(c, f, job) for c, f in zip(configs, folders)
+             for job in missing_sweeps(c, f, n_test, C)]
+    sweep.sort(key=lambda t: (not needs_train(t.job[0]), -t.config.width))  # fine-tuning first
+    _run_tasks("sweep", sweep, prepared, progress)
+    return folders
+
+
+def _run_tasks(stage: str, tasks: list[Task], prepared: list, progress: bool) -> None:
+    """:func:`_run_stage`, then each population's manifest: its share of the stage's wall time
+    (by its tasks' own seconds) and its tasks' throughput."""
+    if not tasks:
+        return
     t0 = time.perf_counter()
-    jobs = missing_sweeps(config, folder, len(dataset.indices("test")), len(dataset.classes))
-    jobs.sort(key=lambda job: not needs_train(job[0]))  # the long fine-tuning jobs first
-    if jobs:
-        infos = _run_stage("sweep", jobs, config, folder, progress)
-        update_manifest(folder, config, dataset, "sweep", time.perf_counter() - t0, infos)
-    return folder
+    infos = _run_stage(stage, tasks, progress)
+    wall = time.perf_counter() - t0
+    total = sum(i.get("seconds", 0.0) for i in infos) or 1.0
+    for folder, dataset in prepared:
+        mine = [i for i in infos if i["task"].folder == folder]
+        if mine:
+            share = sum(i.get("seconds", 0.0) for i in mine) / total
+            update_manifest(folder, mine[0]["task"].config, dataset, stage, wall * share,
+                            [{k: v for k, v in i.items() if k != "task"} for i in mine])

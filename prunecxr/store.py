@@ -62,6 +62,22 @@ class Results:
         """Seeds swept with ``method`` (:func:`prunecxr.config.seeds_for`)."""
         return seeds_for(method, self.methods, self.seeds, self.config.get("control_population", 0))
 
+    def subset(self, population: int, methods=None) -> "Results":
+        """This store read as if it held only its first ``population`` seeds (and ``methods``,
+        default all): how populations of different sizes are compared on equal terms."""
+        if not 1 <= population <= len(self.seeds):
+            raise ValueError(f"population must be in 1..{len(self.seeds)}, got {population}")
+        methods = list(self.methods if methods is None else methods)
+        unknown = [m for m in methods if m not in self.methods]
+        if unknown:
+            raise KeyError(f"methods {unknown} not in this store; available: {self.methods}")
+        view = Results(self.results_dir)
+        view.config = {**self.config, "population": population, "methods": methods}
+        view.seeds = self.seeds[:population]
+        view.methods = methods
+        view.grid_methods = [m for m in methods if m in GRID_METHODS]
+        return view
+
     def __repr__(self) -> str:
         return (f"Results({str(self.results_dir)!r}: {self.dataset}, {len(self.classes)} classes, "
                 f"{len(self.labels)} test images, seeds {len(self.seeds)}, methods {self.methods})")

@@ -32,6 +32,7 @@ FIGURES = {  # page -> minimum number of figures (img elements) it must show; ot
     "chapters/q3_cooccurrence.html": 1,
     "chapters/q4_pies.html": 3,
     "chapters/q5_compression.html": 2,
+    "chapters/q6_capacity.html": 1,
 }
 
 

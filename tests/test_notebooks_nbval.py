@@ -35,12 +35,14 @@ import pytest
 
 from checkout import checkout_env
 from prunecxr.book import NOTEBOOKS
-from prunecxr.book.refs import FIXTURE, PLACEHOLDER_KEY, FixtureMismatch, install_fixture
+from prunecxr.book.refs import (FIXTURE, PLACEHOLDER_KEY, RUNG_FIXTURES, FixtureMismatch,
+                                install_fixture)
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 REFERENCES = TESTS / "notebooks"
 FIXTURE_DIR = REPO / FIXTURE
+RUNG_DIR = REPO / RUNG_FIXTURES
 FIXTURE_LIMIT = 8 * 2**20  # committed with every regeneration: keep it small
 
 
@@ -122,7 +124,8 @@ def test_the_fixture_is_a_small_finished_smoke_folder(nbval_home, monkeypatch):
     from prunecxr.config import load_config
     from prunecxr.store import load
 
-    size = sum(p.stat().st_size for p in FIXTURE_DIR.rglob("*") if p.is_file())
+    size = sum(p.stat().st_size for d in (FIXTURE_DIR, RUNG_DIR) for p in d.rglob("*")
+               if p.is_file())
     assert size < FIXTURE_LIMIT, f"{FIXTURE_DIR} is {size / 2**20:.1f} MB; keep it small"
 
     def nothing_to_compute(stage, jobs, *args, **kwargs):
@@ -131,9 +134,11 @@ def test_the_fixture_is_a_small_finished_smoke_folder(nbval_home, monkeypatch):
 
     monkeypatch.setattr(pipeline, "_run_stage", nothing_to_compute)
     config = load_config("smoke")
-    (folder,) = list((nbval_home / "results").iterdir())
-    assert pipeline.ensure_results(config, results_root=nbval_home / "results",
-                                   progress=False) == folder
+    folders = sorted((nbval_home / "results").iterdir())
+    ladder = pipeline.ensure_ladder(config, results_root=nbval_home / "results", progress=False)
+    assert sorted(ladder.values()) == folders and len(folders) == len(config.widths) == 2
+    folder = pipeline.ensure_results(config, results_root=nbval_home / "results", progress=False)
+    assert ladder[config.width] == folder
     store = load(folder)
     assert store.methods == list(config.methods) and len(store.seeds) == config.population
     for method in store.methods:
@@ -142,7 +147,8 @@ def test_the_fixture_is_a_small_finished_smoke_folder(nbval_home, monkeypatch):
     assert store.prunable_weights(store.seeds[0]).size > 0
     for seed in store.seeds[1:]:
         assert list(store.state_dict(seed)) == [PLACEHOLDER_KEY]
-    assert not list(FIXTURE_DIR.rglob("last.pt")) and not list(FIXTURE_DIR.rglob("*.partial.npz"))
+    for fixture in (FIXTURE_DIR, RUNG_DIR):
+        assert not list(fixture.rglob("last.pt")) and not list(fixture.rglob("*.partial.npz"))
 
 
 def test_a_stale_fixture_fails_with_the_remedy(tmp_path):

@@ -60,11 +60,13 @@ def training_summary(history: pd.DataFrame, done: pd.DataFrame | None = None) ->
 
 
 def preconditions(summary: pd.DataFrame, dense_ap: pd.DataFrame, test_counts: pd.Series,
-                  image_size: int, population: int) -> pd.DataFrame:
+                  image_size: int, population: int,
+                  min_population: int = MIN_POPULATION) -> pd.DataFrame:
     """The conditions an experiment must meet before its outcomes are read.
 
     ``summary`` from :func:`training_summary`; ``dense_ap`` the tidy validation AP of the kept
-    dense checkpoints (columns seed, class, ap; :func:`val_ap`). Returns columns condition, measured,
+    dense checkpoints (columns seed, class, ap; :func:`val_ap`); ``min_population`` the seeds
+    required (a rung of the capacity ladder needs fewer: :mod:`.capacity`). Returns columns condition, measured,
     threshold, passed (bool) and detail (the seeds or classes that fail).
     """
     rows = []
@@ -96,8 +98,8 @@ def preconditions(summary: pd.DataFrame, dense_ap: pd.DataFrame, test_counts: pd
         not len(few), ", ".join(f"{c} {int(v)}" for c, v in few.items()))
     add("image size (pixels)", f"{int(image_size)}", f">= {MIN_IMAGE_SIZE}",
         image_size >= MIN_IMAGE_SIZE)
-    add("seeds of the main method", f"{int(population)}", f">= {MIN_POPULATION}",
-        population >= MIN_POPULATION)
+    add("seeds of the main method", f"{int(population)}", f">= {min_population}",
+        population >= min_population)
     return pd.DataFrame(rows, columns=["condition", "measured", "threshold", "passed", "detail"])
 
 

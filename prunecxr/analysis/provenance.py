@@ -70,7 +70,7 @@ def timings(store, timings_file: str = "") -> tuple[pd.DataFrame, str]:
     if timings_file:
         book = json.loads(Path(timings_file).read_text())
         rows += [("notebook " + name, s, None) for name, s in book.get("notebooks", {}).items()]
-        rows += [(name, book[name], None) for name in ("results", "mathjax", "jupyter_book")
+        rows += [(name, book[name], None) for name in ("results", "ladder", "mathjax", "jupyter_book")
                  if name in book]
         text = (f"Executing the chapter notebooks took {sum(book.get('notebooks', {}).values()):.0f}"
                 " seconds in this build (the rendering time of the HTML is in the build "

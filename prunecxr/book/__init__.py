@@ -15,7 +15,7 @@ from .audit import audit_html, machine_paths
 from .build import (CHAPTERS, NOTEBOOKS, BookBuild, build_book, execute_notebook, render_html,
                     repo_root, stage_sources)
 from .chapter import (check_choice, check_range, configure, describe, glue_claims, glue_figure,
-                      glue_paper, save_table,
+                      glue_paper, ladder_results, save_table,
                       glue_values, grid_methods, level_pair, nearest_level, normalize_overrides, open_results, plain,
                       rerun_commands, results, save_figure, setup, show_figure,
                       show_rerun)

@@ -2,7 +2,8 @@
 
 :func:`build_book` is the whole chain behind ``make book``:
 
-1. ``ensure_results`` computes whatever the profile still lacks (data, training, sweep);
+1. ``ensure_results`` computes whatever the profile still lacks (data, training, sweep), then
+   ``ensure_ladder`` the other rungs of its capacity ladder (Q6);
 2. the book sources (``_config.yml``, ``_toc.yml``, ``book/*.md``, ``book/references.bib``)
    are copied into a staging folder ``OUT/source/``;
 3. every chapter of ``_toc.yml`` (:mod:`.toc`), a notebook under ``notebooks/``, is executed
@@ -197,7 +198,7 @@ def build_book(profile: str = "default", results_root: str | os.PathLike | None 
     :class:`BookError` when a notebook or the HTML build fails.
     """
     from ..config import load_config
-    from ..pipeline import ensure_results
+    from ..pipeline import ensure_ladder, ensure_results
 
     overrides = normalize_overrides(overrides)
     config = load_config(profile, dataset=dataset, data_dir=data_dir, overrides=overrides)
@@ -213,6 +214,9 @@ def build_book(profile: str = "default", results_root: str | os.PathLike | None 
     t0 = time.perf_counter()
     folder = ensure_results(config, results_root=results_root, progress=progress)
     timings["results"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ensure_ladder(config, results_root=results_root, progress=progress)  # Q6's other rungs
+    timings["ladder"] = time.perf_counter() - t0
 
     stage_sources(stage, root)
     t0 = time.perf_counter()

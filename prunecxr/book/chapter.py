@@ -86,6 +86,16 @@ def results(config, results_dir: str | os.PathLike = "", progress: bool = True):
     return load(ensure_results(config, results_root=results_dir or None, progress=progress))
 
 
+def ladder_results(config, results_dir: str | os.PathLike = "", progress: bool = True) -> dict:
+    """The stores of ``config``'s capacity ladder by width (:func:`prunecxr.config.ladder`),
+    computing whatever rung is missing, as :func:`results` does for one population."""
+    from ..pipeline import ensure_ladder
+    from ..store import load
+
+    folders = ensure_ladder(config, results_root=results_dir or None, progress=progress)
+    return {width: load(folder) for width, folder in folders.items()}
+
+
 def open_results(profile: str = "default", dataset: str = "", data_dir: str = "",
                  results_dir: str = "", overrides: Any = None, progress: bool = True):
     """``configure`` then ``results``: returns ``(config, store)``."""

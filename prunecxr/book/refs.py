@@ -36,6 +36,8 @@ from .build import NOTEBOOKS, execute_notebook, repo_root
 
 REF_DIR = Path("tests") / "notebooks"
 FIXTURE = Path("tests") / "fixtures" / "smoke_results"
+# The smoke ladder's other rungs (Q6), frozen the same way: one folder width_<w> per rung.
+RUNG_FIXTURES = Path("tests") / "fixtures" / "smoke_rungs"
 FIXTURE_PROFILE = "smoke"
 PLACEHOLDER_KEY = "weights_not_kept_in_the_nbval_fixture_only_the_first_seeds"
 # Files of a results folder that a finished folder does not need (checkpoints, partial sweeps,
@@ -69,8 +71,11 @@ def _differences(frozen: dict, current: dict) -> list[str]:
             for k in sorted(set(frozen) | set(current)) if frozen.get(k) != current.get(k)]
 
 
-def install_fixture(home: str | os.PathLike, config=None, fixture: str | os.PathLike | None = None) -> Path:
-    """Copy the frozen results into ``home/results/<the folder name of config>`` and return it.
+def install_fixture(home: str | os.PathLike, config=None, fixture: str | os.PathLike | None = None,
+                    rungs: str | os.PathLike | None = None) -> Path:
+    """Copy the frozen results into ``home/results/<the folder name of config>`` and return it;
+    likewise each other rung of its capacity ladder, from ``rungs/width_<w>`` (default
+    :data:`RUNG_FIXTURES`).
 
     ``config`` defaults to the smoke profile. Raises :class:`FixtureMismatch` (one line, with
     the remedy) when a result-determining field of ``config`` or the dataset's identity differs
@@ -79,17 +84,27 @@ def install_fixture(home: str | os.PathLike, config=None, fixture: str | os.Path
     key, so in the folder name): the installed ``config.json`` then takes the current key. The
     dataset is built (or found) in ``home/data``, where the chapters look for it.
     """
-    from .. import io
-    from ..config import load_config
+    from ..config import ladder, load_config
     from ..data import get_dataset
-    from ..pipeline import missing_sweeps, results_dir_for
-    from ..train import is_trained
 
     home = Path(home)
     fixture = Path(fixture) if fixture else repo_root() / FIXTURE
+    rungs = Path(rungs) if rungs else repo_root() / RUNG_FIXTURES
+    config = dataclasses.replace(config or load_config(FIXTURE_PROFILE),
+                                 cache_dir=str(home / "data"))
+    folders = [(fixture, config)] + [(rungs / f"width_{r.width}", r) for r in ladder(config)
+                                     if r is not config]
+    for path, cfg in folders:  # before any data is built
+        _check_config(path, cfg)
+    dataset = get_dataset(config.dataset, **config.dataset_options())
+    return [_install(path, cfg, dataset, home) for path, cfg in folders][0]
+
+
+def _check_config(fixture: Path, config) -> None:
+    from .. import io
+
     if not (fixture / "config.json").is_file():
         raise FixtureMismatch(f"{fixture} holds no frozen results (no config.json); {REFRESH}")
-    config = config or load_config(FIXTURE_PROFILE)
     frozen = io.read_json(fixture / "config.json")
     frozen.pop("key", None)
     current = json.loads(json.dumps(config.result_fields(), default=str))
@@ -97,8 +112,14 @@ def install_fixture(home: str | os.PathLike, config=None, fixture: str | os.Path
     if diff:
         raise FixtureMismatch(f"{fixture} was frozen from another smoke configuration "
                               f"({'; '.join(diff)}); {REFRESH}")
-    config = dataclasses.replace(config, cache_dir=str(home / "data"))
-    dataset = get_dataset(config.dataset, **config.dataset_options())
+
+
+def _install(fixture: Path, config, dataset, home: Path) -> Path:
+    """One frozen results folder installed for ``config`` (see :func:`install_fixture`)."""
+    from .. import io
+    from ..pipeline import missing_sweeps, results_dir_for
+    from ..train import is_trained
+
     identity = io.read_json(fixture / "dataset.json")["identity"]
     if identity != dataset.identity:
         raise FixtureMismatch(f"{fixture} was frozen from other data ({dataset.name} identity "
@@ -127,6 +148,7 @@ def freeze_fixture(results_dir: str | os.PathLike, fixture: str | os.PathLike | 
     fixture = Path(fixture) if fixture else repo_root() / FIXTURE
     if fixture.exists():
         shutil.rmtree(fixture)
+    fixture.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(results_dir, fixture, ignore=shutil.ignore_patterns(*TRANSIENT))
     first = seed_dir(fixture, int(io.read_json(fixture / "config.json")["first_seed"]))
     for path in sorted(fixture.rglob("best.pt")):
@@ -144,19 +166,33 @@ def _half(state: dict) -> dict:
     return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def regenerate_fixture(fixture: str | os.PathLike | None = None, progress: bool = True) -> list[Path]:
-    """A fresh smoke run (in a temporary home, so no cached folder is reused) frozen into the
-    fixture, then every reference regenerated from it. Returns the fixture and the references."""
+def regenerate_fixture(fixture: str | os.PathLike | None = None, progress: bool = True,
+                       rungs: str | os.PathLike | None = None) -> list[Path]:
+    """A fresh smoke run and its capacity ladder (in a temporary home, so no cached folder is
+    reused) frozen into the fixtures, then every reference regenerated from them. Returns the
+    fixtures and the references."""
     from ..config import load_config
-    from ..pipeline import ensure_results
+    from ..pipeline import ensure_ladder, ensure_results
 
+    config = load_config(FIXTURE_PROFILE)
     with temporary_home():
-        folder = ensure_results(load_config(FIXTURE_PROFILE), progress=progress)
-        written = freeze_fixture(folder, fixture)
+        folder = ensure_results(config, progress=progress)
+        written = [freeze_fixture(folder, fixture)]
+        written += freeze_rungs(config, ensure_ladder(config, progress=progress), rungs)
     if progress:
-        size = sum(p.stat().st_size for p in written.rglob("*") if p.is_file())
-        print(f"[nbval-fixture] {written}: {size / 2**20:.1f} MB", flush=True)
-    return [written, *regenerate_nbval_refs(fixture=fixture, progress=progress)]
+        size = sum(p.stat().st_size for w in written for p in w.rglob("*") if p.is_file())
+        print(f"[nbval-fixture] {', '.join(map(str, written))}: {size / 2**20:.1f} MB", flush=True)
+    return [*written, *regenerate_nbval_refs(fixture=fixture, progress=progress)]
+
+
+def freeze_rungs(config, folders: dict, rungs: str | os.PathLike | None = None) -> list[Path]:
+    """Freeze the ladder's rungs other than ``config``'s own (``folders``: width -> results
+    folder, from :func:`prunecxr.pipeline.ensure_ladder`) into ``rungs/width_<w>``."""
+    rungs = Path(rungs) if rungs else repo_root() / RUNG_FIXTURES
+    if rungs.exists():
+        shutil.rmtree(rungs)
+    return [freeze_fixture(folder, rungs / f"width_{width}")
+            for width, folder in sorted(folders.items()) if width != config.width]
 
 
 def regenerate_nbval_refs(dest: str | os.PathLike | None = None, profile: str = FIXTURE_PROFILE,
