@@ -9,11 +9,14 @@ Runs ``ensure_results`` for a profile (default: ``default``) in a fresh temporar
   wall time is estimated by their share of its work, from the seconds each sweep records);
 - images per second of training (training images seen, validation passes included in the
   time) and of the sweep (test images x levels x models);
-- every precondition of :mod:`prunecxr.analysis.convergence` with its measured value.
+- every precondition of :mod:`prunecxr.analysis.convergence` with its measured value;
+- the capacity ladder's other rungs (Q6; ``widths``), their wall time against
+  ``--ladder-budget``, each rung's preconditions and the capacity rule
+  (:mod:`prunecxr.analysis.capacity`).
 
 Exit code 0 when every precondition holds and the main job fits the budget, else 1. Usage:
     python benchmarks/main_job.py [--profile default] [--set field=value ...] [--budget 600]
-        [--extra-budget 420] [--keep DIR]   # keep the results (and reuse them on a rerun) in DIR
+        [--extra-budget 420] [--ladder-budget 900] [--keep DIR]   # keep the results (and reuse them on a rerun) in DIR
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=600.0, help="seconds the main job may take")
     ap.add_argument("--extra-budget", type=float, default=420.0,
                     help="seconds the methods beyond l1 and random may add")
+    ap.add_argument("--ladder-budget", type=float, default=900.0,
+                    help="seconds the capacity ladder's other rungs may take")
     ap.add_argument("--keep", default=None, help="PRUNECXR_HOME to use and keep (default: a temp dir)")
     args = ap.parse_args(argv)
     home = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="prunecxr-bench-"))
@@ -43,7 +48,8 @@ def main(argv=None) -> int:
     from prunecxr.analysis.convergence import store_preconditions
     from prunecxr.analysis.overview import dataset_facts
     from prunecxr.config import load_config
-    from prunecxr.pipeline import ensure_results
+    from prunecxr.analysis import capacity
+    from prunecxr.pipeline import ensure_ladder, ensure_results
     from prunecxr.store import load
 
     config = load_config(args.profile, overrides=args.overrides)
@@ -88,6 +94,22 @@ def main(argv=None) -> int:
         print(f"  [{'PASS' if row.passed else 'FAIL'}] {row.condition}: {row.measured} "
               f"(needs {row.threshold}){'; ' + row.detail if row.detail else ''}")
     ok = bool(table["passed"].all()) and fits
+    if config.widths:
+        t0 = time.perf_counter()
+        rungs = {w: load(f) for w, f in ensure_ladder(config).items()}
+        ladder_wall = time.perf_counter() - t0
+        rung_table = capacity.rung_table(capacity.equal_footing(rungs))
+        check = capacity.capacity_check(rung_table, config.width)
+        print(f"\ncapacity ladder (widths {', '.join(map(str, sorted(rungs)))}): the other rungs "
+              f"took {ladder_wall:.1f} s (budget {args.ladder_budget:.0f} s: "
+              f"{'PASS' if ladder_wall <= args.ladder_budget else 'FAIL'})")
+        print(rung_table.drop(columns=["failing"]).round(4).to_string(index=False))
+        for row in rung_table.itertuples():
+            if row.failing:
+                print(f"  [FAIL] width {row.width}: {row.failing}")
+        print(f"  [{'PASS' if check['passed'] else 'FAIL'}] capacity precondition: "
+              + capacity.capacity_text(check, config.width))
+        ok = ok and ladder_wall <= args.ladder_budget and bool(rung_table["preconditions met"].all())
     print(f"\n{'all preconditions hold and the job fits the budget' if ok else 'NOT MET'}")
     return 0 if ok else 1
 

@@ -114,20 +114,21 @@ def capacity_width(table: pd.DataFrame, margin: float = CAPACITY_MARGIN) -> int 
     t = table[table["preconditions met"]].sort_values("width")
     widths, maps = t["width"].to_numpy(), t["median val mAP"].to_numpy(dtype=float)
     for i in range(len(t) - 1):
-        if maps[i + 1] - maps[i] <= margin:
+        if maps[i + 1] - maps[i] <= margin + 1e-12:  # a gain of exactly the margin is within
             return int(widths[i])
     return None
 
 
 def capacity_check(table: pd.DataFrame, width: int, margin: float = CAPACITY_MARGIN) -> dict:
     """The capacity precondition of a population of ``width``: the rule's width, whether
-    ``width`` is at least that, and the gains between neighbouring rungs (as text)."""
+    ``width`` is at least that, and the gains between neighbouring rungs (as text); not
+    checked (``rungs`` < 2) without a ladder."""
     chosen = capacity_width(table, margin)
     t = table.sort_values("width")
     gains = [f"{a} → {b}: {m2 - m1:+.3f}" for a, b, m1, m2 in zip(
         t["width"], t["width"][1:], t["median val mAP"], t["median val mAP"][1:])]
     return {"width": chosen, "passed": chosen is not None and width >= chosen,
-            "gains": "; ".join(gains), "margin": margin}
+            "gains": "; ".join(gains), "margin": margin, "rungs": len(table)}
 
 
 def claims_by_rung(stores: dict, keys=None, settings=None) -> pd.DataFrame:
@@ -223,6 +224,9 @@ def by_rung_csv(by_rung: pd.DataFrame) -> pd.DataFrame:
 def capacity_text(check: dict, width: int) -> str:
     """The capacity precondition in a sentence: the rule's width against ``width``."""
     gains = f" (median validation mAP gained per step: {check['gains']})" if check["gains"] else ""
+    if check["rungs"] < 2:
+        return ("Not checked: this build has no capacity ladder (give its widths, e.g. "
+                "widths=8,16,24).")
     if check["width"] is None:
         return (f"Not met on this ladder: no rung comes within {check['margin']:g} of the next "
                 f"wider rung's median validation mAP{gains}, so even the widest rung here may be "
