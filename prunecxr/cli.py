@@ -189,22 +189,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         for rung in rungs[1:]:  # every rung queued before waiting on any
             slurm(rung, wait=False)
-        failed = False
-        for rung in rungs:
-            folder, states = slurm(rung, wait=not args.no_wait)
+        ran = [slurm(rung, wait=not args.no_wait) for rung in rungs]
+        for folder, states in ran:
             print(f"results: {folder}")
             print(format_states(states))
-            failed |= any(s.state != "done" for s in states)
-            if rung is config:
-                main_folder = folder
+        folder = ran[0][0]
         if args.no_wait:
-            print(f"submitted; follow with: python -m prunecxr status --results-dir {root}")
+            where = folder if len(ran) == 1 else root
+            print(f"submitted; follow with: python -m prunecxr status --results-dir {where}")
             return 0
-        if failed:
+        if any(s.state != "done" for _, states in ran for s in states):
             print("some seeds did not finish; rerun the same command to retry only those",
                   file=sys.stderr)
             return 1
-        folder = main_folder
     else:
         from .pipeline import ensure_populations, ensure_results
 

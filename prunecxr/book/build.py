@@ -2,8 +2,9 @@
 
 :func:`build_book` is the whole chain behind ``make book``:
 
-1. ``ensure_results`` computes whatever the profile still lacks (data, training, sweep), then
-   ``ensure_ladder`` the other rungs of its capacity ladder (Q6);
+1. ``ensure_ladder`` computes whatever the profile still lacks (data, training, sweep), with
+   the other rungs of its capacity ladder (Q6) in the same pools (``ensure_results`` without
+   a ladder);
 2. the book sources (``_config.yml``, ``_toc.yml``, ``book/*.md``, ``book/references.bib``)
    are copied into a staging folder ``OUT/source/``;
 3. every chapter of ``_toc.yml`` (:mod:`.toc`), a notebook under ``notebooks/``, is executed
@@ -28,6 +29,8 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -84,6 +87,28 @@ def execute_notebook(name: str, dest_dir: Path, parameters: dict, root: Path | N
     """Run ``notebooks/<name>.ipynb`` with papermill into ``dest_dir``; return seconds taken.
 
     With ``figures``, the chapter's figures are also written there as PNG, SVG and PDF."""
+    with figures_folder(figures):
+        return _execute(name, dest_dir, parameters, root, timeout)
+
+
+@contextmanager
+def figures_folder(figures: Path | None):
+    """``$PRUNECXR_FIGURES`` set to ``figures`` (when given) for the kernels started inside:
+    glue_figure writes each figure's PNG/SVG/PDF there. Restored on exit."""
+    saved = os.environ.get(FIGURES_ENV)
+    if figures is not None:
+        os.environ[FIGURES_ENV] = str(figures)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(FIGURES_ENV, None)
+        else:
+            os.environ[FIGURES_ENV] = saved
+
+
+def _execute(name: str, dest_dir: Path, parameters: dict, root: Path | None = None,
+             timeout: int | None = None) -> float:
     import papermill as pm
 
     root = root or repo_root()
@@ -93,19 +118,11 @@ def execute_notebook(name: str, dest_dir: Path, parameters: dict, root: Path | N
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / f"{name}.ipynb"
     t0 = time.perf_counter()
-    saved = os.environ.get(FIGURES_ENV)
-    if figures is not None:  # the kernel inherits it: glue_figure writes PNG/SVG/PDF there
-        os.environ[FIGURES_ENV] = str(figures)
     try:
         pm.execute_notebook(str(src), str(dest), parameters=parameters, kernel_name="python3",
                             progress_bar=False, cwd=str(dest_dir), execution_timeout=timeout)
     except Exception as exc:  # papermill's error names the cell; keep it, add the notebook
         raise BookError(f"notebook {name}.ipynb failed (executed copy: {dest}):\n{exc}") from exc
-    finally:
-        if saved is None:
-            os.environ.pop(FIGURES_ENV, None)
-        else:
-            os.environ[FIGURES_ENV] = saved
     fold_machinery(dest)
     return time.perf_counter() - t0
 
@@ -188,13 +205,13 @@ def build_book(profile: str = "default", results_root: str | os.PathLike | None 
                out: str | os.PathLike = "_build", overrides: Any = None,
                dataset: str | None = None, data_dir: str | None = None,
                notebooks: Sequence[str] | None = None, progress: bool = True,
-               timeout: int | None = None) -> BookBuild:
+               timeout: int | None = None, jobs: int = 2) -> BookBuild:
     """Compute results for the profile, execute every chapter, render the book to ``OUT/html``.
 
     ``results_root`` defaults to ``$PRUNECXR_HOME/results``; ``overrides`` are ``field=value``
     strings (or a dict) applied to the profile; ``dataset``/``data_dir`` switch the data.
     ``notebooks`` restricts execution to some chapters (the others must then already exist in
-    the staging area from an earlier build). Raises ``ValueError`` for a bad parameter and
+    the staging area from an earlier build); ``jobs`` chapters execute side by side. Raises ``ValueError`` for a bad parameter and
     :class:`BookError` when a notebook or the HTML build fails.
     """
     from ..config import load_config
@@ -212,11 +229,10 @@ def build_book(profile: str = "default", results_root: str | os.PathLike | None 
     timings: dict[str, Any] = {}
 
     t0 = time.perf_counter()
-    folder = ensure_results(config, results_root=results_root, progress=progress)
+    # the population and the other rungs of its capacity ladder (Q6), their seeds in one pool
+    rungs = ensure_ladder(config, results_root=results_root, progress=progress)
+    folder = rungs.get(config.width) or ensure_results(config, results_root, progress=progress)
     timings["results"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ensure_ladder(config, results_root=results_root, progress=progress)  # Q6's other rungs
-    timings["ladder"] = time.perf_counter() - t0
 
     stage_sources(stage, root)
     t0 = time.perf_counter()
@@ -231,16 +247,26 @@ def build_book(profile: str = "default", results_root: str | os.PathLike | None 
         parameters["data_dir"] = str(data_dir)
     timings_file = out / "timings.json"
     timings["notebooks"] = {}
-    for name in names:
+
+    def run(name: str) -> float:
         params = dict(parameters)
         if name == "reproducibility":
             io.write_json(timings_file, timings)
             params["timings_file"] = os.path.relpath(timings_file, stage / CHAPTERS)
         if progress:
             print(f"[book] executing {name}.ipynb", flush=True)
-        timings["notebooks"][name] = execute_notebook(name, stage / CHAPTERS, params, root,
-                                                      timeout=timeout,
-                                                      figures=stage / CHAPTERS / FIGURES)
+        return _execute(name, stage / CHAPTERS, params, root, timeout=timeout)
+
+    # The chapters read the results and write only their own files: ``jobs`` run side by side;
+    # the Reproducibility chapter, which shows the others' timings, runs last.
+    last = [n for n in names if n == "reproducibility"]
+    t0 = time.perf_counter()
+    with figures_folder(stage / CHAPTERS / FIGURES), ThreadPoolExecutor(max(1, jobs)) as pool:
+        firsts = [n for n in names if n not in last]
+        timings["notebooks"].update(zip(firsts, pool.map(run, firsts)))
+        timings["chapters"] = time.perf_counter() - t0  # the wall time of those side by side
+        timings["notebooks"].update((n, run(n)) for n in last)
+    timings["chapters"] = time.perf_counter() - t0
     missing = [n for n in NOTEBOOKS if not (stage / CHAPTERS / f"{n}.ipynb").is_file()]
     if missing:
         raise BookError(f"no executed notebook for {missing} in {stage / CHAPTERS}; "
