@@ -3,6 +3,7 @@ skips silently under CI=true."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -58,12 +59,32 @@ def test_every_python_subprocess_of_the_suite_uses_checkout_env():
     assert not offenders, f"{offenders} start Python without tests/checkout.py's checkout_env"
 
 
+def _computes_in_the_shared_home(text: str) -> bool:
+    """Whether a module asks the pipeline for results without naming a results root (so in
+    the session's home, where the shared smoke results live)."""
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            if (name in ("ensure_results", "ensure_ladder", "ensure_populations")
+                    and len(node.args) < 2
+                    and not any(k.arg == "results_root" for k in node.keywords)):
+                return True
+    return False
+
+
 def test_one_thread_modules_do_not_touch_the_shared_smoke_results():
     """A module with ``TORCH_THREADS`` (tests/conftest.py) trains on one thread; the session's
     smoke results must not be first computed there, since other modules compare their own runs
     with them bit for bit on torch's default thread count."""
-    shared = re.compile(r"\b(smoke_results|smoke_store|smoke_book|ensure_results)\b")
+    shared = re.compile(r"\b(smoke_results|smoke_store|smoke_book)\b")
     offenders = [p.name for p in sorted(TESTS.glob("test_*.py"))
                  if re.search(r"^TORCH_THREADS\s*=", text := p.read_text(), re.M)
-                 and shared.search(text)]
+                 and (shared.search(text) or _computes_in_the_shared_home(text))]
     assert not offenders, f"{offenders} set TORCH_THREADS and use the shared smoke results"
+
+
+def test_the_shared_home_rule_sees_a_call_without_a_results_root():
+    assert _computes_in_the_shared_home("ensure_results(load_config('smoke'))")
+    assert _computes_in_the_shared_home("pipeline.ensure_ladder(config, progress=False)")
+    assert not _computes_in_the_shared_home("ensure_results(config, tmp_path / 'r')")
+    assert not _computes_in_the_shared_home("p.ensure_ladder(c, results_root=root)")
