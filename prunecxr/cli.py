@@ -169,7 +169,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     rungs = [config] + [r for r in ladder(config) if r is not config] if args.ladder else [config]
     if args.ladder and len(rungs) == 1:
         raise UsageError("--ladder: this configuration has no other rung; give the widths, "
-                         "e.g. --set widths=8,16,24")
+                         "e.g. --set widths=8,16,24, with weights=none (pretrained weights "
+                         "exist for width 64 alone)")
     if args.dry_run:
         from .estimate import describe
 

@@ -196,9 +196,11 @@ def ladder(config: Config) -> list[Config]:
     """The rungs of ``config``'s capacity ladder, narrowest first: ``config`` itself at its own
     width, and at every other width of ``widths`` the same data and recipe with
     :data:`LADDER_METHODS` on its first ``ladder_population`` seeds (a key of its own).
-    Empty without ``widths``."""
+    Empty without ``widths``, and from pretrained weights (they exist for width 64 alone)."""
+    if not config.widths or config.weights != "none":
+        return []
     rungs = []
-    for width in sorted(set(config.widths) | {config.width}) if config.widths else ():
+    for width in sorted(set(config.widths) | {config.width}):
         if width == config.width:
             rungs.append(config)
         else:
@@ -373,9 +375,6 @@ def validate(config: Config) -> None:
     if config.width != 64 and config.weights != "none":
         raise ValueError(f"weights={config.weights!r} need width=64 (pretrained weights exist "
                          f"only for torchvision's widths), got width={config.width}")
-    if config.widths and config.weights != "none" :
-        raise ValueError(f"widths (the capacity ladder) need weights=none: pretrained weights "
-                         f"exist only for width 64, got weights={config.weights!r}")
     if not 0.0 <= config.min_delta < 1.0:
         raise ValueError(f"min_delta must be in [0, 1), got {config.min_delta}")
     if config.lr_epochs < 1:

@@ -240,6 +240,8 @@ def capacity_text(check: dict, width: int) -> str:
 def capacity_answer(table: pd.DataFrame, by_rung: pd.DataFrame, check: dict, width: int) -> str:
     """Q6's answer, computed: the ladder's span, the verdicts that change with size among the
     rungs that meet their preconditions, and the capacity precondition."""
+    from ..claims import FAILS, HOLDS  # the registry's verdicts (it reads analysis, not this)
+
     valid = table.loc[table["preconditions met"], "width"].tolist()
     failing = table.loc[~table["preconditions met"], "width"].tolist()
     t = table.set_index("width")
@@ -258,8 +260,12 @@ def capacity_answer(table: pd.DataFrame, by_rung: pd.DataFrame, check: dict, wid
         grid = verdict_grid(by_rung[by_rung["width"].isin(valid)]).set_index("key")
         cols = [c for c in grid.columns if c.startswith("width ")]
         parts = [f"{k} ({' → '.join(grid.loc[k, c] for c in cols)})" for k in changed]
+        flips = sum({HOLDS, FAILS} <= set(grid.loc[k, cols]) for k in changed)
         body = (f" {len(changed)} of the {n} claims change verdict with size: "
-                + "; ".join(parts) + f". The other {n - len(changed)} keep theirs.")
+                + "; ".join(parts) + f". The other {n - len(changed)} keep theirs. "
+                f"{flips} of the changes go between holds and does not hold; the others to or "
+                "from not resolved. On this few seeds a verdict decided near its threshold can "
+                "change without any effect of size: the statistics below say how near each is.")
     else:
         body = f" None of the {n} claims changes verdict with size."
     return head + body + " Capacity precondition: " + capacity_text(check, width)
@@ -273,6 +279,6 @@ def landing_line(by_rung: pd.DataFrame, table: pd.DataFrame) -> str:
     changed = verdict_changes(by_rung, valid)
     widths = f"widths {min(valid)} to {max(valid)}"
     if not changed:
-        return f"no verdict changes between {widths}"
-    return f"{len(changed)} of {by_rung['key'].nunique()} verdicts change between {widths}: " \
+        return f"no verdict changes across {widths}"
+    return f"{len(changed)} of {by_rung['key'].nunique()} verdicts change across {widths}: " \
            + ", ".join(changed)
