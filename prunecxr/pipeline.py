@@ -121,7 +121,8 @@ class Task(NamedTuple):
 _WORKER: dict = {}
 
 
-def _init_worker(config: Config, stage: str, epochs=None, threads: int = 0, gpus=None) -> None:
+def _init_worker(config: Config, stage: str, epochs=None, threads: int = 0, gpus=None,
+                 fine_tunes: bool = False) -> None:
     if threads:
         torch.set_num_threads(threads)
     dataset = get_dataset(config.dataset, **config.dataset_options())
@@ -135,7 +136,7 @@ def _init_worker(config: Config, stage: str, epochs=None, threads: int = 0, gpus
                        val=SplitArrays.from_dataset(dataset, "val"))
     else:
         _WORKER["test"] = torch.from_numpy(np.ascontiguousarray(dataset.images("test")))
-        if any(needs_train(m) for m in config.methods):  # for methods that fine-tune
+        if fine_tunes:  # a method of the stage trains (l1_ft) or reads training images
             _WORKER["train"] = SplitArrays.from_dataset(dataset, "train")
 
 
@@ -168,8 +169,9 @@ def _run_stage(stage: str, tasks: list[Task], progress: bool) -> list[dict]:
     desc = "training population" if stage == "train" else "pruning sweep"
     bar = tqdm(total=len(tasks), desc=desc, unit="model", disable=not progress)
     infos: list[dict] = []
+    fine_tunes = stage == "sweep" and any(needs_train(t.job[0]) for t in tasks)
     if min(config.workers, len(tasks)) == 1:
-        _init_worker(config, stage)
+        _init_worker(config, stage, fine_tunes=fine_tunes)
         try:
             for task in tasks:
                 _report(stage, task, fn(task, progress), bar, infos)
@@ -188,7 +190,7 @@ def _run_stage(stage: str, tasks: list[Task], progress: bool) -> list[dict]:
             for i in range(procs):
                 gpus.put(i % torch.cuda.device_count())
         pool = ProcessPoolExecutor(procs, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(config, stage, epochs, threads, gpus))
+                                   initargs=(config, stage, epochs, threads, gpus, fine_tunes))
         with pool:
             _collect(pool, fn, tasks, stage, epochs, bar, infos)
     bar.close()
