@@ -165,8 +165,7 @@ def test_claims_by_rung_are_the_registrys_verdicts_on_equal_footing(fixture_stor
     assert table["prunable weights"].iloc[1] > 3.5 * table["prunable weights"].iloc[0]
     # the smoke rungs stop at the epoch cap at 32 px: shown as failing, never silently used
     assert not table["preconditions met"].any() and table["failing"].str.len().min() > 0
-    assert "fails its preconditions" in capacity.capacity_answer(
-        table, by_rung, capacity.capacity_check(table, 16), 16)
+    assert "fails its preconditions" in capacity.capacity_answer(table, by_rung)
     # the rule's reading of validation mAP: each seed's mean validation AP, median over seeds
     store = stores[16]
     done = store.training_summary()

@@ -237,9 +237,10 @@ def capacity_text(check: dict, width: int) -> str:
             f"is width {width}.")
 
 
-def capacity_answer(table: pd.DataFrame, by_rung: pd.DataFrame, check: dict, width: int) -> str:
-    """Q6's answer, computed: the ladder's span, the verdicts that change with size among the
-    rungs that meet their preconditions, and the capacity precondition."""
+def capacity_answer(table: pd.DataFrame, by_rung: pd.DataFrame) -> str:
+    """Q6's answer, computed: the ladder's span and the verdicts that change with size among
+    the rungs that meet their preconditions (the capacity precondition has its own text,
+    :func:`capacity_text`)."""
     from ..claims import FAILS, HOLDS  # the registry's verdicts (it reads analysis, not this)
 
     valid = table.loc[table["preconditions met"], "width"].tolist()
@@ -264,11 +265,11 @@ def capacity_answer(table: pd.DataFrame, by_rung: pd.DataFrame, check: dict, wid
         body = (f" {len(changed)} of the {n} claims change verdict with size: "
                 + "; ".join(parts) + f". The other {n - len(changed)} keep theirs. "
                 f"{flips} of the changes go between holds and does not hold; the others to or "
-                "from not resolved. On this few seeds a verdict decided near its threshold can "
+                "from not resolved. With this few seeds a verdict decided near its threshold can "
                 "change without any effect of size: the statistics below say how near each is.")
     else:
         body = f" None of the {n} claims changes verdict with size."
-    return head + body + " Capacity precondition: " + capacity_text(check, width)
+    return head + body
 
 
 def landing_line(by_rung: pd.DataFrame, table: pd.DataFrame) -> str:
