@@ -244,3 +244,15 @@ def test_without_a_ladder_the_capacity_precondition_is_not_checked():
     check = capacity.capacity_check(_table([0.9], widths=(64,)), 64)
     assert check["rungs"] == 1 and not check["passed"]
     assert capacity.capacity_text(check, 64).startswith("Not checked")
+
+
+def test_loss_ratio_is_training_over_validation_loss_at_the_kept_epoch(fixture_stores):
+    store = fixture_stores[8]
+    h = store.history()
+    ratios = [g.loc[g["val_loss"].idxmin(), "train_loss"] / g["val_loss"].min()
+              for _, g in h.groupby("seed")]
+    assert capacity.loss_ratio(store) == pytest.approx(float(np.median(ratios)))
+    empty = store.subset(1)
+    empty.history = lambda: h.iloc[:0]
+    empty.training_summary = lambda: pd.DataFrame()
+    assert np.isnan(capacity.loss_ratio(empty)) and np.isnan(capacity.median_val_map(empty))
