@@ -50,7 +50,6 @@ nbval-fixture: $(STAMP)
 ## to mutation-report.txt. Restrict it with mutant names: make mutation MUTANTS="prunecxr.train.*".
 mutation: $(STAMP)
 	$(PY) -c "import mutmut" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mutation]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
-	rm -rf mutants
 	nice -n 19 $(VENV)/bin/mutmut run --max-children $(or $(JOBS),2) $(MUTANTS) || true
 	$(PY) scripts/mutation_report.py --out mutation-report.txt
 

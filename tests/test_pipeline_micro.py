@@ -1,0 +1,212 @@
+"""The pipeline in this process on a micro ladder (two widths, two seeds, 200 phantom images,
+one epoch; about 2 s): what a results folder holds, what the manifest records, that a second
+call computes nothing, that a lost prediction file is recomputed alone and to the same bits,
+and what the store reads back. Fast, so that ``make mutation`` can run it for every mutant of
+:mod:`prunecxr.pipeline` and :mod:`prunecxr.store`; the smoke run end to end, resumes and
+several workers are in the slow ``test_pipeline.py``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from prunecxr import __version__, io, layout, pipeline
+from prunecxr.config import load_config
+from prunecxr.data import get_dataset
+from prunecxr.store import load
+from prunecxr.sweep import sweep_shape
+
+TORCH_THREADS = 1
+MICRO = ["population=2", "methods=l1,random,channel_l1_bn,quant,l1_ft", "data.n_images=200",
+         "max_epochs=1", "width=8", "image_size=16", "sparsities=0,0.5,0.9", "workers=1",
+         "widths=8,16", "ladder_population=1", "channel_ratios=0.5", "quant_bits=8",
+         "finetune_sparsities=0.5"]
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    config = load_config("smoke", overrides=MICRO)
+    root = tmp_path_factory.mktemp("micro")
+    folders = pipeline.ensure_ladder(config, results_root=root, progress=False)
+    return config, root, folders
+
+
+def rung(config, width):
+    return next(r for r in pipeline.ladder(config) if r.width == width)
+
+
+def test_each_rung_has_its_own_folder_named_by_key_and_dataset(micro):
+    config, root, folders = micro
+    assert sorted(folders) == [8, 16]
+    dataset = get_dataset(config.dataset, **config.dataset_options())
+    for width, folder in folders.items():
+        r = rung(config, width)
+        assert folder == root / layout.folder_name(r.profile, r.dataset, r.key, dataset.identity)
+        assert folder == pipeline.results_dir_for(r, dataset, root)
+        assert io.read_json(folder / layout.CONFIG) == json.loads(
+            json.dumps({**r.result_fields(), "key": r.key}))
+    assert folders[8] != folders[16]
+    assert rung(config, 16).methods == ("l1", "random") and rung(config, 16).population == 1
+
+
+def test_dataset_files_describe_the_test_split(micro):
+    config, _, folders = micro
+    dataset = get_dataset(config.dataset, **config.dataset_options())
+    test = dataset.indices("test")
+    info = io.read_json(folders[8] / layout.DATASET)
+    assert info["name"] == dataset.name and info["identity"] == dataset.identity
+    assert info["classes"] == list(dataset.classes)
+    assert info["n_images"] == {s: len(dataset.indices(s)) for s in ("train", "val", "test")}
+    assert info["test_counts"] == dataset.counts("test").to_dict()
+    assert info["train_counts"] == dataset.counts("train").to_dict()
+    assert info["test_indices_in_dataset"] == test.tolist()
+    assert info["test_images"] == layout.TEST_IMAGES
+    np.testing.assert_array_equal(np.load(folders[8] / layout.TEST_LABELS), dataset.labels[test])
+    np.testing.assert_array_equal(np.load(folders[8] / layout.TEST_IMAGES), dataset.images("test"))
+    meta = pd.read_csv(folders[8] / layout.TEST_META)
+    assert len(meta) == len(test)
+
+
+def test_every_seed_is_trained_and_swept(micro):
+    config, _, folders = micro
+    dataset = get_dataset(config.dataset, **config.dataset_options())
+    n_test, C = len(dataset.indices("test")), len(dataset.classes)
+    for width, folder in folders.items():
+        r = rung(config, width)
+        assert pipeline.missing_sweeps(r, folder, n_test, C) == []
+        for seed in r.seeds:
+            assert pipeline.seed_finished(r, folder, n_test, C, seed)
+        for m in r.methods:
+            for s in r.method_seeds(m):
+                p = np.load(layout.prediction_path(folder, m, s))
+                assert p.shape == sweep_shape(r, m, n_test, C)
+                assert np.isfinite(p).all()
+    # A seed with one sweep missing is not finished; the others are.
+    r = rung(config, 8)
+    path = layout.prediction_path(folders[8], "quant", 1)
+    kept = path.read_bytes()
+    path.write_bytes(kept[:-8])
+    try:
+        assert pipeline.missing_sweeps(r, folders[8], n_test, C) == [("quant", 1)]
+        assert pipeline.missing_sweeps(r, folders[8], n_test, C, seeds=[0]) == []
+        assert not pipeline.seed_finished(r, folders[8], n_test, C, 1)
+        assert pipeline.seed_finished(r, folders[8], n_test, C, 0)
+    finally:
+        path.write_bytes(kept)
+
+
+def test_manifest_records_stages_throughput_versions_and_config(micro):
+    config, _, folders = micro
+    dataset = get_dataset(config.dataset, **config.dataset_options())
+    n_train = len(dataset.indices("train"))
+    for width, folder in folders.items():
+        r = rung(config, width)
+        m = io.read_json(folder / layout.MANIFEST)
+        assert set(m["stages"]) == {"data", "train", "sweep"}
+        assert all(v > 0 for v in m["stages"].values())
+        assert m["config"]["key"] == r.key and m["config"]["width"] == width
+        assert m["config"]["device"] == r.device and m["config"]["threads"] == r.threads
+        assert m["dataset"] == {"name": dataset.name, "identity": dataset.identity}
+        assert m["versions"]["prunecxr"] == __version__
+        assert set(pipeline.PACKAGES) <= set(m["versions"])
+        assert m["machine"]["torch_threads"] >= 1 and m["machine"]["cpu_count"] >= 1
+        epochs = sum(io.read_json(layout.seed_dir(folder, s) / layout.DONE)["epochs"]
+                     for s in r.seeds)
+        train = m["rates"]["train"]
+        assert train["images"] == epochs * n_train
+        assert train["seconds"] == pytest.approx(m["stages"]["train"])
+        assert train["images_per_s"] == pytest.approx(train["images"] / train["seconds"])
+        assert train["peak_gpu_bytes"] is None
+        assert m["rates"]["sweep"]["images"] > 0
+
+
+def test_update_manifest_adds_up_a_stage_run_again(micro, tmp_path):
+    config, _, folders = micro
+    dataset = get_dataset(config.dataset, **config.dataset_options())
+    pipeline.update_manifest(tmp_path, config, dataset, "train", 2.0,
+                             [{"images_this_run": 10, "peak_gpu_bytes": 5}])
+    pipeline.update_manifest(tmp_path, config, dataset, "train", 3.0,
+                             [{"images_this_run": 30, "peak_gpu_bytes": 7},
+                              {"images_this_run": 0, "peak_gpu_bytes": None}])
+    pipeline.update_manifest(tmp_path, config, dataset, "data", 1.5)
+    m = io.read_json(tmp_path / layout.MANIFEST)
+    assert m["stages"] == {"train": 5.0, "data": 1.5}
+    assert m["rates"]["train"] == {"images": 40, "seconds": 5.0, "images_per_s": 8.0,
+                                   "peak_gpu_bytes": 7}
+    assert "data" not in m["rates"]
+
+
+def test_second_call_computes_nothing(micro, monkeypatch):
+    config, root, folders = micro
+    before = {w: json.loads((f / layout.MANIFEST).read_text())["stages"] for w, f in folders.items()}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished results folder was computed again")
+
+    monkeypatch.setattr(pipeline, "_train_job", refuse)
+    monkeypatch.setattr(pipeline, "_sweep_job", refuse)
+    assert pipeline.ensure_ladder(config, results_root=root, progress=False) == folders
+    for w, f in folders.items():
+        after = io.read_json(f / layout.MANIFEST)["stages"]
+        assert after["train"] == before[w]["train"] and after["sweep"] == before[w]["sweep"]
+
+
+def test_a_lost_prediction_is_recomputed_alone_to_the_same_bits(micro, monkeypatch):
+    config, root, folders = micro
+    path = layout.prediction_path(folders[16], "random", 0)
+    kept = np.load(path)
+    path.unlink()
+    ran = []
+    job = pipeline._sweep_job
+    monkeypatch.setattr(pipeline, "_sweep_job",
+                        lambda task, progress=False: ran.append(task.job) or job(task, progress))
+    monkeypatch.setattr(pipeline, "_train_job", lambda *a, **k: pytest.fail("retrained"))
+    pipeline.ensure_ladder(config, results_root=root, progress=False)
+    assert ran == [("random", 0)]
+    np.testing.assert_array_equal(np.load(path), kept)
+
+
+def test_run_seed_gives_the_pooled_runs_bits(micro, tmp_path):
+    config, _, folders = micro
+    r = rung(config, 8)
+    folder, _ = pipeline.prepare_results(r, tmp_path)
+    assert folder.name == folders[8].name
+    info = pipeline.run_seed(r, folder, 1)
+    done = io.read_json(layout.seed_dir(folder, 1) / layout.DONE)
+    assert info["seed"] == done["seed"] == 1 and info["best_epoch"] == done["best_epoch"]
+    assert info["images_this_run"] == done["epochs"] * len(
+        get_dataset(r.dataset, **r.dataset_options()).indices("train"))
+    for m in r.methods:
+        if 1 in r.method_seeds(m):
+            np.testing.assert_array_equal(np.load(layout.prediction_path(folder, m, 1)),
+                                          np.load(layout.prediction_path(folders[8], m, 1)))
+
+
+def test_store_reads_back_what_the_pipeline_wrote(micro):
+    config, _, folders = micro
+    r = rung(config, 8)
+    s = load(folders[8])
+    m = io.read_json(folders[8] / layout.MANIFEST)
+    assert s.stage_seconds() == pytest.approx(m["stages"])
+    secs = s.sweep_seconds()
+    assert sorted(zip(secs["method"], secs["seed"])) == sorted(
+        (meth, seed) for meth in r.methods for seed in r.method_seeds(meth))
+    assert (secs["seconds"] > 0).all()
+    assert dict(zip(secs["method"], secs["levels"]))["l1"] == len(r.sparsities)
+    facts = s.level_facts("l1")
+    assert len(facts) == len(r.sparsities) * len(r.method_seeds("l1"))
+    assert list(facts["nominal"][:3]) == list(r.sparsities) and set(facts["unit"]) == {"sparsity"}
+    np.testing.assert_allclose(facts["sparsity"][:3], r.sparsities, atol=0.02)
+    images = s.test_images()
+    assert images.dtype == np.uint8 and images.shape[0] == len(s.labels)
+    table = s.auroc_table(["l1"])
+    pred = s.predictions("l1", 0)
+    for c, name in enumerate(s.classes):
+        y = s.labels[:, c]
+        if 0 < y.sum() < len(y):
+            got = table[(table.seed == 0) & (table["class"] == name) & (table.level == 0)]["auroc"]
+            assert float(got.iloc[0]) == pytest.approx(roc_auc_score(y, pred[0, :, c]))
