@@ -154,9 +154,6 @@ class Config:
 
         return digest(self.result_fields(), __version__)[:10]
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
     def dataset_options(self) -> dict:
         """Keyword arguments for ``get_dataset(self.dataset, ...)`` (from the dataset's
         registry entry, :func:`prunecxr.data.registry.dataset_options`)."""

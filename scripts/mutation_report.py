@@ -1,8 +1,17 @@
-"""Summarise a finished ``mutmut run`` (``make mutation``): score per module, surviving mutants.
+"""Summarise a ``mutmut run`` (``make mutation``): score per module, and every surviving mutant
+either accepted (listed in ``tests/mutation_accepted.toml`` with the reason) or unexplained.
 
 Reads mutmut 3's per-file results (``mutants/<path>.meta``), prints one line per mutated module
-(killed, survived, timeouts, mutants no test reached, score = killed / checked) and writes the
-same table plus the diff of every surviving mutant (``mutmut show``) to ``--out``.
+(killed, survived, timeouts, mutants no test reached, unchecked, score = caught / checked, and
+how many survivors are accepted or unexplained) and writes the same table, the accepted
+survivors by reason, and the diff of every unexplained one (``mutmut show``) to ``--out``.
+
+An accepted entry names mutants by pattern (``fnmatch`` on mutmut's names, e.g.
+``prunecxr.train.x_describe__mutmut_*``), a ``kind`` (``equivalent``: the program behaves the
+same; ``presentation``: only a figure's styling or a text's wording changes, which the fast tests
+do not pin and the chapters' nbval references do; ``unreached``: run only where mutmut cannot
+follow, a subprocess or a chapter) and the ``reason``. A survivor no entry matches is
+unexplained: a test to write, or an entry to add after reading its diff.
 
 Usage: ``python scripts/mutation_report.py [--out mutation-report.txt] [--no-diffs]``
 """
@@ -10,9 +19,11 @@ Usage: ``python scripts/mutation_report.py [--out mutation-report.txt] [--no-dif
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import subprocess
 import sys
+import tomllib
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +31,9 @@ from pathlib import Path
 STATUS = {1: "killed", 3: "killed", 37: "killed", 0: "survived", 5: "no tests", 33: "no tests",
           34: "skipped", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout",
           255: "timeout", -9: "segfault", -11: "segfault", None: "not checked"}
+OPEN = ("survived", "no tests", "suspicious")   # what a test or an accepted entry must explain
+KINDS = ("equivalent", "presentation", "unreached")
+ACCEPTED = Path("tests/mutation_accepted.toml")
 
 
 def collect(root: Path = Path("mutants")) -> dict[str, dict[str, str]]:
@@ -34,20 +48,41 @@ def collect(root: Path = Path("mutants")) -> dict[str, dict[str, str]]:
     return out
 
 
-def table(results: dict[str, dict[str, str]]) -> str:
-    head = (f"{'module':36} {'mutants':>7} {'killed':>6} {'survived':>8} {'timeout':>7} "
-            f"{'no tests':>8} {'unchecked':>9} {'score':>6}")
+def load_accepted(path: Path = ACCEPTED) -> list[dict]:
+    """The accepted entries, each checked: ``mutants`` (patterns), ``kind``, ``reason``."""
+    entries = tomllib.loads(path.read_text()).get("accepted", []) if path.exists() else []
+    for i, e in enumerate(entries, 1):
+        missing = {"mutants", "kind", "reason"} - set(e)
+        if missing or e["kind"] not in KINDS or not e["reason"].strip():
+            raise ValueError(f"{path}: entry {i} needs mutants, a kind in {KINDS} and a reason "
+                             f"(has {sorted(e)}, kind {e.get('kind')!r})")
+    return entries
+
+
+def explain(name: str, entries: list[dict]) -> dict | None:
+    """The first accepted entry whose patterns match the mutant ``name``, or None."""
+    return next((e for e in entries if any(fnmatch.fnmatchcase(name, p) for p in e["mutants"])),
+                None)
+
+
+def table(results: dict[str, dict[str, str]], entries: list[dict]) -> str:
+    head = (f"{'module':34} {'mutants':>7} {'killed':>6} {'survived':>8} {'timeout':>7} "
+            f"{'no tests':>8} {'unchecked':>9} {'score':>6} {'accepted':>8} {'unexplained':>11}")
     lines = [head, "-" * len(head)]
     total = Counter()
     for module, status in results.items():
         c = Counter(status.values())
         c["mutants"] = len(status)
+        for name, s in status.items():
+            if s in OPEN:
+                c["accepted" if explain(name, entries) else "unexplained"] += 1
         total.update(c)
         lines.append(_row(module, c))
     lines.append("-" * len(head))
     lines.append(_row("all", total))
     lines.append("score = (killed + timeout) / (killed + timeout + survived); mutants no test "
-                 "reaches and unchecked ones are not in the score")
+                 "reaches and unchecked ones are not in the score; accepted and unexplained "
+                 "count the survivors and unreached mutants (tests/mutation_accepted.toml)")
     return "\n".join(lines)
 
 
@@ -55,8 +90,9 @@ def _row(name: str, c: Counter) -> str:
     caught = c["killed"] + c["timeout"]
     checked = caught + c["survived"]
     score = f"{caught / checked:.1%}" if checked else "n/a"
-    return (f"{name:36} {c['mutants']:>7} {c['killed']:>6} {c['survived']:>8} {c['timeout']:>7} "
-            f"{c['no tests']:>8} {c['not checked']:>9} {score:>6}")
+    return (f"{name:34} {c['mutants']:>7} {c['killed']:>6} {c['survived']:>8} {c['timeout']:>7} "
+            f"{c['no tests']:>8} {c['not checked']:>9} {score:>6} {c['accepted']:>8} "
+            f"{c['unexplained']:>11}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,22 +104,32 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         print("no mutmut results under mutants/ (run `make mutation` first)", file=sys.stderr)
         return 1
-    summary = table(results)
+    entries = load_accepted()
+    summary = table(results, entries)
     print(summary)
     parts = [summary, ""]
     mutmut = Path(sys.executable).with_name("mutmut")
     for module, status in results.items():
-        survivors = [n for n, s in status.items() if s in ("survived", "no tests", "suspicious")]
-        if not survivors:
+        open_ = [n for n, s in status.items() if s in OPEN]
+        by_entry: dict[int, list[str]] = {}
+        unexplained = []
+        for name in open_:
+            e = explain(name, entries)
+            (by_entry.setdefault(entries.index(e), []) if e else unexplained).append(name)
+        if not open_:
             continue
-        parts.append(f"\n## {module}: {len(survivors)} surviving or unreached mutant(s)\n")
-        for name in survivors:
+        parts.append(f"\n## {module}: {len(unexplained)} unexplained, "
+                     f"{len(open_) - len(unexplained)} accepted\n")
+        for i, names in by_entry.items():
+            parts.append(f"### accepted ({entries[i]['kind']}): {entries[i]['reason']}")
+            parts.append("    " + " ".join(sorted(n.rsplit(".", 1)[-1] for n in names)))
+        for name in unexplained:
             if args.no_diffs:
                 parts.append(f"{name}: {status[name]}")
                 continue
             shown = subprocess.run([str(mutmut), "show", name], capture_output=True, text=True)
-            parts.append(shown.stdout.strip() or f"# {name}: {status[name]} (no diff: "
-                                                  f"{shown.stderr.strip()[-200:]})")
+            parts.append(f"# {status[name]}\n" + (shown.stdout.strip() or f"# {name}: (no diff: "
+                                                  f"{shown.stderr.strip()[-200:]})"))
     args.out.write_text("\n".join(parts) + "\n")
     print(f"wrote {args.out}")
     return 0

@@ -57,3 +57,36 @@ def torch_threads(request):
     torch.set_num_threads(threads)
     yield threads
     torch.set_num_threads(before)
+
+
+def mutation_test_files(mutant: str, pyproject: Path) -> set[str] | None:
+    """The test files a mutmut mutant runs against (``[tool.prunecxr.mutation_tests]`` of
+    pyproject.toml, by the mutant's module: ``prunecxr.analysis.pies.x_f__mutmut_3`` is module
+    ``analysis/pies``, covered by its own entry or by ``analysis``'s); None when the variable
+    names no mutant (an ordinary run, mutmut's stats and clean runs) or the module has no entry."""
+    if "__mutmut_" not in mutant or not pyproject.is_file():
+        return None
+    import tomllib
+
+    table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("prunecxr", {})
+    entries = table.get("mutation_tests", {})
+    parts = mutant.split(".")[1:]
+    module = "/".join(p for p in parts[: next(i for i, p in enumerate(parts)
+                                              if p.startswith(("x_", "xǁ")))])
+    while module:
+        if module in entries:
+            return set(entries[module])
+        module = module.rpartition("/")[0]
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under ``make mutation``, keep only the mutated module's own test files."""
+    files = mutation_test_files(os.environ.get("MUTANT_UNDER_TEST", ""),
+                                Path(config.rootpath) / "pyproject.toml")
+    if files is None:
+        return
+    keep = [item for item in items if Path(str(item.fspath)).name in files]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep

@@ -150,6 +150,8 @@ def test_second_call_computes_nothing(micro, monkeypatch):
     monkeypatch.setattr(pipeline, "_train_job", refuse)
     monkeypatch.setattr(pipeline, "_sweep_job", refuse)
     assert pipeline.ensure_ladder(config, results_root=root, progress=False) == folders
+    assert pipeline.ensure_results(rung(config, 16), results_root=root,
+                                   progress=False) == folders[16]
     for w, f in folders.items():
         after = io.read_json(f / layout.MANIFEST)["stages"]
         assert after["train"] == before[w]["train"] and after["sweep"] == before[w]["sweep"]
@@ -210,3 +212,51 @@ def test_store_reads_back_what_the_pipeline_wrote(micro):
         if 0 < y.sum() < len(y):
             got = table[(table.seed == 0) & (table["class"] == name) & (table.level == 0)]["auroc"]
             assert float(got.iloc[0]) == pytest.approx(roc_auc_score(y, pred[0, :, c]))
+
+
+def test_store_tables_equal_independent_computations(micro):
+    """AP, history, training summary, weights and sparsity as the store reads them, against
+    scikit-learn, the files themselves and torch's own model."""
+    from sklearn.metrics import average_precision_score
+
+    from prunecxr.models import build_model
+    from prunecxr.prune import prunable_parameters
+
+    config, _, folders = micro
+    r = rung(config, 8)
+    s = load(folders[8])
+    assert s.seeds == [0, 1] and s.methods == list(r.methods)
+    assert s.method_seeds("quant") == r.method_seeds("quant")
+    assert "Results(" in repr(s) and "2 test images" not in repr(s)
+    ap = s.ap_table(["random"])
+    assert set(ap.columns) >= {"method", "seed", "sparsity", "level", "class", "ap"}
+    assert len(ap) == len(r.method_seeds("random")) * len(r.sparsities) * len(s.classes)
+    for c, name in enumerate(s.classes):
+        y = s.labels[:, c]
+        row = ap[(ap.seed == 1) & (ap["class"] == name) & (ap.level == 0.5)]["ap"]
+        if y.sum():
+            want = average_precision_score(y, s.predictions("random", 1)[1, :, c])
+            assert float(row.iloc[0]) == pytest.approx(want)
+        else:
+            assert np.isnan(row.iloc[0])
+    np.testing.assert_allclose(s.levels("l1"), r.sparsities, atol=0.02)
+    np.testing.assert_allclose(s.achieved_sparsity("l1", 1), s.levels("l1"), atol=1e-5)
+    history = s.history()
+    summary = s.training_summary()
+    assert list(summary["seed"]) == [0, 1] and list(history["seed"].unique()) == [0, 1]
+    assert len(history) == summary["epochs"].sum()
+    assert set(history.columns) >= {"seed", "epoch", "train_loss", "val_loss", "val_map"}
+    model = build_model(r.arch, len(s.classes), "none", width=r.width)
+    model.load_state_dict(s.state_dict(1))
+    weights = s.prunable_weights(1)
+    assert weights.size == sum(getattr(m, n).numel() for m, n in prunable_parameters(model))
+    np.testing.assert_array_equal(
+        weights[: model.backbone.conv1.weight.numel()],
+        model.backbone.conv1.weight.detach().reshape(-1).numpy())
+    one = s.subset(1, ["l1"])
+    assert one.seeds == [0] and one.methods == ["l1"] and one.config["population"] == 1
+    assert list(one.ap_table()["seed"].unique()) == [0] and s.seeds == [0, 1]
+    with pytest.raises(ValueError, match="population must be in 1..2"):
+        s.subset(3)
+    with pytest.raises(KeyError, match="not in this store"):
+        s.subset(1, ["quant_xx"])

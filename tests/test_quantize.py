@@ -69,3 +69,21 @@ def test_quantizer_on_a_model_restarts_from_the_trained_weights_and_leaves_the_r
     assert torch.equal(model(x), ref)
     with pytest.raises(ValueError, match="bits must be an integer from 2 to 8"):
         quant.quantize_to(1)
+
+
+def test_int8_max_difference_is_zero_on_a_trained_seed_and_sees_a_wrong_bit_width(monkeypatch):
+    """On the frozen smoke results (seed 0 keeps its weights): the sweep's 8-bit fake
+    quantisation computes what torch's int8 modules compute, and a model quantised to another
+    width does not."""
+    from pathlib import Path
+
+    from prunecxr import quantize
+    from prunecxr.config import load_config
+    from prunecxr.store import load
+
+    store = load(Path(__file__).parent / "fixtures" / "smoke_results")
+    config = load_config("smoke")
+    assert quantize.int8_max_difference(config, store, 0) < 1e-6
+    to_bits = WeightQuantizer.quantize_to
+    monkeypatch.setattr(WeightQuantizer, "quantize_to", lambda self, bits: to_bits(self, 7))
+    assert quantize.int8_max_difference(config, store, 0) > 1e-4

@@ -1,0 +1,93 @@
+"""``make mutation``'s report (scripts/mutation_report.py): mutmut's exit codes counted per
+module, the score, and each surviving mutant either matched by an accepted entry of
+tests/mutation_accepted.toml (with its kind and reason) or counted as unexplained; and the
+accepted list itself is well formed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("mutation_report",
+                                              REPO / "scripts" / "mutation_report.py")
+report = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(report)
+
+
+def write_meta(root: Path, module: str, codes: dict) -> None:
+    path = root / (module + ".meta")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"exit_code_by_key": codes}))
+
+
+def test_counts_score_and_accepted_survivors(tmp_path, monkeypatch):
+    write_meta(tmp_path / "mutants", "prunecxr/a.py", {
+        "prunecxr.a.x_f__mutmut_1": 1, "prunecxr.a.x_f__mutmut_2": 0,
+        "prunecxr.a.x_plot__mutmut_1": 0, "prunecxr.a.x_g__mutmut_1": 33,
+        "prunecxr.a.x_g__mutmut_2": 36, "prunecxr.a.x_g__mutmut_3": None})
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "mutation_accepted.toml").write_text(
+        '[[accepted]]\nmutants = ["prunecxr.a.x_plot__mutmut_*"]\nkind = "presentation"\n'
+        'reason = "styling"\n')
+    monkeypatch.chdir(tmp_path)
+    results = report.collect()
+    assert results == {"prunecxr/a.py": {
+        "prunecxr.a.x_f__mutmut_1": "killed", "prunecxr.a.x_f__mutmut_2": "survived",
+        "prunecxr.a.x_plot__mutmut_1": "survived", "prunecxr.a.x_g__mutmut_1": "no tests",
+        "prunecxr.a.x_g__mutmut_2": "timeout", "prunecxr.a.x_g__mutmut_3": "not checked"}}
+    entries = report.load_accepted(Path("tests/mutation_accepted.toml"))
+    assert report.explain("prunecxr.a.x_plot__mutmut_7", entries)["kind"] == "presentation"
+    assert report.explain("prunecxr.a.x_plotting__mutmut_7", entries) is None
+    row = report.table(results, entries).splitlines()[2].split()
+    # mutants killed survived timeout no-tests unchecked score accepted unexplained
+    assert row == ["prunecxr/a.py", "6", "1", "2", "1", "1", "1", "50.0%", "1", "2"]
+    assert report.main(["--no-diffs", "--out", "r.txt"]) == 0
+    text = Path("r.txt").read_text()
+    assert "accepted (presentation): styling" in text and "x_plot__mutmut_1" in text
+    assert "prunecxr.a.x_f__mutmut_2: survived" in text
+    assert "prunecxr.a.x_g__mutmut_1: no tests" in text
+
+
+def test_an_entry_without_a_reason_or_with_an_unknown_kind_is_refused(tmp_path):
+    bad = tmp_path / "accepted.toml"
+    bad.write_text('[[accepted]]\nmutants = ["x*"]\nkind = "boring"\nreason = "r"\n')
+    with pytest.raises(ValueError, match="entry 1 needs"):
+        report.load_accepted(bad)
+    bad.write_text('[[accepted]]\nmutants = ["x*"]\nkind = "equivalent"\nreason = " "\n')
+    with pytest.raises(ValueError, match="entry 1 needs"):
+        report.load_accepted(bad)
+
+
+def test_the_committed_accepted_list_is_well_formed():
+    entries = report.load_accepted(REPO / "tests" / "mutation_accepted.toml")
+    assert entries, "tests/mutation_accepted.toml lists no accepted survivor"
+    for e in entries:
+        assert all(p.startswith("prunecxr.") for p in e["mutants"]), e
+
+
+def test_per_module_selection_names_existing_files_and_covers_every_mutated_module():
+    import tomllib
+
+    from conftest import mutation_test_files
+
+    pyproject = REPO / "pyproject.toml"
+    data = tomllib.loads(pyproject.read_text())["tool"]
+    selected = {Path(p).name for p in data["mutmut"]["pytest_add_cli_args_test_selection"]}
+    for module, files in data["prunecxr"]["mutation_tests"].items():
+        assert set(files) <= selected, (module, set(files) - selected)
+    for path in data["mutmut"]["only_mutate"]:
+        for source in REPO.glob(path):
+            dotted = ".".join(source.relative_to(REPO).with_suffix("").parts)
+            assert mutation_test_files(f"{dotted}.x_f__mutmut_1", pyproject), source
+    assert mutation_test_files("prunecxr.analysis.pies.x_f__mutmut_3", pyproject) == {
+        "test_analysis_pies.py", "test_q4_sound.py", "test_analysis_figures.py",
+        "test_figure_data.py"}
+    assert "test_claims.py" in mutation_test_files("prunecxr.claims.q4.x_f__mutmut_1", pyproject)
+    assert mutation_test_files("prunecxr.store.xǁResultsǁsubset__mutmut_2", pyproject) == {
+        "test_store_cache.py", "test_pipeline_micro.py"}
+    assert mutation_test_files("prunecxr.store.x_f", pyproject) is None   # not a mutant
+    assert mutation_test_files("", pyproject) is None
