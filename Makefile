@@ -45,9 +45,12 @@ nbval-fixture: $(STAMP)
 
 ## Mutation testing (by hand, not in CI): mutmut mutates the science (metrics, prune, stats,
 ## analysis/, claims/) and the pipeline (config, train, compress, sweep, store, layout,
-## pipeline) listed in [tool.mutmut] of pyproject.toml, runs for each mutant the fast tests that
-## reach the mutated function, and writes the score per module and every surviving mutant's diff
-## to mutation-report.txt. Restrict it with mutant names: make mutation MUTANTS="prunecxr.train.*".
+## pipeline) listed in [tool.mutmut] of pyproject.toml, runs each mutant against the fast tests
+## of its module ([tool.prunecxr.mutation_tests]) that reach the mutated function, and writes the
+## score per module, the accepted survivors (tests/mutation_accepted.toml) and the diff of every
+## unexplained one to mutation-report.txt. It resumes: an interrupted run, or one after an edit,
+## tests only what has no result yet (mutmut keeps results by function; `rm -rf mutants` starts
+## over). Rerun chosen mutants with their names: make mutation MUTANTS="prunecxr.train.*".
 mutation: $(STAMP)
 	$(PY) -c "import mutmut" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mutation]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 	nice -n 19 $(VENV)/bin/mutmut run --max-children $(or $(JOBS),2) $(MUTANTS) || true
