@@ -256,3 +256,26 @@ def test_loss_ratio_is_training_over_validation_loss_at_the_kept_epoch(fixture_s
     empty.history = lambda: h.iloc[:0]
     empty.training_summary = lambda: pd.DataFrame()
     assert np.isnan(capacity.loss_ratio(empty)) and np.isnan(capacity.median_val_map(empty))
+
+
+def test_paper_weights_per_image_is_torchvisions_resnet50_over_the_nih_training_share():
+    """Independent count: torchvision's ResNet-50 with 20 outputs, every Conv2d and Linear
+    weight (no biases, no BatchNorm), over 70% of NIH's 112,120 images."""
+    import torchvision
+
+    model = torchvision.models.resnet50(num_classes=20)
+    weights = sum(m.weight.numel() for m in model.modules()
+                  if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    assert capacity.paper_weights_per_image() == pytest.approx(weights / (0.7 * 112_120))
+    assert round(capacity.paper_weights_per_image()) == 299
+
+
+def test_preconditions_by_rung_stacks_each_rungs_own_checks(fixture_stores):
+    table = capacity.preconditions_by_rung(fixture_stores)
+    assert list(table.columns)[0] == "width"
+    widths = sorted(fixture_stores)
+    for w in widths:
+        own = capacity.rung_preconditions(fixture_stores[w]).reset_index(drop=True)
+        got = table[table.width == w].drop(columns="width").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, own)
+    assert list(dict.fromkeys(table.width)) == widths
