@@ -223,12 +223,12 @@ def _override(name: str, raw: Any) -> str:
 
 
 def _expected(name: str, current: Any) -> str:
-    if isinstance(current, tuple):
-        if name in NUMBER_TUPLES:
-            kind = "integers" if NUMBER_TUPLES[name] is int else "numbers"
-            example = ",".join(f"{x:g}" for x in current[:3])
-            return f"a comma-separated list of {kind}, e.g. {name}={example}"
-        return f"a comma-separated list, e.g. {name}=" + ",".join(str(x) for x in current[:2])
+    """What a value of ``name`` must look like (only number lists, numbers, booleans and JSON
+    objects can fail to parse: any text is a valid string or list of strings)."""
+    if name in NUMBER_TUPLES:
+        kind = "integers" if NUMBER_TUPLES[name] is int else "numbers"
+        example = ",".join(f"{x:g}" for x in current[:3])
+        return f"a comma-separated list of {kind}, e.g. {name}={example}"
     for kind, text in _EXPECTED.items():
         if isinstance(current, kind):
             return text

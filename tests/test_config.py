@@ -70,3 +70,36 @@ def test_bad_parameters_are_named(kwargs, message):
     kwargs = {"profile": "smoke", **kwargs}
     with pytest.raises(ValueError, match=message):
         load_config(**kwargs)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sparsities=a,b", "--set sparsities=a,b: expected a comma-separated list of numbers, "
+                       "e.g. sparsities=0,0.05,0.1"),
+    ("quant_bits=x", "--set quant_bits=x: expected a comma-separated list of integers, "
+                     "e.g. quant_bits=8,4,2"),
+    ("compile=maybe", "--set compile=maybe: expected true or false"),
+    ("lr=fast", "--set lr=fast: expected a number"),
+    ("population=1.5", "--set population=1.5: expected an integer"),
+    ("data={", '--set data={: expected a JSON object, e.g. {"n_images": 2000}'),
+])
+def test_a_value_that_does_not_parse_gets_the_whole_message(override, message):
+    """The whole text: how the user wrote it, and what the field takes with an example."""
+    with pytest.raises(ValueError) as caught:
+        load_config("smoke", overrides=[override])
+    assert str(caught.value) == message
+
+
+def test_in_a_chapter_the_message_names_the_override_as_written():
+    from prunecxr.errors import notebook_names
+
+    with notebook_names(), pytest.raises(ValueError) as caught:
+        load_config("smoke", overrides=["lr=fast"])
+    assert str(caught.value) == "override 'lr=fast': expected a number"
+
+
+def test_fractions_are_read_to_ten_decimals():
+    """So that 0.1 typed on the command line and 0.1 in a profile are one key."""
+    assert load_config("smoke", overrides=["sparsities=0,0.123456789012"]).sparsities == (
+        0.0, 0.123456789)
+    assert load_config("smoke", overrides=["sparsities=0,0.1,0.30000000000000004"]).key == \
+        load_config("smoke", overrides=["sparsities=0,0.1,0.3"]).key
