@@ -260,3 +260,28 @@ def test_store_tables_equal_independent_computations(micro):
         s.subset(3)
     with pytest.raises(KeyError, match="not in this store"):
         s.subset(1, ["quant_xx"])
+
+
+def test_progress_names_each_seed_and_a_worker_reports_its_epochs(tmp_path, capsys):
+    """With progress on, each trained seed gets a line and each stage a bar; a worker given an
+    epoch queue (what several workers report through) puts every epoch's history row on it."""
+    import queue
+
+    config = load_config("smoke", overrides=MICRO + ["population=1", "methods=l1", "widths=8"])
+    pipeline.ensure_results(config, results_root=tmp_path / "a", progress=True)
+    shown = capsys.readouterr()
+    err = shown.out + shown.err
+    done = io.read_json(layout.seed_dir(pipeline.ensure_results(
+        config, results_root=tmp_path / "a", progress=False), 0) / layout.DONE)
+    stop = "stopped early" if done["stopped_early"] else "hit the epoch cap"
+    assert f"width 8 seed 0: {done['epochs']} epochs, best epoch {done['best_epoch']}, {stop}" in err
+    assert "training population" in err and "pruning sweep" in err
+    epochs = queue.Queue()
+    folder, _ = pipeline.prepare_results(config, tmp_path / "b")
+    pipeline._init_worker(config, "train", epochs=epochs)
+    try:
+        info = pipeline._train_job(pipeline.Task(config, folder, 0))
+    finally:
+        pipeline._WORKER.clear()
+    rows = [epochs.get_nowait() for _ in range(epochs.qsize())]
+    assert [(r["seed"], r["epoch"]) for r in rows] == [(0, e) for e in range(info["epochs"])]
