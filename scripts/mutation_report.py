@@ -7,7 +7,7 @@ how many survivors are accepted or unexplained) and writes the same table, the a
 survivors by reason, and the diff of every unexplained one (``mutmut show``) to ``--out``.
 
 An accepted entry names mutants by pattern (``fnmatch`` on mutmut's names, e.g.
-``prunecxr.train.x_describe__mutmut_*``), a ``kind`` (``equivalent``: the program behaves the
+``prunecxr.train.x_describe__mutmut_*``), optionally the statuses it accepts, a ``kind`` (``equivalent``: the program behaves the
 same; ``presentation``: only a figure's styling or a text's wording changes, which the fast tests
 do not pin and the chapters' nbval references do; ``unreached``: run only where mutmut cannot
 follow, a subprocess or a chapter) and the ``reason``. A survivor no entry matches is
@@ -52,16 +52,20 @@ def load_accepted(path: Path = ACCEPTED) -> list[dict]:
     entries = tomllib.loads(path.read_text()).get("accepted", []) if path.exists() else []
     for i, e in enumerate(entries, 1):
         missing = {"mutants", "kind", "reason"} - set(e)
-        if missing or e["kind"] not in KINDS or not e["reason"].strip():
-            raise ValueError(f"{path}: entry {i} needs mutants, a kind in {KINDS} and a reason "
-                             f"(has {sorted(e)}, kind {e.get('kind')!r})")
+        if (missing or e["kind"] not in KINDS or not e["reason"].strip()
+                or not set(e.get("status", OPEN)) <= set(OPEN)):
+            raise ValueError(f"{path}: entry {i} needs mutants, a kind in {KINDS}, a reason "
+                             f"and statuses (if any) in {OPEN} (has {sorted(e)}, kind "
+                             f"{e.get('kind')!r})")
     return entries
 
 
-def explain(name: str, entries: list[dict]) -> dict | None:
-    """The first accepted entry whose patterns match the mutant ``name``, or None."""
-    return next((e for e in entries if any(fnmatch.fnmatchcase(name, p) for p in e["mutants"])),
-                None)
+def explain(name: str, status: str, entries: list[dict]) -> dict | None:
+    """The first accepted entry whose patterns match the mutant ``name`` (and whose optional
+    ``status`` list holds its status: an entry for unreached mutants does not hide survivors
+    once a test reaches them), or None."""
+    return next((e for e in entries if status in e.get("status", OPEN)
+                 and any(fnmatch.fnmatchcase(name, p) for p in e["mutants"])), None)
 
 
 def diff(name: str, module: str) -> str:
@@ -85,7 +89,7 @@ def table(results: dict[str, dict[str, str]], entries: list[dict]) -> str:
         c["mutants"] = len(status)
         for name, s in status.items():
             if s in OPEN:
-                c["accepted" if explain(name, entries) else "unexplained"] += 1
+                c["accepted" if explain(name, s, entries) else "unexplained"] += 1
         total.update(c)
         lines.append(_row(module, c))
     lines.append("-" * len(head))
@@ -123,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         by_entry: dict[int, list[str]] = {}
         unexplained = []
         for name in open_:
-            e = explain(name, entries)
+            e = explain(name, status[name], entries)
             (by_entry.setdefault(entries.index(e), []) if e else unexplained).append(name)
         if not open_:
             continue

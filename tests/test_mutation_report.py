@@ -40,8 +40,13 @@ def test_counts_score_and_accepted_survivors(tmp_path, monkeypatch):
         "prunecxr.a.x_plot__mutmut_1": "survived", "prunecxr.a.x_g__mutmut_1": "no tests",
         "prunecxr.a.x_g__mutmut_2": "timeout", "prunecxr.a.x_g__mutmut_3": "not checked"}}
     entries = report.load_accepted(Path("tests/mutation_accepted.toml"))
-    assert report.explain("prunecxr.a.x_plot__mutmut_7", entries)["kind"] == "presentation"
-    assert report.explain("prunecxr.a.x_plotting__mutmut_7", entries) is None
+    assert report.explain("prunecxr.a.x_plot__mutmut_7", "survived", entries)["kind"] == \
+        "presentation"
+    assert report.explain("prunecxr.a.x_plotting__mutmut_7", "survived", entries) is None
+    unreached = [{"mutants": ["prunecxr.a.*"], "status": ["no tests"], "kind": "unreached",
+                  "reason": "r"}]
+    assert report.explain("prunecxr.a.x_g__mutmut_1", "no tests", unreached)
+    assert report.explain("prunecxr.a.x_g__mutmut_1", "survived", unreached) is None
     row = report.table(results, entries).splitlines()[2].split()
     # mutants killed survived timeout no-tests unchecked score accepted unexplained
     assert row == ["prunecxr/a.py", "6", "1", "2", "1", "1", "1", "50.0%", "1", "2"]
@@ -58,6 +63,10 @@ def test_an_entry_without_a_reason_or_with_an_unknown_kind_is_refused(tmp_path):
     with pytest.raises(ValueError, match="entry 1 needs"):
         report.load_accepted(bad)
     bad.write_text('[[accepted]]\nmutants = ["x*"]\nkind = "equivalent"\nreason = " "\n')
+    with pytest.raises(ValueError, match="entry 1 needs"):
+        report.load_accepted(bad)
+    bad.write_text('[[accepted]]\nmutants = ["x*"]\nkind = "equivalent"\nreason = "r"\n'
+                   'status = ["killed"]\n')
     with pytest.raises(ValueError, match="entry 1 needs"):
         report.load_accepted(bad)
 
