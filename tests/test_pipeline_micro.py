@@ -15,6 +15,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from prunecxr import __version__, io, layout, pipeline
+from prunecxr.compress import needs_train
 from prunecxr.config import load_config
 from prunecxr.data import get_dataset
 from prunecxr.store import load
@@ -275,7 +276,9 @@ def test_progress_names_each_seed_and_a_worker_reports_its_epochs(tmp_path, caps
         config, results_root=tmp_path / "a", progress=False), 0) / layout.DONE)
     stop = "stopped early" if done["stopped_early"] else "hit the epoch cap"
     assert f"width 8 seed 0: {done['epochs']} epochs, best epoch {done['best_epoch']}, {stop}" in err
-    assert "training population" in err and "pruning sweep" in err
+    assert "training population: 100%" in err and "pruning sweep: 100%" in err
+    assert "1/1 [" in err and "model/s]" in err                      # one seed, one sweep
+    assert "\rseed 0:" in err and "\rl1 seed 0:" in err             # the seed's own bars
     epochs = queue.Queue()
     folder, _ = pipeline.prepare_results(config, tmp_path / "b")
     pipeline._init_worker(config, "train", epochs=epochs)
@@ -285,3 +288,72 @@ def test_progress_names_each_seed_and_a_worker_reports_its_epochs(tmp_path, caps
         pipeline._WORKER.clear()
     rows = [epochs.get_nowait() for _ in range(epochs.qsize())]
     assert [(r["seed"], r["epoch"]) for r in rows] == [(0, e) for e in range(info["epochs"])]
+
+
+def test_progress_is_shown_unless_asked_not_to():
+    import inspect
+
+    for fn in (pipeline.ensure_results, pipeline.ensure_ladder, pipeline.ensure_populations):
+        assert inspect.signature(fn).parameters["progress"].default is True, fn
+
+
+def test_each_population_gets_its_share_of_a_stages_wall_time(monkeypatch, tmp_path):
+    """Two populations in one stage: the wall time is split by their jobs' own seconds, and
+    each manifest counts only its jobs' images."""
+    config = load_config("smoke", overrides=MICRO)
+    dataset = get_dataset(config.dataset, **config.dataset_options())
+    a, b = tmp_path / "a", tmp_path / "b"
+    tasks = [pipeline.Task(config, a, 0), pipeline.Task(config, b, 0), pipeline.Task(config, b, 1)]
+    infos = [{"task": tasks[0], "seconds": 1.0, "images_this_run": 10},
+             {"task": tasks[1], "seconds": 2.0, "images_this_run": 20},
+             {"task": tasks[2], "seconds": 1.0, "images_this_run": 40}]
+    clock = iter([100.0, 108.0])
+    monkeypatch.setattr(pipeline.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(pipeline, "_run_stage", lambda stage, t, progress: infos)
+    c = tmp_path / "c"   # a population with no job in this stage: its manifest is not written
+    pipeline._run_tasks("train", tasks, [(a, dataset), (b, dataset), (c, dataset)], False)
+    ma, mb = (io.read_json(f / layout.MANIFEST) for f in (a, b))
+    assert ma["stages"]["train"] == pytest.approx(2.0) and mb["stages"]["train"] == pytest.approx(6.0)
+    assert ma["rates"]["train"]["images"] == 10 and mb["rates"]["train"]["images"] == 60
+    assert not (c / layout.MANIFEST).exists()
+    pipeline._run_tasks("train", [], [(c, dataset)], False)   # nothing to run: nothing written
+    assert not (c / layout.MANIFEST).exists()
+
+
+def test_jobs_run_widest_first_and_fine_tuning_first(monkeypatch, tmp_path):
+    """The pool's order: training by width, widest first; sweeps that fine-tune first, then by
+    width. (Long jobs first keep the pool's last minutes busy.)"""
+    config = load_config("smoke", overrides=MICRO)
+    order = {}
+
+    def record(stage, tasks, prepared, progress):
+        order[stage] = [(t.config.width, t.job) for t in tasks]
+
+    monkeypatch.setattr(pipeline, "_run_tasks", record)
+    pipeline.ensure_ladder(config, results_root=tmp_path, progress=False)
+    train = order["train"]
+    assert [w for w, _ in train] == sorted((w for w, _ in train), reverse=True)
+    assert train[0][0] == 16 and train[-1][0] == 8
+    sweep = order["sweep"]
+    fine = [i for i, (_, job) in enumerate(sweep) if needs_train(job[0])]
+    assert fine == list(range(len(fine))) and fine
+    rest = [w for w, job in sweep if not needs_train(job[0])]
+    assert rest == sorted(rest, reverse=True) and rest[0] == 16
+
+
+def test_a_worker_sets_its_threads_and_loads_what_its_stage_needs():
+    import torch
+
+    config = load_config("smoke", overrides=MICRO)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        pipeline._init_worker(config, "sweep")               # no thread count: left alone
+        assert torch.get_num_threads() == 2
+        assert "train" not in pipeline._WORKER and pipeline._WORKER["epochs"] is None
+        pipeline._WORKER.clear()
+        pipeline._init_worker(config, "sweep", threads=1, fine_tunes=True)
+        assert torch.get_num_threads() == 1 and "train" in pipeline._WORKER
+    finally:
+        pipeline._WORKER.clear()
+        torch.set_num_threads(before)
