@@ -357,3 +357,49 @@ def test_a_worker_sets_its_threads_and_loads_what_its_stage_needs():
     finally:
         pipeline._WORKER.clear()
         torch.set_num_threads(before)
+
+
+def test_store_columns_control_seeds_and_stage_order(micro):
+    config, _, folders = micro
+    s = load(folders[8])
+    facts = s.level_facts("random")
+    assert set(facts["method"]) == {"random"} and sorted(set(facts["seed"])) == [0, 1]
+    assert (facts["seconds"] > 0).all()
+    assert set(s.auroc_table(["l1"])["method"]) == {"l1"}
+    assert s.achieved_sparsity("l1", 0).dtype == np.float64
+    # A control population of one: the controls' tables hold seed 0 only.
+    s.config = {**s.config, "control_population": 1}
+    assert s.method_seeds("random") == [0] and s.method_seeds("l1") == [0, 1]
+    assert sorted(set(s.level_facts("random")["seed"])) == [0]
+    secs = s.sweep_seconds()
+    assert sorted(secs[secs.method == "random"]["seed"]) == [0]
+    assert sorted(secs[secs.method == "l1"]["seed"]) == [0, 1]
+    # Stages in pipeline order whatever the manifest's order; others after them.
+    manifest = io.read_json(folders[8] / layout.MANIFEST)
+    try:
+        io.write_json(folders[8] / layout.MANIFEST, {
+            **manifest, "stages": {"slurm": 4.0, "sweep": 3.0, "train": 2.0, "data": 1.0}})
+        assert list(s.stage_seconds().items()) == [("data", 1.0), ("train", 2.0), ("sweep", 3.0),
+                                                   ("slurm", 4.0)]
+        (folders[8] / layout.MANIFEST).unlink()
+        assert s.stage_seconds() == {}
+    finally:
+        io.write_json(folders[8] / layout.MANIFEST, manifest)
+
+
+def test_test_images_copied_or_referenced(micro, tmp_path, monkeypatch):
+    """Small test sets are copied into the folder (read as a memory map); larger ones are read
+    from the dataset's image cache by index, and a vanished cache is named."""
+    config, _, folders = micro
+    copied = load(folders[8]).test_images()
+    assert isinstance(copied, np.memmap)
+    monkeypatch.setattr(pipeline, "COPY_IMAGES_LIMIT", 0)
+    folder, dataset = pipeline.prepare_results(rung(config, 8), tmp_path)
+    info = io.read_json(folder / layout.DATASET)
+    assert info["test_images"] is None and not (folder / layout.TEST_IMAGES).exists()
+    referenced = load(folder).test_images()
+    assert not isinstance(referenced, np.memmap)
+    np.testing.assert_array_equal(referenced, copied)
+    io.write_json(folder / layout.DATASET, {**info, "images_path": str(tmp_path / "gone.npy")})
+    with pytest.raises(FileNotFoundError, match="image cache .*gone.npy is gone; rerun"):
+        load(folder).test_images()
