@@ -90,3 +90,25 @@ def pytest_collection_modifyitems(config, items):
     if len(keep) < len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
+
+
+def pytest_sessionfinish(session):
+    """Under mutmut's stats run: credit every test of a ``mutation_whole_files`` file with what
+    any test of that file reaches. mutmut maps each mutated function to the tests that call
+    it, and a module-scoped fixture runs inside the first test that asks for it, so without
+    this a mutant of what the fixture computes (the micro ladder's training and sweeps, the
+    frozen stores' reading) would skip every later test that reads the fixture's results."""
+    if os.environ.get("MUTANT_UNDER_TEST") != "stats":
+        return
+    import tomllib
+
+    from mutmut.state import state  # only under mutmut
+
+    table = tomllib.loads((Path(session.config.rootpath) / "pyproject.toml").read_text())
+    whole = set(table.get("tool", {}).get("prunecxr", {}).get("mutation_whole_files", []))
+    by_file: dict[str, set[str]] = {}
+    for test in state().duration_by_test:
+        by_file.setdefault(Path(test.split("::")[0]).name, set()).add(test)
+    for tests in state().tests_by_mangled_function_name.values():
+        for name in {Path(t.split("::")[0]).name for t in tests} & whole:
+            tests |= by_file[name]

@@ -100,3 +100,30 @@ def test_per_module_selection_names_existing_files_and_covers_every_mutated_modu
         "test_store_cache.py", "test_pipeline_micro.py"}
     assert mutation_test_files("prunecxr.store.x_f", pyproject) is None   # not a mutant
     assert mutation_test_files("", pyproject) is None
+
+
+def test_mutmut_stats_credit_each_test_of_a_shared_fixture_file(monkeypatch):
+    """tests/conftest.py under mutmut's stats run: a function reached by one test of a
+    ``mutation_whole_files`` file is credited to the whole file; other files are left alone.
+    (A stand-in for mutmut's state: mutmut is installed only by ``make mutation``.)"""
+    import sys
+    import types
+
+    from conftest import pytest_sessionfinish
+
+    ladder = ["tests/test_ladder.py::a", "tests/test_ladder.py::b"]
+    metrics = ["tests/test_metrics.py::c", "tests/test_metrics.py::d"]
+    fake = types.SimpleNamespace(
+        duration_by_test=dict.fromkeys(ladder + metrics, 1.0),
+        tests_by_mangled_function_name={"f": {ladder[0]}, "g": {metrics[0]}})
+    package, module = types.ModuleType("mutmut"), types.ModuleType("mutmut.state")
+    module.state = lambda: fake
+    monkeypatch.setitem(sys.modules, "mutmut", package)
+    monkeypatch.setitem(sys.modules, "mutmut.state", module)
+    session = types.SimpleNamespace(config=types.SimpleNamespace(rootpath=REPO))
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "")
+    pytest_sessionfinish(session)                     # not the stats run: nothing changes
+    assert fake.tests_by_mangled_function_name == {"f": {ladder[0]}, "g": {metrics[0]}}
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "stats")
+    pytest_sessionfinish(session)
+    assert fake.tests_by_mangled_function_name == {"f": set(ladder), "g": {metrics[0]}}
