@@ -111,7 +111,7 @@ def test_mutmut_stats_credit_each_test_of_a_shared_fixture_file(monkeypatch):
 
     from conftest import pytest_sessionfinish
 
-    ladder = ["tests/test_ladder.py::a", "tests/test_ladder.py::b"]
+    ladder = ["tests/test_pipeline_micro.py::a", "tests/test_pipeline_micro.py::b"]
     metrics = ["tests/test_metrics.py::c", "tests/test_metrics.py::d"]
     fake = types.SimpleNamespace(
         duration_by_test=dict.fromkeys(ladder + metrics, 1.0),
