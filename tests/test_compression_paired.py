@@ -252,7 +252,19 @@ def test_finetune_effect_is_the_paired_difference_of_the_dense_models():
     assert out["difference"].iloc[-1] == pytest.approx(diff.mean())
     lo, hi = st.t.interval(0.95, len(diff) - 1, diff.mean(), st.sem(diff))
     assert out["95% t-interval"].iloc[-1] == f"[{lo:+.4f}, {hi:+.4f}]"
+    assert list(out.columns) == ["seed", "l1 (trained)", "l1_ft level 0 (fine-tuned)",
+                                 "difference", "95% t-interval"]
+    assert out["seed"].tolist() == ["0", "1", "2", "3", "all"] and list(out.index) == list(range(5))
+    assert out["l1 (trained)"].iloc[-1] == pytest.approx(np.median(maps["l1"]))
     assert cp.finetune_effect(ap[ap.method == "l1"]).empty
+    # Two seeds give an interval; one seed, or the same difference on every seed, does not.
+    two = cp.finetune_effect(ap[ap.seed < 2])
+    lo, hi = st.t.interval(0.95, 1, diff[:2].mean(), st.sem(diff[:2]))
+    assert two["95% t-interval"].iloc[-1] == f"[{lo:+.4f}, {hi:+.4f}]"
+    assert cp.finetune_effect(ap[ap.seed < 1])["95% t-interval"].iloc[-1] == "[+nan, +nan]"
+    flat = ap.copy()
+    flat.loc[tuned, "ap"] = flat.loc[tuned, "ap"] - 0.01 * flat.loc[tuned, "seed"]
+    assert cp.finetune_effect(flat)["95% t-interval"].iloc[-1] == "[+nan, +nan]"
 
 
 def test_the_answer_figure_marks_decided_differing_and_undecided_comparisons():

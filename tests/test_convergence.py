@@ -65,6 +65,16 @@ def test_class_ap_table_orders_by_median_and_flags_unlearned():
     assert t["class"].tolist() == ["B", "A"]
     assert t.loc[0, "median AP"] == pytest.approx(0.15) and t.loc[0, "max AP"] == 0.3
     assert t["learned"].tolist() == [False, True] and t["train positives"].tolist() == [30, 400]
+    assert list(t.columns) == ["class", "median AP", "min AP", "max AP", "train positives",
+                               "test positives", "learned"]
+    assert t["min AP"].tolist() == [0.1, 0.7] and t["test positives"].tolist() == [10, 50]
+    assert t["train positives"].dtype == int and t["test positives"].dtype == int
+    with_test = cv.class_ap_table(dense({"A": [0.9, 0.8], "B": [cv.MIN_CLASS_AP] * 2}),
+                                  pd.Series({"A": 400, "B": 30}), pd.Series({"B": 10, "A": 50}),
+                                  test_ap=dense({"B": [0.5, 0.7, 0.9], "A": [0.2, 0.4]}))
+    assert with_test["median test AP"].tolist() == pytest.approx([0.7, 0.3])
+    assert with_test["test positives"].tolist() == [10, 50]
+    assert with_test["learned"].tolist() == [True, True]  # the threshold itself counts as learned
 
 
 def test_training_curves_mark_kept_epochs_and_stops():
