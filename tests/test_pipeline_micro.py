@@ -7,11 +7,16 @@ several workers are in the slow ``test_pipeline.py``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from importlib import metadata
+import platform
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.metrics import roc_auc_score
 
 from prunecxr import __version__, io, layout, pipeline
@@ -69,7 +74,12 @@ def test_dataset_files_describe_the_test_split(micro):
     np.testing.assert_array_equal(np.load(folders[8] / layout.TEST_LABELS), dataset.labels[test])
     np.testing.assert_array_equal(np.load(folders[8] / layout.TEST_IMAGES), dataset.images("test"))
     meta = pd.read_csv(folders[8] / layout.TEST_META)
-    assert len(meta) == len(test)
+    assert list(meta.columns) == list(dataset.split_meta("test").columns) and len(meta) == len(test)
+    assert info["image_size"] == dataset.image_size
+    assert info["val_counts"] == dataset.counts("val").to_dict()
+    assert info["images_path"] == str(dataset.images_path)
+    assert pipeline.results_dir_for(config, dataset) == (   # rung 8 is the population itself
+        pipeline.default_results_root() / folders[8].name)
 
 
 def test_every_seed_is_trained_and_swept(micro):
@@ -115,6 +125,16 @@ def test_manifest_records_stages_throughput_versions_and_config(micro):
         assert m["versions"]["prunecxr"] == __version__
         assert set(pipeline.PACKAGES) <= set(m["versions"])
         assert m["machine"]["torch_threads"] >= 1 and m["machine"]["cpu_count"] >= 1
+        assert set(m) == {"stages", "rates", "versions", "machine", "config", "dataset",
+                          "updated"}
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", m["updated"])
+        assert m["versions"]["python"] == platform.python_version()
+        assert m["versions"]["torch"] == metadata.version("torch")
+        assert set(m["machine"]) == {"platform", "processor", "cpu_count", "torch_threads", "cuda"}
+        assert m["machine"]["platform"] == platform.platform()
+        assert m["machine"]["processor"] == platform.processor()
+        assert m["machine"]["cuda"] is None
+        assert m["stages"]["data"] < 60
         epochs = sum(io.read_json(layout.seed_dir(folder, s) / layout.DONE)["epochs"]
                      for s in r.seeds)
         train = m["rates"]["train"]
@@ -277,6 +297,7 @@ def test_progress_names_each_seed_and_a_worker_reports_its_epochs(tmp_path, caps
     stop = "stopped early" if done["stopped_early"] else "hit the epoch cap"
     assert f"width 8 seed 0: {done['epochs']} epochs, best epoch {done['best_epoch']}, {stop}" in err
     assert "training population: 100%" in err and "pruning sweep: 100%" in err
+    assert err.index("training population") < err.index("pruning sweep")
     assert "1/1 [" in err and "model/s]" in err                      # one seed, one sweep
     assert "\rseed 0:" in err and "\rl1 seed 0:" in err             # the seed's own bars
     epochs = queue.Queue()
@@ -290,11 +311,25 @@ def test_progress_names_each_seed_and_a_worker_reports_its_epochs(tmp_path, caps
     assert [(r["seed"], r["epoch"]) for r in rows] == [(0, e) for e in range(info["epochs"])]
 
 
-def test_progress_is_shown_unless_asked_not_to():
-    import inspect
-
-    for fn in (pipeline.ensure_results, pipeline.ensure_ladder, pipeline.ensure_populations):
-        assert inspect.signature(fn).parameters["progress"].default is True, fn
+def test_progress_is_shown_unless_asked_not_to(tmp_path, capsys):
+    """Bars by default from each entry point; none with progress=False; run_seed's own bars."""
+    tiny = MICRO + ["population=1", "methods=l1", "widths=8"]
+    calls = {"results": lambda c, r: pipeline.ensure_results(c, r),
+             "ladder": lambda c, r: pipeline.ensure_ladder(c, r),
+             "populations": lambda c, r: pipeline.ensure_populations([c], r)}
+    for i, (name, call) in enumerate(calls.items()):
+        call(load_config("smoke", overrides=tiny + [f"lr={0.001 + i / 1e4}"]), tmp_path / name)
+        shown = capsys.readouterr()
+        assert "training population" in shown.out + shown.err, name
+    pipeline.ensure_results(load_config("smoke", overrides=tiny + ["lr=0.0011"]), tmp_path / "quiet",
+                            progress=False)
+    shown = capsys.readouterr()
+    assert "training population" not in shown.out + shown.err and "seed 0" not in shown.err
+    config = load_config("smoke", overrides=tiny)
+    folder, _ = pipeline.prepare_results(config, tmp_path / "seed")
+    pipeline.run_seed(config, folder, 0, progress=True)
+    shown = capsys.readouterr()
+    assert "\rseed 0:" in shown.err and "\rl1 seed 0:" in shown.err
 
 
 def test_each_population_gets_its_share_of_a_stages_wall_time(monkeypatch, tmp_path):
@@ -403,3 +438,59 @@ def test_test_images_copied_or_referenced(micro, tmp_path, monkeypatch):
     io.write_json(folder / layout.DATASET, {**info, "images_path": str(tmp_path / "gone.npy")})
     with pytest.raises(FileNotFoundError, match="image cache .*gone.npy is gone; rerun"):
         load(folder).test_images()
+
+
+def test_environment_names_a_missing_package_and_the_copy_limit_is_inclusive(micro, tmp_path,
+                                                                           monkeypatch):
+    config, _, folders = micro
+    monkeypatch.setattr(pipeline, "PACKAGES", ("numpy", "no-such-package-xyz"))
+    versions = pipeline.environment()["versions"]
+    assert versions["no-such-package-xyz"] is None and versions["numpy"] == np.__version__
+    size = np.load(folders[8] / layout.TEST_IMAGES).nbytes
+    monkeypatch.setattr(pipeline, "COPY_IMAGES_LIMIT", size)
+    folder, _ = pipeline.prepare_results(rung(config, 8), tmp_path)
+    assert io.read_json(folder / layout.DATASET)["test_images"] == layout.TEST_IMAGES
+
+
+def test_report_says_how_a_seed_stopped():
+    class Bar:
+        disable, lines, n = False, [], 0
+
+        def write(self, text):
+            self.lines.append(text)
+
+        def update(self, k):
+            self.n += k
+
+    config = load_config("smoke", overrides=MICRO)
+    bar, infos = Bar(), []
+    task = pipeline.Task(config, None, 3)
+    info = {"epochs": 4, "best_epoch": 2, "stopped_early": True, "seconds": 7.4}
+    pipeline._report("train", task, info, bar, infos)
+    pipeline._report("train", task, {**info, "stopped_early": False}, bar, infos)
+    assert bar.lines == ["width 8 seed 3: 4 epochs, best epoch 2, stopped early, 7 s",
+                         "width 8 seed 3: 4 epochs, best epoch 2, hit the epoch cap, 7 s"]
+    assert bar.n == 2 and [i["task"] for i in infos] == [task, task]
+
+
+def test_threads_and_finished_seeds(micro, tmp_path, monkeypatch):
+    """A config's thread count is applied by each entry point; run_seed on a finished seed
+    sweeps nothing; a control population limits which sweeps are missing."""
+    config, _, folders = micro
+    r = rung(config, 8)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        pipeline.prepare_results(dataclasses.replace(r, threads=1), tmp_path / "a")
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        monkeypatch.setattr(pipeline, "sweep_seed", lambda *a, **k: pytest.fail("swept again"))
+        pipeline.run_seed(dataclasses.replace(r, threads=1), folders[8], 0)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    dataset = get_dataset(config.dataset, **config.dataset_options())
+    n_test, C = len(dataset.indices("test")), len(dataset.classes)
+    controls = dataclasses.replace(r, control_population=1)
+    missing = pipeline.missing_sweeps(controls, tmp_path / "empty", n_test, C)
+    assert ("random", 0) in missing and ("random", 1) not in missing and ("l1", 1) in missing
