@@ -108,6 +108,14 @@ def test_every_seed_is_trained_and_swept(micro):
         assert pipeline.seed_finished(r, folders[8], n_test, C, 0)
     finally:
         path.write_bytes(kept)
+    # An intact file whose sidecar records another shape (another grid) is missing too.
+    side = layout.sidecar_path(layout.prediction_path(folders[8], "l1", 0))
+    info = side.read_text()
+    try:
+        io.write_json(side, {**json.loads(info), "shape": [1, 1, 1]})
+        assert pipeline.missing_sweeps(r, folders[8], n_test, C) == [("l1", 0)]
+    finally:
+        side.write_text(info)
 
 
 def test_manifest_records_stages_throughput_versions_and_config(micro):
