@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import io
 import json
 import sys
+import textwrap
+import tokenize
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -60,12 +63,35 @@ def load_accepted(path: Path = ACCEPTED) -> list[dict]:
     return entries
 
 
-def explain(name: str, status: str, entries: list[dict]) -> dict | None:
+def explain(name: str, status: str, entries: list[dict], module: str = "") -> dict | None:
     """The first accepted entry whose patterns match the mutant ``name`` (and whose optional
     ``status`` list holds its status: an entry for unreached mutants does not hide survivors
-    once a test reaches them), or None."""
+    once a test reaches them; with ``strings_only``, only mutants that change nothing but a
+    string literal's text), or None."""
     return next((e for e in entries if status in e.get("status", OPEN)
-                 and any(fnmatch.fnmatchcase(name, p) for p in e["mutants"])), None)
+                 and any(fnmatch.fnmatchcase(name, p) for p in e["mutants"])
+                 and (not e.get("strings_only") or strings_only(diff(name, module)))), None)
+
+
+def strings_only(patch: str) -> bool:
+    """Whether a mutant's diff changes only the text inside string literals (the removed and
+    added lines tokenise alike once every string is blanked)."""
+    old = "\n".join(line[1:] for line in patch.splitlines()
+                    if line.startswith("-") and not line.startswith("---"))
+    new = "\n".join(line[1:] for line in patch.splitlines()
+                    if line.startswith("+") and not line.startswith("+++"))
+    return old != new and _shape(old) is not None and _shape(old) == _shape(new)
+
+
+def _shape(code: str) -> list | None:
+    """The code's tokens with every string literal blanked (None if it does not tokenise)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(textwrap.dedent(code)).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return None
+    return [(t.type, "" if t.type == tokenize.STRING else t.string) for t in tokens
+            if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT,
+                              tokenize.DEDENT, tokenize.ENDMARKER)]
 
 
 def diff(name: str, module: str) -> str:
@@ -89,7 +115,7 @@ def table(results: dict[str, dict[str, str]], entries: list[dict]) -> str:
         c["mutants"] = len(status)
         for name, s in status.items():
             if s in OPEN:
-                c["accepted" if explain(name, s, entries) else "unexplained"] += 1
+                c["accepted" if explain(name, s, entries, module) else "unexplained"] += 1
         total.update(c)
         lines.append(_row(module, c))
     lines.append("-" * len(head))
@@ -127,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         by_entry: dict[int, list[str]] = {}
         unexplained = []
         for name in open_:
-            e = explain(name, status[name], entries)
+            e = explain(name, status[name], entries, module)
             (by_entry.setdefault(entries.index(e), []) if e else unexplained).append(name)
         if not open_:
             continue

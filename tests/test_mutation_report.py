@@ -127,3 +127,16 @@ def test_mutmut_stats_credit_each_test_of_a_shared_fixture_file(monkeypatch):
     monkeypatch.setenv("MUTANT_UNDER_TEST", "stats")
     pytest_sessionfinish(session)
     assert fake.tests_by_mangled_function_name == {"f": set(ladder), "g": {metrics[0]}}
+
+
+@pytest.mark.parametrize("patch, expected", [
+    ('-    return f"met at {w}"\n+    return f"XXmet at {w}XX"', True),
+    ('-    verb = "met" if ok else "not met"\n+    verb = "MET" if ok else "not met"', True),
+    ('-    verb = "met" if ok else "not met"\n+    verb = "met" if not ok else "not met"', False),
+    ('-    ax.plot(x, y, color="k")\n+    ax.plot(x, color="k")', False),
+    ('-    d = {"seed": s}\n+    d = {"seed": None}', False),
+    ('-    n = 1\n+    n = 1', False),
+])
+def test_strings_only_tells_a_literals_text_from_code(patch, expected):
+    diff = "--- a.py\n+++ a.py\n@@ -1,1 +1,1 @@\n" + patch
+    assert report.strings_only(diff) is expected
