@@ -226,7 +226,10 @@ def test_store_reads_back_what_the_pipeline_wrote(micro):
     secs = s.sweep_seconds()
     assert sorted(zip(secs["method"], secs["seed"])) == sorted(
         (meth, seed) for meth in r.methods for seed in r.method_seeds(meth))
-    assert (secs["seconds"] > 0).all()
+    assert (secs["seconds"] > 0).all() and (secs["seconds"] < 60).all()
+    side = io.read_json(layout.sidecar_path(layout.prediction_path(folders[8], "quant", 1)))
+    assert (side["method"], side["seed"], side["unit"]) == ("quant", 1, "bits")
+    assert side["seconds"] == pytest.approx(sum(side["level_seconds"]))
     assert dict(zip(secs["method"], secs["levels"]))["l1"] == len(r.sparsities)
     facts = s.level_facts("l1")
     assert len(facts) == len(r.sparsities) * len(r.method_seeds("l1"))
