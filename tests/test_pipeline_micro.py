@@ -523,46 +523,41 @@ def test_an_interrupted_sweep_resumes_from_its_partial_file(micro, tmp_path, mon
     want_info = io.read_json(layout.sidecar_path(path))
     dataset = get_dataset(config.dataset, **config.dataset_options())
     test = torch.from_numpy(np.ascontiguousarray(dataset.images("test")))
-    C, predict, calls = len(dataset.classes), sweep.predict, []
+    C, predict, calls, kill = len(dataset.classes), sweep.predict, [], {"at": None}
 
     def counted(*a, **k):
         calls.append(1)
-        if kill_at and len(calls) == kill_at:
+        if len(calls) == kill["at"]:
             raise KeyboardInterrupt
         return predict(*a, **k)
 
     monkeypatch.setattr(sweep, "predict", counted)
 
-    def resweep(kill=None):
-        nonlocal kill_at
-        kill_at, calls[:] = kill, []
-        path.unlink(missing_ok=True)
+    def sweep_l1(at=None, fresh=False):
+        kill["at"], calls[:] = at, []
+        if fresh:
+            path.unlink(missing_ok=True)
         return sweep.sweep_seed(r, C, test, "l1", 0, folder, torch.device("cpu"), False)
 
-    kill_at = None
     with pytest.raises(KeyboardInterrupt):
-        resweep(kill=3)
+        sweep_l1(at=3, fresh=True)
     partial = layout.partial_path(path)
     with np.load(partial) as z:
         assert int(z["done"]) == 2 and z["probs"].shape == want.shape
         saved = z["seconds"][:2].tolist()
-    kill_at, calls[:] = None, []
-    info = sweep.sweep_seed(r, C, test, "l1", 0, folder, torch.device("cpu"), False)
+    info = sweep_l1()
     assert len(calls) == 1                                   # the third level only
     np.testing.assert_array_equal(np.load(path), want)
     assert info["images_this_run"] == len(test) and not partial.exists()
     assert info["levels"] == want_info["levels"] and info["level_seconds"][:2] == saved
     assert info["achieved"] == want_info["achieved"] and np.load(path).dtype == np.float32
-    calls[:] = []                                            # finished: nothing is evaluated
-    assert sweep.sweep_seed(r, C, test, "l1", 0, folder, torch.device("cpu"), False)["sha256"] \
-        == info["sha256"] and calls == []
+    assert sweep_l1()["sha256"] == info["sha256"] and calls == []   # finished: nothing evaluated
     # A partial file of another grid is ignored; an unreadable one is named and ignored.
-    calls[:] = []
     io.save_npz(partial, probs=want, levels=np.array([0.0, 0.4, 0.9]), done=np.int64(2),
                 seconds=np.zeros(3), facts=np.asarray(json.dumps(want_info["achieved"][:2])))
-    resweep()
+    sweep_l1(fresh=True)
     assert len(calls) == 3
     partial.write_bytes(b"not a zip file")
-    resweep()
+    sweep_l1(fresh=True)
     assert len(calls) == 3 and "unreadable" in capsys.readouterr().out
     np.testing.assert_array_equal(np.load(path), want)
