@@ -286,3 +286,26 @@ def test_batchnorm_recalibration_discards_the_old_running_statistics():
         torch.testing.assert_close(bn.running_var, xs.var(dim=2, unbiased=True).mean(dim=0),
                                    atol=1e-5, rtol=1e-4)
         assert int(bn.num_batches_tracked) == 3
+
+
+def test_storage_facts_of_quantisation_and_of_channel_pruning_with_zeros():
+    """Quantisation stores every weight densely at its bits plus a scale per output channel
+    (none at 32 bits); channel pruning's sparsity counts the removed weights and the zeros left
+    in the kept ones, against the dense model's weights."""
+    m = model()
+    dense = count_prunable(m)
+    at = compress.get("quant")(m, CONFIG, 0)
+    _, fact4 = at.apply(4)
+    assert fact4["stored_bits"] == compress.stored_bits(m, 4, sparse=False, scales=True)
+    assert fact4["stored_bits"] > 4 * dense
+    _, fact32 = at.apply(32)
+    assert (fact32["bits"], fact32["sparsity"]) == (32, 0.0)
+    assert fact32["stored_bits"] == 32 * dense and fact32["storage_removed"] == 0.0
+    with torch.no_grad():  # zeros in the head, which keeps its outputs
+        m.backbone.fc.weight.view(-1)[::2] = 0.0
+    small, fact = compress.get("channel_l1")(m, CONFIG, seed=0).apply(0.5)
+    kept, zeros = count_prunable(small), int((small.backbone.fc.weight == 0).sum())
+    assert zeros > 0
+    assert compress.zero_share(small) == pytest.approx(zeros / kept)
+    assert fact["sparsity"] == pytest.approx((dense - kept + zeros) / dense)
+    assert fact["stored_bits"] == 32 * kept   # smaller dense layers: no positions
