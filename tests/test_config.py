@@ -103,3 +103,81 @@ def test_fractions_are_read_to_ten_decimals():
         0.0, 0.123456789)
     assert load_config("smoke", overrides=["sparsities=0,0.1,0.30000000000000004"]).key == \
         load_config("smoke", overrides=["sparsities=0,0.1,0.3"]).key
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["ladder_population=0"], "ladder_population must be >= 1, got 0"),
+    (["min_delta=1"], "min_delta must be in [0, 1), got 1.0"),
+    (["min_delta=-0.1"], "min_delta must be in [0, 1), got -0.1"),
+    (["lr_epochs=0"], "lr_epochs must be >= 1, got 0"),
+    (["lr_patience=-1"], "lr_patience must be >= 0, got -1"),
+    (["patience=0"], "patience must be >= 1, got 0"),
+    (["lr=0"], "lr must be > 0, got 0.0"),
+    (["methods=l1,l1"], "methods must not repeat a method, got ['l1', 'l1']"),
+    (["sparsities=0.1,0.5"], "sparsities must start at 0.0 (the dense model)"),
+    (["sparsities=0,0.5,1"], "sparsities must increase strictly within [0, 1), got [0.0, 0.5, 1.0]"),
+    (["sparsities=0,0.5,0.5"], "sparsities must increase strictly within [0, 1), got [0.0, 0.5, 0.5]"),
+    (["channel_ratios=0,0.5"], "channel_ratios must increase strictly within (0, 1), got [0.0, 0.5]"),
+    (["channel_ratios=0.5,1"], "channel_ratios must increase strictly within (0, 1), got [0.5, 1.0]"),
+    (["finetune_sparsities=0,0.5"],
+     "finetune_sparsities must increase strictly within (0, 1), got [0.0, 0.5]"),
+    (["quant_bits=9,4"], "quant_bits must be integers from 8 down to 2, strictly decreasing, "
+                         "got [9, 4]"),
+    (["quant_bits=8,1"], "quant_bits must be integers from 8 down to 2, strictly decreasing, "
+                         "got [8, 1]"),
+    (["quant_bits=4,4"], "quant_bits must be integers from 8 down to 2, strictly decreasing, "
+                         "got [4, 4]"),
+    (["quant_bits=2,4"], "quant_bits must be integers from 8 down to 2, strictly decreasing, "
+                         "got [2, 4]"),
+    (["finetune_epochs=0"], "finetune_epochs must be >= 1, got 0"),
+    (["finetune_lr=0"], "finetune_lr must be > 0, got 0.0"),
+    (["device=tpu"], "device must be one of ('auto', 'cpu', 'cuda'), got 'tpu'"),
+    (["arch=resnet19"], "arch must be one of ('resnet18', 'resnet34', 'resnet50', 'resnet101', "
+                        "'resnet152'), got 'resnet19' (did you mean 'resnet18'?)"),
+])
+def test_each_rule_of_a_valid_config_has_its_message(overrides, message):
+    with pytest.raises(ValueError) as caught:
+        load_config("smoke", overrides=overrides)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("override", [
+    "ladder_population=1", "min_delta=0", "min_delta=0.99", "lr_epochs=1", "lr_patience=0",
+    "patience=1", "lr=1e-9", "quant_bits=8,2", "quant_bits=8", "finetune_epochs=1",
+    "finetune_lr=1e-9", "device=cuda", "device=auto", "channel_ratios=0.01,0.99",
+    "sparsities=0,0.99", "finetune_sparsities=0.5,0.6",
+])
+def test_the_edges_of_each_rule_are_allowed(override):
+    load_config("smoke", overrides=[override])
+
+
+@pytest.mark.parametrize("text, value", [
+    ("1", True), ("TRUE", True), ("Yes", True), ("on", True),
+    ("0", False), ("False", False), ("NO", False), ("off", False),
+])
+def test_booleans_are_read_in_any_case(text, value):
+    assert load_config("smoke", overrides=[f"compile={text}"]).compile is value
+
+
+def test_override_text_forms():
+    """A list may be bracketed; a value may hold '='; a blank override string is no override;
+    a list or tuple given from Python is taken as is; the profile names the default."""
+    assert load_config("smoke", overrides=["sparsities=[0, 0.5]"]).sparsities == (0.0, 0.5)
+    assert load_config("smoke", overrides=["sparsities=(0,0.5)"]).sparsities == (0.0, 0.5)
+    assert load_config("smoke", overrides="  ") == load_config("smoke")
+    assert load_config("smoke", overrides="population=2").population == 2
+    assert load_config("smoke", overrides={"methods": ["l1", "random"]}).methods == ("l1", "random")
+    assert load_config().profile == "default"
+    with pytest.raises(ValueError) as caught:
+        load_config("smoke", overrides=["population"])
+    assert str(caught.value) == ("--set population: an override must look like field=value, "
+                                 "e.g. population=5")
+    with pytest.raises(ValueError) as caught:   # split at the first '=' only
+        load_config("smoke", overrides=["lr=0.1=2"])
+    assert str(caught.value) == "--set lr=0.1=2: expected a number"
+    with pytest.raises(ValueError) as caught:
+        load_config("smoke", overrides=["populaton=3"])
+    text = str(caught.value)
+    assert text.startswith("--set populaton=3: unknown parameter 'populaton' (did you mean "
+                           "'population'?); allowed: ") and "data.<option>" in text
+    assert "profile" not in text.split("allowed: ")[1].split(", ")
