@@ -276,7 +276,7 @@ def test_store_tables_equal_independent_computations(micro):
     history = s.history()
     summary = s.training_summary()
     assert list(summary["seed"]) == [0, 1] and list(history["seed"].unique()) == [0, 1]
-    assert len(history) == summary["epochs"].sum()
+    assert len(history) == summary["epochs"].sum() and list(history.index) == list(range(len(history)))
     assert set(history.columns) >= {"seed", "epoch", "train_loss", "val_loss", "val_map"}
     model = build_model(r.arch, len(s.classes), "none", width=r.width)
     model.load_state_dict(s.state_dict(1))

@@ -96,3 +96,15 @@ def test_a_file_corrupted_after_it_was_read_is_caught(folder):
     os.utime(path, ns=(1_700_000_003 * 10**9,) * 2)
     with pytest.raises(store.ResultsError):
         results.predictions("l1", 0)
+
+
+def test_a_folder_without_trained_models_reads_as_empty_history_and_names_the_missing_weights(
+        tmp_path):
+    s = store.load(results_folder(tmp_path))
+    history = s.history()
+    assert history.empty and list(history.columns) == ["seed", "epoch", "train_loss",
+                                                       "val_loss", "val_map"]
+    with pytest.raises(store.ResultsError) as caught:
+        s.state_dict(0)
+    assert str(caught.value) == (f"{tmp_path / 'models' / 'seed_000' / 'best.pt'} is missing; "
+                                 "rerun the pipeline to train seed 0")
