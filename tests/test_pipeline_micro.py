@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from importlib import metadata
 import platform
 import re
@@ -23,7 +24,7 @@ from prunecxr import __version__, io, layout, pipeline
 from prunecxr.compress import needs_train
 from prunecxr.config import load_config
 from prunecxr.data import get_dataset
-from prunecxr.store import load
+from prunecxr.store import ResultsError, load
 from prunecxr.sweep import sweep_shape
 
 TORCH_THREADS = 1
@@ -561,3 +562,45 @@ def test_an_interrupted_sweep_resumes_from_its_partial_file(micro, tmp_path, mon
     sweep_l1(fresh=True)
     assert len(calls) == 3 and "unreadable" in capsys.readouterr().out
     np.testing.assert_array_equal(np.load(path), want)
+
+
+def test_store_checks_levels_reads_meta_verbatim_and_names_what_is_missing(micro, tmp_path):
+    import shutil
+
+    config, _, folders = micro
+    folder = tmp_path / "f"
+    shutil.copytree(folders[8], folder)
+    s = load(folder)
+    assert s.dataset == "phantom" and list(s.train_counts.index) == s.classes
+    assert list(s.test_counts.index) == s.classes
+    ap = s.ap_table(["l1", "quant"])
+    assert list(ap.index) == list(range(len(ap)))
+    assert ap[ap.method == "quant"]["sparsity"].isna().all()          # not on the shared grid
+    assert set(ap[ap.method == "l1"]["sparsity"]) == set(s.levels("l1"))
+    with pytest.raises(KeyError) as caught:
+        s.predictions("nope", 0)
+    assert caught.value.args[0] == f"method 'nope' not in this store; available: {s.methods}"
+    s.config = {**s.config, "control_population": 1}
+    with pytest.raises(KeyError) as caught:
+        s.predictions("random", 1)
+    assert caught.value.args[0] == ("seed 1 not swept with 'random' in this store; available: "
+                                    "[0]")
+    # Seeds whose levels differ are refused, naming both.
+    side = layout.sidecar_path(layout.prediction_path(folder, "l1", 1))
+    info = io.read_json(side)
+    io.write_json(side, {**info, "levels": [info["levels"][0], info["levels"][1] + 0.01,
+                                            info["levels"][2]]})
+    os.utime(side, (side.stat().st_atime, side.stat().st_mtime + 10))  # past the read cache
+    with pytest.raises(ResultsError, match=r"l1: seed 1 has levels .*, seed 0 .*; rerun"):
+        load(folder).levels("l1")
+    side.unlink()
+    with pytest.raises(ResultsError) as caught:
+        load(folder).levels("l1")
+    assert str(caught.value) == (f"{side} is missing; rerun the pipeline (python -m prunecxr run "
+                                 "with the same settings) to compute it")
+    # The test metadata is read as written: "NA" is a value, an empty cell is missing.
+    meta = pd.read_csv(folder / layout.TEST_META, dtype=str)
+    meta.iloc[0, 0], meta.iloc[1, 0] = "NA", ""
+    meta.to_csv(folder / layout.TEST_META, index=False)
+    read = load(folder).meta
+    assert read.iloc[0, 0] == "NA" and pd.isna(read.iloc[1, 0])
