@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from pathlib import Path
 from importlib import metadata
 import platform
 import re
@@ -57,6 +58,8 @@ def test_each_rung_has_its_own_folder_named_by_key_and_dataset(micro):
         assert io.read_json(folder / layout.CONFIG) == json.loads(
             json.dumps({**r.result_fields(), "key": r.key}))
     assert folders[8] != folders[16]
+    assert folders[8].name == f"smoke-phantom-{config.key}-{dataset.identity[:8]}"
+    assert layout.partial_path(Path("p/seed_000.npy")) == Path("p/seed_000.partial.npz")
     assert rung(config, 16).methods == ("l1", "random") and rung(config, 16).population == 1
 
 
@@ -109,7 +112,17 @@ def test_every_seed_is_trained_and_swept(micro):
         assert pipeline.seed_finished(r, folders[8], n_test, C, 0)
     finally:
         path.write_bytes(kept)
-    # An intact file whose sidecar records another shape (another grid) is missing too.
+    # An intact file whose sidecar records no shape, or another one (another grid), is missing.
+    path = layout.prediction_path(folders[8], "l1", 0)
+    no_shape = {k: v for k, v in io.read_json(layout.sidecar_path(path)).items() if k != "shape"}
+    assert layout.verify_predictions(path, (3, n_test, C)) is not None
+    kept = layout.sidecar_path(path).read_text()
+    try:
+        io.write_json(layout.sidecar_path(path), no_shape)
+        assert layout.verify_predictions(path, (3, n_test, C)) is None
+        assert layout.verify_predictions(path) is not None
+    finally:
+        layout.sidecar_path(path).write_text(kept)
     side = layout.sidecar_path(layout.prediction_path(folders[8], "l1", 0))
     info = side.read_text()
     try:
