@@ -120,16 +120,16 @@ def table(results: dict[str, dict[str, str]], entries: list[dict]) -> str:
         lines.append(_row(module, c))
     lines.append("-" * len(head))
     lines.append(_row("all", total))
-    lines.append("score = (killed + timeout) / (killed + timeout + survived); mutants no test "
-                 "reaches and unchecked ones are not in the score; accepted and unexplained "
-                 "count the survivors and unreached mutants (tests/mutation_accepted.toml)")
+    lines.append("score = killed / (killed + survived); timeouts (a mutant whose tests ran past "
+                 "their limit: a loop, or a slow machine), mutants no test reaches and unchecked "
+                 "ones are not in it; accepted and unexplained count the survivors and unreached "
+                 "mutants (tests/mutation_accepted.toml)")
     return "\n".join(lines)
 
 
 def _row(name: str, c: Counter) -> str:
-    caught = c["killed"] + c["timeout"]
-    checked = caught + c["survived"]
-    score = f"{caught / checked:.1%}" if checked else "n/a"
+    checked = c["killed"] + c["survived"]
+    score = f"{c['killed'] / checked:.1%}" if checked else "n/a"
     return (f"{name:34} {c['mutants']:>7} {c['killed']:>6} {c['survived']:>8} {c['timeout']:>7} "
             f"{c['no tests']:>8} {c['not checked']:>9} {score:>6} {c['accepted']:>8} "
             f"{c['unexplained']:>11}")

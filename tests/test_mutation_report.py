@@ -49,7 +49,7 @@ def test_counts_score_and_accepted_survivors(tmp_path, monkeypatch):
     assert report.explain("prunecxr.a.x_g__mutmut_1", "survived", unreached) is None
     row = report.table(results, entries).splitlines()[2].split()
     # mutants killed survived timeout no-tests unchecked score accepted unexplained
-    assert row == ["prunecxr/a.py", "6", "1", "2", "1", "1", "1", "50.0%", "1", "2"]
+    assert row == ["prunecxr/a.py", "6", "1", "2", "1", "1", "1", "33.3%", "1", "2"]
     assert report.main(["--no-diffs", "--out", "r.txt"]) == 0
     text = Path("r.txt").read_text()
     assert "accepted (presentation): styling" in text and "x_plot__mutmut_1" in text
