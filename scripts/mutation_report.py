@@ -2,16 +2,17 @@
 either accepted (listed in ``tests/mutation_accepted.toml`` with the reason) or unexplained.
 
 Reads mutmut 3's per-file results (``mutants/<path>.meta``), prints one line per mutated module
-(killed, survived, timeouts, mutants no test reached, unchecked, score = caught / checked, and
-how many survivors are accepted or unexplained) and writes the same table, the accepted
-survivors by reason, and the diff of every unexplained one (``mutmut show``) to ``--out``.
+(killed, survived, timeouts, mutants no test reached, unchecked, score = killed / (killed +
+survived), and how many survivors are accepted or unexplained) and writes the same table, the
+accepted survivors by reason, and the diff of every unexplained one to ``--out``.
 
 An accepted entry names mutants by pattern (``fnmatch`` on mutmut's names, e.g.
-``prunecxr.train.x_describe__mutmut_*``), optionally the statuses it accepts, a ``kind`` (``equivalent``: the program behaves the
-same; ``presentation``: only a figure's styling or a text's wording changes, which the fast tests
-do not pin and the chapters' nbval references do; ``unreached``: run only where mutmut cannot
-follow, a subprocess or a chapter) and the ``reason``. A survivor no entry matches is
-unexplained: a test to write, or an entry to add after reading its diff.
+``prunecxr.train.x_describe__mutmut_*``), optionally the statuses it accepts and
+``strings_only``, a ``kind`` (``equivalent``: the program behaves the same; ``presentation``:
+only a figure's styling or a text's wording changes, which the fast tests do not pin and the
+chapters' nbval references do; ``unreached``: run only where mutmut cannot follow, a subprocess
+or a chapter) and the ``reason``. A survivor no entry matches is unexplained: a test to write,
+or an entry to add after reading its diff.
 
 Usage: ``python scripts/mutation_report.py [--out mutation-report.txt] [--no-diffs]``
 """
@@ -27,6 +28,7 @@ import textwrap
 import tokenize
 import tomllib
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 
 # mutmut 3's exit-code meanings (mutmut/stats.py); anything else is "suspicious".
@@ -94,6 +96,7 @@ def _shape(code: str) -> list | None:
                               tokenize.DEDENT, tokenize.ENDMARKER)]
 
 
+@lru_cache(maxsize=None)  # the table and the listing both ask for a strings-only mutant's diff
 def diff(name: str, module: str) -> str:
     """The mutant's unified diff against the original function (what ``mutmut show`` prints,
     computed in this process: one subprocess per survivor took minutes)."""
@@ -150,13 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     parts = [summary, ""]
     for module, status in results.items():
         open_ = [n for n, s in status.items() if s in OPEN]
+        if not open_:
+            continue
         by_entry: dict[int, list[str]] = {}
         unexplained = []
         for name in open_:
             e = explain(name, status[name], entries, module)
             (by_entry.setdefault(entries.index(e), []) if e else unexplained).append(name)
-        if not open_:
-            continue
         parts.append(f"\n## {module}: {len(unexplained)} unexplained, "
                      f"{len(open_) - len(unexplained)} accepted\n")
         for i, names in by_entry.items():

@@ -59,6 +59,13 @@ def torch_threads(request):
     torch.set_num_threads(before)
 
 
+def _prunecxr_table(pyproject: Path) -> dict:
+    """``[tool.prunecxr]`` of pyproject.toml (the mutation run's test selection)."""
+    import tomllib
+
+    return tomllib.loads(pyproject.read_text()).get("tool", {}).get("prunecxr", {})
+
+
 def mutation_test_files(mutant: str, pyproject: Path) -> set[str] | None:
     """The test files a mutmut mutant runs against (``[tool.prunecxr.mutation_tests]`` of
     pyproject.toml, by the mutant's module: ``prunecxr.analysis.pies.x_f__mutmut_3`` is module
@@ -66,10 +73,7 @@ def mutation_test_files(mutant: str, pyproject: Path) -> set[str] | None:
     names no mutant (an ordinary run, mutmut's stats and clean runs) or the module has no entry."""
     if "__mutmut_" not in mutant or not pyproject.is_file():
         return None
-    import tomllib
-
-    table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("prunecxr", {})
-    entries = table.get("mutation_tests", {})
+    entries = _prunecxr_table(pyproject).get("mutation_tests", {})
     parts = mutant.split(".")[1:]
     module = "/".join(p for p in parts[: next(i for i, p in enumerate(parts)
                                               if p.startswith(("x_", "xǁ")))])
@@ -86,10 +90,10 @@ def pytest_collection_modifyitems(config, items):
                                 Path(config.rootpath) / "pyproject.toml")
     if files is None:
         return
-    keep = [item for item in items if Path(str(item.fspath)).name in files]
-    if len(keep) < len(items):
-        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
-        items[:] = keep
+    drop = [item for item in items if Path(str(item.fspath)).name not in files]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [item for item in items if Path(str(item.fspath)).name in files]
 
 
 def pytest_sessionfinish(session):
@@ -100,12 +104,10 @@ def pytest_sessionfinish(session):
     frozen stores' reading) would skip every later test that reads the fixture's results."""
     if os.environ.get("MUTANT_UNDER_TEST") != "stats":
         return
-    import tomllib
-
     from mutmut.state import state  # only under mutmut
 
-    table = tomllib.loads((Path(session.config.rootpath) / "pyproject.toml").read_text())
-    whole = set(table.get("tool", {}).get("prunecxr", {}).get("mutation_whole_files", []))
+    pyproject = Path(session.config.rootpath) / "pyproject.toml"
+    whole = set(_prunecxr_table(pyproject).get("mutation_whole_files", []))
     by_file: dict[str, set[str]] = {}
     for test in state().duration_by_test:
         by_file.setdefault(Path(test.split("::")[0]).name, set()).add(test)
