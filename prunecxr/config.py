@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple
 
@@ -213,7 +214,7 @@ def _field_names() -> list[str]:
 
 # What an override of each type must look like, for messages.
 _EXPECTED = {bool: "true or false", int: "an integer", float: "a number",
-             dict: "a JSON object, e.g. {\"n_images\": 2000}"}
+             dict: "a JSON object, e.g. {\"n_images\": 2000}", tuple: "a list", str: "text"}
 
 
 def _override(name: str, raw: Any) -> str:
@@ -229,18 +230,29 @@ def _expected(name: str, current: Any) -> str:
         kind = "integers" if NUMBER_TUPLES[name] is int else "numbers"
         example = ",".join(f"{x:g}" for x in current[:3])
         return f"a comma-separated list of {kind}, e.g. {name}={example}"
-    for kind, text in _EXPECTED.items():
-        if isinstance(current, kind):
-            return text
-    return f"a {type(current).__name__}"
+    return next(text for kind, text in _EXPECTED.items() if isinstance(current, kind))
+
+
+def _typed(name: str, raw: Any, current: Any) -> Any:
+    """A value given from Python (a dict of overrides) as the field's type: a list for a
+    tuple, any integer for an int, any real for a float; else a UsageError naming it."""
+    if isinstance(current, tuple) and isinstance(raw, (list, tuple)):
+        return tuple(raw)
+    if isinstance(current, bool) or isinstance(raw, bool):
+        ok = isinstance(current, bool) and isinstance(raw, bool)
+    elif isinstance(current, (int, float)):
+        ok = isinstance(raw, numbers.Integral if isinstance(current, int) else numbers.Real)
+    else:
+        ok = isinstance(raw, type(current)) and not isinstance(current, tuple)
+    if not ok:
+        raise UsageError(f"{_override(name, raw)}: expected {_expected(name, current)}")
+    return type(current)(raw)
 
 
 def _coerce(name: str, raw: Any, current: Any) -> Any:
     """Convert an override value (often a string from the CLI) to the field's type."""
     if not isinstance(raw, str):
-        if isinstance(current, tuple) and isinstance(raw, (list, tuple)):
-            return tuple(raw)
-        return raw
+        return _typed(name, raw, current)
     text = raw.strip()
     try:
         if isinstance(current, bool):

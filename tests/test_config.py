@@ -1,8 +1,12 @@
 """Profiles, overrides, validation messages and the results key."""
 
+import dataclasses
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from prunecxr.config import PROFILES, load_config
+from prunecxr.config import LADDER_METHODS, PROFILES, Config, ladder, load_config
 from prunecxr.prune import sparsity_grid
 
 
@@ -88,6 +92,10 @@ def test_bad_parameters_are_named(kwargs, message):
     ("lr_patience=-1", "lr_patience must be >= 0, got -1"),
     ("patience=0", "patience must be >= 1, got 0"),
     ("lr=0", "lr must be > 0, got 0.0"),
+    ("methods=", "methods must name at least one pruning method"),
+    ("methods=l1,Xl1", "methods: unknown compression method 'Xl1'; allowed: "
+                       "['channel_l1', 'channel_l1_bn', 'channel_l2', 'l1', 'l1_ft', "
+                       "'local_l1', 'quant', 'random']"),
     ("methods=l1,l1", "methods must not repeat a method, got ['l1', 'l1']"),
     ("sparsities=0.1,0.5", "sparsities must start at 0.0 (the dense model)"),
     ("sparsities=0,0.5,1", "sparsities must increase strictly within [0, 1), got [0.0, 0.5, 1.0]"),
@@ -116,6 +124,13 @@ def test_a_bad_override_gets_the_whole_message(override, message):
     with pytest.raises(ValueError) as caught:
         load_config("smoke", overrides=[override])
     assert str(caught.value) == message
+
+
+def test_a_bad_profile_gets_the_whole_message():
+    with pytest.raises(ValueError) as caught:
+        load_config("defualt")
+    assert str(caught.value) == ("--profile: profile must be one of " + ", ".join(PROFILES)
+                                 + ", got 'defualt' (did you mean 'default'?)")
 
 
 def test_in_a_chapter_the_message_names_the_override_as_written():
@@ -170,7 +185,56 @@ def test_override_text_forms():
     assert str(caught.value) == "--set lr=0.1=2: expected a number"
     with pytest.raises(ValueError) as caught:
         load_config("smoke", overrides=["populaton=3"])
-    text = str(caught.value)
-    assert text.startswith("--set populaton=3: unknown parameter 'populaton' (did you mean "
-                           "'population'?); allowed: ") and "data.<option>" in text
-    assert "profile" not in text.split("allowed: ")[1].split(", ")
+    allowed = [f.name for f in dataclasses.fields(Config) if f.name != "profile"]
+    assert str(caught.value) == ("--set populaton=3: unknown parameter 'populaton' (did you mean "
+                                 "'population'?); allowed: " + ", ".join(allowed)
+                                 + ", data.<option>")
+    with pytest.raises(ValueError, match="unknown parameter 'profile'"):  # load_config's own
+        load_config("smoke", overrides=["profile=paper"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"sparsities": 0.5}, "--set sparsities=0.5: expected a comma-separated list of numbers, "
+                          "e.g. sparsities=0,0.05,0.1"),
+    ({"methods": 5}, "--set methods=5: expected a list"),
+    ({"population": [1, 2]}, "--set population=[1, 2]: expected an integer"),
+    ({"population": True}, "--set population=True: expected an integer"),
+    ({"augment": 1}, "--set augment=1: expected true or false"),
+    ({"arch": 5}, "--set arch=5: expected text"),
+    ({"data": [1]}, '--set data=[1]: expected a JSON object, e.g. {"n_images": 2000}'),
+])
+def test_a_python_override_of_the_wrong_type_is_named(overrides, message):
+    """Overrides given as a dict (a chapter's parameter) keep their Python type, which must be
+    the field's: a clear message, not a TypeError deep in validation."""
+    with pytest.raises(ValueError) as caught:
+        load_config("smoke", overrides=overrides)
+    assert str(caught.value) == message
+
+
+def test_python_overrides_take_the_field_type():
+    cfg = load_config("smoke", overrides={"lr": 1, "population": np.int64(3),
+                                          "widths": [8, 16], "augment": False})
+    assert (cfg.lr, cfg.population, cfg.widths, cfg.augment) == (1.0, 3, (8, 16), False)
+    assert type(cfg.lr) is float and type(cfg.population) is int
+
+
+def test_the_arguments_beside_the_overrides():
+    """The data folder, a second dataset (its own data options), and every data.* override."""
+    assert load_config("smoke", data_dir=Path("/x/y")).data_dir == "/x/y"
+    nih = load_config("smoke", dataset="nih-cxr-lt")
+    assert nih.dataset == "nih-cxr-lt" and nih.data == {}
+    smoke = load_config("smoke")
+    assert load_config("smoke", dataset=smoke.dataset).data == smoke.data  # same dataset: kept
+    cfg = load_config("smoke", overrides=["data.n_images=300", "data.label_noise=0.5", "population=2"])
+    assert (cfg.data["n_images"], cfg.data["label_noise"], cfg.population) == (300, 0.5, 2)
+
+
+def test_ladder_rungs_run_no_controls():
+    """Every other rung sweeps LADDER_METHODS on its first ladder_population seeds alone."""
+    cfg = load_config("smoke", overrides=["widths=8,16", "control_population=2", "population=3",
+                                          "ladder_population=2"])
+    assert cfg.width == 16
+    other, own = ladder(cfg)
+    assert own == cfg
+    assert (other.width, other.control_population, other.population) == (8, 0, 2)
+    assert other.methods == LADDER_METHODS

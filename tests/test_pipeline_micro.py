@@ -100,6 +100,13 @@ def test_every_seed_is_trained_and_swept(micro):
                 p = np.load(layout.prediction_path(folder, m, s))
                 assert p.shape == sweep_shape(r, m, n_test, C)
                 assert np.isfinite(p).all()
+    # The layout layout.py documents (users and the frozen fixtures read it without the library).
+    names = {str(p.relative_to(folders[8])) for p in folders[8].rglob("*") if p.is_file()}
+    assert {"config.json", "dataset.json", "manifest.json", "test_labels.npy", "test_meta.csv",
+            "models/seed_000/best.pt", "models/seed_000/done.json",
+            "models/seed_000/history.csv", "predictions/l1/seed_000.npy",
+            "predictions/l1/seed_000.json"} <= names
+    assert not any(n.endswith(("last.pt", ".partial.npz")) for n in names)
     # A seed with one sweep missing is not finished; the others are.
     r = rung(config, 8)
     path = layout.prediction_path(folders[8], "quant", 1)
@@ -332,6 +339,7 @@ def test_progress_names_each_seed_and_a_worker_reports_its_epochs(tmp_path, caps
         info = pipeline._train_job(pipeline.Task(config, folder, 0))
     finally:
         pipeline._WORKER.clear()
+    assert "seed 0" not in capsys.readouterr().err   # a worker draws no bars of its own
     rows = [epochs.get_nowait() for _ in range(epochs.qsize())]
     assert [(r["seed"], r["epoch"]) for r in rows] == [(0, e) for e in range(info["epochs"])]
 
@@ -346,15 +354,21 @@ def test_progress_is_shown_unless_asked_not_to(tmp_path, capsys):
         call(load_config("smoke", overrides=tiny + [f"lr={0.001 + i / 1e4}"]), tmp_path / name)
         shown = capsys.readouterr()
         assert "training population" in shown.out + shown.err, name
-    pipeline.ensure_results(load_config("smoke", overrides=tiny + ["lr=0.0011"]), tmp_path / "quiet",
-                            progress=False)
-    shown = capsys.readouterr()
-    assert "training population" not in shown.out + shown.err and "seed 0" not in shown.err
+    quiet_calls = {"results": pipeline.ensure_results, "ladder": pipeline.ensure_ladder,
+                   "populations": lambda c, r, progress: pipeline.ensure_populations([c], r, progress)}
+    for i, (name, call) in enumerate(quiet_calls.items()):
+        quiet = load_config("smoke", overrides=tiny + [f"lr={0.0021 + i / 1e4}"])
+        call(quiet, tmp_path / f"quiet_{name}", progress=False)
+        shown = capsys.readouterr()
+        assert "training population" not in shown.out + shown.err and "seed 0" not in shown.err
     config = load_config("smoke", overrides=tiny)
     folder, _ = pipeline.prepare_results(config, tmp_path / "seed")
     pipeline.run_seed(config, folder, 0, progress=True)
     shown = capsys.readouterr()
     assert "\rseed 0:" in shown.err and "\rl1 seed 0:" in shown.err
+    folder, _ = pipeline.prepare_results(config, tmp_path / "seed_quiet")
+    pipeline.run_seed(config, folder, 0)      # a cluster task's default: no bars in its log
+    assert "seed 0" not in capsys.readouterr().err
 
 
 def test_each_population_gets_its_share_of_a_stages_wall_time(monkeypatch, tmp_path):
