@@ -210,8 +210,7 @@ class Results:
         from .models import build_model
         from .prune import prunable_parameters
 
-        model = build_model(self.config["arch"], len(self.classes), "none",
-                            width=self.config.get("width", 64))
+        model = build_model(self.config["arch"], len(self.classes), width=self.config["width"])
         model.load_state_dict(self.state_dict(seed))
         return torch.cat([getattr(m, n).detach().reshape(-1)
                           for m, n in prunable_parameters(model)]).numpy()

@@ -309,3 +309,61 @@ def test_storage_facts_of_quantisation_and_of_channel_pruning_with_zeros():
     assert compress.zero_share(small) == pytest.approx(zeros / kept)
     assert fact["sparsity"] == pytest.approx((dense - kept + zeros) / dense)
     assert fact["stored_bits"] == 32 * kept   # smaller dense layers: no positions
+
+
+def test_storage_and_structure_facts_of_the_pruning_methods():
+    """Unstructured pruning stores its kept weights sparsely (positions included), and so does
+    pruning with fine-tuning from its first level on; channel pruning reports the MACs and the
+    convolution channels of the smaller model it returns."""
+    m = model()
+    dense = count_prunable(m)
+    _, fact = compress.get("l1")(m, CONFIG, seed=0).apply(0.9)
+    assert fact["stored_bits"] == compress.stored_bits(m, sparse=True) < 32 * dense
+    assert fact["storage_removed"] > 0.5
+    tuned, fact = compress.get("l1_ft")(model(), CONFIG, seed=0, train=_train_split()).apply(0.9)
+    assert fact["stored_bits"] == compress.stored_bits(tuned, sparse=True) < 32 * dense
+    at = compress.get("channel_l1")(model(), CONFIG, seed=0)
+    _, fact0 = at.apply(0.0)
+    small, fact = at.apply(0.5)
+    convs = [mod for mod in small.modules() if isinstance(mod, nn.Conv2d)]
+    assert fact["channels"] == sum(c.out_channels for c in convs) < fact0["channels"]
+    assert fact["macs"] == pytest.approx(fact["macs_share"] * fact0["macs"], rel=1e-6)
+    assert 0 < fact["macs"] < fact0["macs"]
+
+
+def test_finetuning_epochs_draw_their_own_data_order(monkeypatch):
+    """Epoch e of fine-tuning shuffles and augments as epoch FINETUNE_EPOCH0 + e of the seed,
+    so its epochs differ from each other and from training's (here under bf16, which needs
+    the device passed down)."""
+    config = load_config("smoke", overrides=["image_size=32", "finetune_sparsities=0.5",
+                                             "finetune_epochs=3", "precision=bf16"])
+    seen = []
+    real = compress.train_epoch
+
+    def record(model, opt, split, cfg, seed, epoch, device):
+        seen.append((seed, epoch))
+        return real(model, opt, split, cfg, seed, epoch, device)
+
+    monkeypatch.setattr(compress, "train_epoch", record)
+    compress.get("l1_ft")(model(), config, seed=4, train=_train_split()).apply(0.5)
+    e0 = compress.FINETUNE_EPOCH0
+    assert seen == [(4, e0), (4, e0 + 1), (4, e0 + 2)]
+
+
+def test_recalibration_runs_at_the_configured_precision():
+    """channel_l1_bn re-estimates the statistics under the run's precision (bf16 autocast
+    gives other statistics than fp32)."""
+    train = _train_split()
+    bf16 = load_config("smoke", overrides=["image_size=32", "channel_ratios=0.5",
+                                           "precision=bf16"])
+    got, _ = compress.get("channel_l1_bn")(model(), bf16, 0, train=train).apply(0.5)
+    plain, _ = compress.get("channel_l1")(model(), bf16, 0).apply(0.5)
+    fp32 = compress.recalibrate_batchnorm(
+        compress.get("channel_l1")(model(), bf16, 0).apply(0.5)[0], train,
+        bf16.eval_batch_size, torch.device("cpu"), "fp32")
+    want = compress.recalibrate_batchnorm(plain, train, bf16.eval_batch_size,
+                                          torch.device("cpu"), "bf16")
+    for k, v in want.state_dict().items():
+        assert torch.equal(got.state_dict()[k], v), k
+    assert not torch.equal(got.backbone.layer1[0].bn1.running_mean,
+                           fp32.backbone.layer1[0].bn1.running_mean)

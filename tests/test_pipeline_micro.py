@@ -591,6 +591,87 @@ def test_an_interrupted_sweep_resumes_from_its_partial_file(micro, tmp_path, mon
     np.testing.assert_array_equal(np.load(path), want)
 
 
+def test_store_attributes_equal_the_files(micro, tmp_path):
+    """Every attribute the chapters read, against dataset.json and config.json; the fallbacks
+    for folders whose files lack a key; subset's edges; tables indexed from 0."""
+    import shutil
+
+    from prunecxr.config import GRID_METHODS
+
+    config, _, folders = micro
+    r = rung(config, 8)
+    s = load(folders[8])
+    ds = io.read_json(folders[8] / layout.DATASET)
+    assert s.train_counts.tolist() == [ds["train_counts"][c] for c in s.classes]
+    assert s.test_counts.tolist() == [ds["test_counts"][c] for c in s.classes]
+    assert s.image_size == r.image_size == 16
+    assert s.sparsities.dtype == float and s.sparsities.tolist() == list(r.sparsities)
+    assert s.levels("l1").dtype == float and s.levels("random").dtype == float
+    assert s.grid_methods == [m for m in r.methods if m in GRID_METHODS] != r.methods
+    for table in (s.ap_table(), s.ap_table(["random"]), s.auroc_table()):
+        assert list(table.index) == list(range(len(table)))
+        assert list(table.columns)[:5] == ["method", "seed", "sparsity", "level", "class"]
+        assert len(table.columns) == 6 and table["sparsity"].dtype == float
+    with pytest.raises(KeyError) as caught:
+        s.ap_table(["l1", "nope"])
+    assert caught.value.args[0] == f"methods ['nope'] not in this store; available: {s.methods}"
+    whole = s.subset(2)
+    assert whole.seeds == [0, 1] and whole.methods == s.methods == whole.config["methods"]
+    assert whole.grid_methods == s.grid_methods
+    one = s.subset(1, ["quant", "l1"])
+    assert one.config["methods"] == ["quant", "l1"] and one.grid_methods == ["l1"]
+    s.config = {**s.config, "control_population": 1}
+    with pytest.raises(KeyError) as caught:
+        s.predictions("l1", 5)
+    assert caught.value.args[0].endswith("available: [0, 1]")
+    # With controls on fewer seeds, the main method still reads (and checks) every seed.
+    folder = tmp_path / "controls"
+    shutil.copytree(folders[8], folder)
+    cfg = io.read_json(folder / layout.CONFIG)
+    io.write_json(folder / layout.CONFIG, {**cfg, "control_population": 1})
+    controls = load(folder)
+    assert sorted(controls.level_facts("l1")["seed"].unique()) == [0, 1]
+    assert sorted(controls.level_facts("random")["seed"].unique()) == [0]
+    assert sorted(controls.ap_table()[lambda t: t.method == "l1"]["seed"].unique()) == [0, 1]
+    side = layout.sidecar_path(layout.prediction_path(folder, "l1", 1))
+    info = io.read_json(side)
+    io.write_json(side, {**info, "levels": [v + 0.01 for v in info["levels"]]})
+    os.utime(side, (side.stat().st_atime, side.stat().st_mtime + 10))  # past the read cache
+    with pytest.raises(ResultsError, match="l1: seed 1 has levels"):
+        load(folder).levels("l1")
+    # A lost prediction file, and a folder that is not a results folder, are named.
+    layout.prediction_path(folder, "random", 0).unlink()
+    with pytest.raises(ResultsError, match="missing, truncated or does not match"):
+        load(folder).predictions("random", 0)
+    with pytest.raises(ResultsError) as caught:
+        load(tmp_path)
+    assert str(caught.value) == (f"{tmp_path}: missing dataset.json; not a finished results "
+                                 "folder. Run `python -m prunecxr run` (or "
+                                 "prunecxr.pipeline.ensure_results) first.")
+    # Older folders: no control_population (all seeds), no image_size; another first seed.
+    folder = tmp_path / "old"
+    shutil.copytree(folders[8], folder)
+    io.write_json(folder / layout.CONFIG, {k: v for k, v in cfg.items()
+                                           if k != "control_population"} | {"control_population": 0})
+    assert load(folder).method_seeds("random") == [0, 1]
+    io.write_json(folder / layout.CONFIG, {k: v for k, v in cfg.items()
+                                           if k != "control_population"})
+    assert load(folder).method_seeds("random") == [0, 1]
+    io.write_json(folder / layout.DATASET, {k: v for k, v in ds.items() if k != "image_size"})
+    assert load(folder).image_size == cfg["image_size"] == 16
+    io.write_json(folder / layout.CONFIG, {k: v for k, v in cfg.items()
+                                           if k != "image_size"} | {"first_seed": 3})
+    old = load(folder)
+    assert old.image_size == 0 and old.seeds == [3, 4]
+    # An intact file whose sidecar records another shape than the store expects is refused.
+    io.write_json(folder / layout.CONFIG, cfg)
+    side = layout.sidecar_path(layout.prediction_path(folder, "l1", 0))
+    io.write_json(side, {**io.read_json(side), "shape": [3, 1, 1]})
+    os.utime(side, (side.stat().st_atime, side.stat().st_mtime + 10))  # past the read cache
+    with pytest.raises(ResultsError, match="missing, truncated or does not match"):
+        load(folder).predictions("l1", 0)
+
+
 def test_store_checks_levels_reads_meta_verbatim_and_names_what_is_missing(micro, tmp_path):
     import shutil
 
