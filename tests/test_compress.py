@@ -367,3 +367,23 @@ def test_recalibration_runs_at_the_configured_precision():
         assert torch.equal(got.state_dict()[k], v), k
     assert not torch.equal(got.backbone.layer1[0].bn1.running_mean,
                            fp32.backbone.layer1[0].bn1.running_mean)
+
+
+def test_a_sweep_predicts_at_the_run_precision_and_redoes_another_grid(tmp_path, monkeypatch):
+    """Each level is evaluated under the run's precision (bf16 here); a finished file of
+    another grid is swept again, not returned."""
+    from prunecxr import sweep
+    from prunecxr.train import predict
+
+    monkeypatch.setattr(sweep, "load_trained", lambda *a, **k: model())
+    test, cpu = images(10), torch.device("cpu")
+    bf16 = load_config("smoke", overrides=["image_size=32", "sparsities=0,0.5", "precision=bf16"])
+    info = sweep.sweep_seed(bf16, C, test, "l1", 0, tmp_path, cpu, progress=False)
+    probs = np.load(sweep.prediction_path(tmp_path, "l1", 0))
+    np.testing.assert_array_equal(probs[0], predict(model(), test, bf16.eval_batch_size, cpu, "bf16"))
+    assert not np.array_equal(probs[0], predict(model(), test, bf16.eval_batch_size, cpu, "fp32"))
+    other = load_config("smoke", overrides=["image_size=32", "sparsities=0,0.5,0.9",
+                                            "precision=bf16"])
+    again = sweep.sweep_seed(other, C, test, "l1", 0, tmp_path, cpu, progress=False)
+    assert info["nominal"] == [0.0, 0.5] and again["nominal"] == [0.0, 0.5, 0.9]
+    assert np.load(sweep.prediction_path(tmp_path, "l1", 0)).shape == (3, 10, C)
