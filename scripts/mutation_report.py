@@ -8,7 +8,7 @@ accepted survivors by reason, and the diff of every unexplained one to ``--out``
 
 An accepted entry names mutants by pattern (``fnmatch`` on mutmut's names, e.g.
 ``prunecxr.train.x_describe__mutmut_*``), optionally the statuses it accepts and
-``strings_only``, a ``kind`` (``equivalent``: the program behaves the same; ``presentation``:
+``strings_only`` or ``styling_only``, a ``kind`` (``equivalent``: the program behaves the same; ``presentation``:
 only a figure's styling or a text's wording changes, which the fast tests do not pin and the
 chapters' nbval references do; ``unreached``: run only where mutmut cannot follow, a subprocess
 or a chapter) and the ``reason``. A survivor no entry matches is unexplained: a test to write,
@@ -20,6 +20,8 @@ Usage: ``python scripts/mutation_report.py [--out mutation-report.txt] [--no-dif
 from __future__ import annotations
 
 import argparse
+import ast
+import copy
 import fnmatch
 import io
 import json
@@ -38,6 +40,16 @@ STATUS = {1: "killed", 3: "killed", 37: "killed", 0: "survived", 5: "no tests", 
 OPEN = ("survived", "no tests", "suspicious")   # what a test or an accepted entry must explain
 KINDS = ("equivalent", "presentation", "unreached")
 ACCEPTED = Path("tests/mutation_accepted.toml")
+# Keyword arguments of plotting calls that change how a figure looks, not what it shows.
+STYLE_KEYWORDS = frozenset({
+    "alpha", "bbox_inches", "c", "capsize", "cmap", "color", "colors", "dpi", "edgecolor",
+    "edgecolors", "elinewidth", "facecolor", "figsize", "fontsize", "fontweight", "frameon", "ha",
+    "label", "labelsize", "linestyle", "linestyles", "linewidth", "linewidths", "loc", "ls", "lw",
+    "marker", "markeredgecolor", "markerfacecolor", "markersize", "mec", "mfc", "ms", "pad",
+    "rotation", "s", "va", "width", "zorder"})
+# Calls whose positional arguments are text drawn on a figure.
+TEXT_CALLS = frozenset({"annotate", "legend", "set_title", "set_xlabel", "set_xticklabels",
+                        "set_ylabel", "set_yticklabels", "suptitle", "text"})
 
 
 def collect(root: Path = Path("mutants")) -> dict[str, dict[str, str]]:
@@ -72,7 +84,52 @@ def explain(name: str, status: str, entries: list[dict], module: str = "") -> di
     string literal's text), or None."""
     return next((e for e in entries if status in e.get("status", OPEN)
                  and any(fnmatch.fnmatchcase(name, p) for p in e["mutants"])
-                 and (not e.get("strings_only") or strings_only(diff(name, module)))), None)
+                 and (not e.get("strings_only") or strings_only(diff(name, module)))
+                 and (not e.get("styling_only") or styling_only(name, module))), None)
+
+
+def styling_only(name: str, module: str, root: Path = Path("mutants")) -> bool:
+    """Whether mutant ``name`` differs from its original function (both in mutmut's copy of
+    ``module``) only in :data:`STYLE_KEYWORDS` arguments (a changed, dropped or added colour,
+    width, label or font size) and in the strings a :data:`TEXT_CALLS` call draws; a string
+    anywhere else (a column, a method's name) still counts."""
+    functions = _functions(root / module)
+    short = name.rsplit(".", 1)[-1]
+    original = functions.get(short.rsplit("__mutmut_", 1)[0] + "__mutmut_orig")
+    mutant = functions.get(short)
+    return (original is not None and mutant is not None
+            and _unstyled(original) == _unstyled(mutant))
+
+
+@lru_cache(maxsize=None)
+def _functions(path: Path) -> dict[str, ast.FunctionDef]:
+    tree = ast.parse(path.read_text()) if path.exists() else ast.Module(body=[], type_ignores=[])
+    return {f.name: f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)}
+
+
+class _Unstyle(ast.NodeTransformer):
+    def visit_Call(self, node: ast.Call) -> ast.Call:
+        self.generic_visit(node)
+        node.keywords = [k for k in node.keywords if k.arg not in STYLE_KEYWORDS]
+        if isinstance(node.func, ast.Attribute) and node.func.attr in TEXT_CALLS:
+            node.args = [_blank(a) for a in node.args]
+        return node
+
+
+def _blank(node: ast.expr) -> ast.expr:
+    """Every string (or None: no text) in ``node`` made ''."""
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Constant) and (sub.value is None or isinstance(sub.value, str)):
+            sub.value = ""
+    return node
+
+
+def _unstyled(function: ast.FunctionDef) -> str:
+    """The function (signature and body, not its name) with styling keywords dropped and the
+    text of text-drawing calls blanked."""
+    function = copy.deepcopy(function)
+    function.name = ""
+    return ast.dump(_Unstyle().visit(function))
 
 
 def strings_only(patch: str) -> bool:

@@ -92,6 +92,36 @@ def test_training_curves_mark_kept_epochs_and_stops():
     assert np.allclose(median.get_ydata(), history().groupby("epoch")["train_loss"].median())
 
 
+def _drawn(ax) -> list[tuple[list[float], list[float], str]]:
+    return [([float(x) for x in l.get_xdata()], [float(y) for y in l.get_ydata()], l.get_marker())
+            for l in ax.lines]
+
+
+def test_training_curves_draw_each_seed_against_its_epochs():
+    """Every seed's curve at its own epochs, its kept epoch as a circle, its last epoch as a
+    cross (stopped early) or square (epoch cap), the median training loss per epoch; epochs
+    from 1 so that no row position can pass for an epoch. The summary is computed when not
+    given; an empty history gets a note on both panels."""
+    h = history().assign(epoch=lambda d: d["epoch"] + 1)
+    # without done.json rows, how a seed stopped is unknown: drawn as not early
+    for fig, ends in ((cv.training_curves_figure(h, cv.training_summary(h, DONE)), ("x", "s")),
+                      (cv.training_curves_figure(h), ("s", "s"))):
+        ax_loss, ax_map = fig.axes
+        assert ax_loss.get_position().x0 < ax_map.get_position().x0  # side by side
+        for ax, col in ((ax_loss, "val_loss"), (ax_map, "val_map")):
+            drawn = _drawn(ax)
+            for seed, best, end in ((0, 3, ends[0]), (1, 2, ends[1])):
+                g = h[h.seed == seed]
+                assert (g.epoch.tolist(), g[col].tolist(), "None") in drawn
+                assert ([best], [g[g.epoch == best][col].item()], "o") in drawn
+                assert ([g.epoch.iloc[-1]], [g[col].iloc[-1]], end) in drawn
+        med = h.groupby("epoch")["train_loss"].median()
+        assert (med.index.tolist(), med.tolist(), "None") in _drawn(ax_loss)
+    for empty in (None, h.iloc[:0]):
+        fig = cv.training_curves_figure(empty)
+        assert [t.get_text() for ax in fig.axes for t in ax.texts] == ["no training history"] * 2
+
+
 @pytest.mark.slow
 def test_store_preconditions_on_the_smoke_run(smoke_store):
     table = cv.store_preconditions(smoke_store)

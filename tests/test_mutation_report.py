@@ -140,3 +140,35 @@ def test_mutmut_stats_credit_each_test_of_a_shared_fixture_file(monkeypatch):
 def test_strings_only_tells_a_literals_text_from_code(patch, expected):
     diff = "--- a.py\n+++ a.py\n@@ -1,1 +1,1 @@\n" + patch
     assert report.strings_only(diff) is expected
+
+
+def test_styling_only_allows_style_keywords_and_drawn_text_alone(tmp_path):
+    """A mutant of a figure function is styling only when nothing but a style keyword or the
+    text of a text-drawing call changed; a data column, a plotted array or a condition counts."""
+    original = """
+def x_f__mutmut_orig(df, ax):
+    ax.plot(df["epoch"], df["loss"], color="red", lw=1.0)
+    ax.set_xlabel("epoch")
+    return ax
+"""
+    mutants = {
+        1: ('color="XXredXX", lw=1.0', True), 2: ('lw=2.0', True), 3: ('color=None, lw=1.0', True),
+        4: ('color="red", lw=1.0, alpha=None', True),
+    }
+    body = original
+    for i, (kwargs, _) in mutants.items():
+        body += original.replace("__mutmut_orig", f"__mutmut_{i}").replace(
+            'color="red", lw=1.0', kwargs)
+    changed = {5: ('ax.set_xlabel("epoch")', "ax.set_xlabel(None)", True),
+               6: ('df["epoch"], df["loss"]', 'df["loss"]', False),
+               7: ('df["loss"]', 'df["XXlossXX"]', False),
+               8: ("return ax", "return None", False)}
+    for i, (old, new, _) in changed.items():
+        body += original.replace("__mutmut_orig", f"__mutmut_{i}").replace(old, new)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text(body)
+    expect = {i: ok for i, (_, ok) in mutants.items()} | {i: ok for i, (*_, ok) in changed.items()}
+    got = {i: report.styling_only(f"pkg.m.x_f__mutmut_{i}", "pkg/m.py", root=tmp_path)
+           for i in expect}
+    assert got == expect
+    assert not report.styling_only("pkg.m.x_g__mutmut_1", "pkg/m.py", root=tmp_path)
