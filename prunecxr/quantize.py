@@ -55,7 +55,6 @@ class WeightQuantizer:
     trained weights it saw at construction (so levels can come in any order)."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.model = model
         self._weights = [getattr(m, n) for m, n in prunable_parameters(model)]
         if not self._weights:
             raise ValueError("model has no Conv2d or Linear weights to quantise")

@@ -173,3 +173,95 @@ def test_claims_table_round_trips_as_csv(evidence, tmp_path):
     table.to_csv(tmp_path / "claims.csv", index=False)
     back = pd.read_csv(tmp_path / "claims.csv", keep_default_na=False)
     assert back.astype(str).equals(table.astype(str))
+
+
+# ----------------------------------------------------------------- Q5's rules, known answers
+
+def _damage(rows) -> pd.DataFrame:
+    """Matched points: (method, loss, resolved, gap, gap_lo, gap_hi, rho, rho_lo, rho_hi)."""
+    cols = ["method", "loss", "resolved", "rare_minus_other", "rare_minus_other_lo",
+            "rare_minus_other_hi", "rho", "rho_lo", "rho_hi"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_q5_gap_judgement_at_its_edges():
+    from prunecxr.claims.q5 import gap_judgement
+
+    def judge(lo, hi):
+        return gap_judgement({"rare_minus_other_lo": lo, "rare_minus_other_hi": hi})
+
+    assert judge(-0.3, -0.01) == "more" and judge(-0.3, 0.0) == "alike"
+    assert judge(0.01, 0.3) == "less" and judge(0.0, 0.3) == "alike"
+    assert judge(0.5, 0.9) == "less" and judge(-0.9, 0.5) == "alike"
+
+
+def test_q5_rare_and_rho_read_resolved_points_only():
+    from types import SimpleNamespace
+
+    from prunecxr.claims import q5
+
+    s = claims.Settings()
+    damage = _damage([
+        ("random", 0.05, True, -0.2, -0.3, -0.1, 0.4, 0.1, 0.7),
+        ("quant", 0.1, True, 0.1, -0.05, 0.2, 0.2, 0.0, 0.4),
+        ("channel_l1", 0.2, False, 0.9, 0.8, 1.0, -0.5, -0.9, -0.1),  # not resolved: not read
+    ])
+    ev = SimpleNamespace(matched_damage=damage)
+    rare = q5._q5_rare(ev)
+    assert rare["n_resolved"] == 2 and list(rare["more"]["method"]) == ["random"]
+    assert list(rare["alike"]["method"]) == ["quant"] and rare["less"].empty
+    assert q5._q5_rare_rule(rare, s) is None                       # one alike: not resolved
+    assert q5._q5_rare_text(rare) == (
+        "The rarest classes lose clearly more than the others (interval of the gap below 0) at "
+        "1 of 2 resolved points: random at 5% (-0.20). Clearly less at 0: none. No clear "
+        "difference at 1.")
+    rho = q5._q5_rho(ev)
+    assert list(rho["above"]["method"]) == ["random"] and rho["below"].empty  # rho_lo 0: not above
+    assert q5._q5_rho_rule(rho, s) is None
+    assert q5._q5_rho_text(rho) == ("Per-class change rises with log training count (ρ interval "
+                                    "above 0) at 1 of 2 resolved points: random at 5% (ρ = 0.40).")
+    only_more = q5._q5_rare(SimpleNamespace(matched_damage=damage.iloc[[0]]))
+    assert q5._q5_rare_rule(only_more, s) is True
+    assert q5._q5_rho_rule(q5._q5_rho(SimpleNamespace(matched_damage=damage.iloc[[0]])), s) is True
+    flipped = damage.assign(rare_minus_other_lo=0.1, rare_minus_other_hi=0.3, rho_lo=-0.3,
+                            rho_hi=-0.01)
+    assert q5._q5_rare_rule(q5._q5_rare(SimpleNamespace(matched_damage=flipped)), s) is False
+    assert q5._q5_rho_rule(q5._q5_rho(SimpleNamespace(matched_damage=flipped)), s) is False
+    edge = damage.assign(rho_lo=-0.3, rho_hi=0.0)                   # rho_hi 0: not below
+    assert q5._q5_rho(SimpleNamespace(matched_damage=edge))["below"].empty
+    for empty in (pd.DataFrame(), damage[~damage["resolved"]]):
+        ev = SimpleNamespace(matched_damage=empty)
+        rare, rho = q5._q5_rare(ev), q5._q5_rho(ev)
+        assert rare["n_resolved"] == rho["n_resolved"] == 0
+        assert q5._q5_rare_rule(rare, s) is None and q5._q5_rho_rule(rho, s) is None
+        assert q5._q5_rare_text(rare) == q5._q5_rho_text(rho) == q5.NOTHING_RESOLVED
+
+
+def test_q5_pies_chance_is_the_jaccard_of_two_random_sets():
+    """Two independent random sets, each a share f of n images, overlap with a Jaccard index
+    of about f / (2 - f): the chance level the rule compares with (checked by simulation)."""
+    from types import SimpleNamespace
+
+    from prunecxr.claims import q5
+
+    rng = np.random.default_rng(0)
+    n, f = 4000, 0.05
+    k = int(f * n)
+    sims = []
+    for _ in range(300):
+        a, b = set(rng.choice(n, k, replace=False)), set(rng.choice(n, k, replace=False))
+        sims.append(len(a & b) / len(a | b))
+    overlap = pd.DataFrame({"loss": [0.1, 0.1, 0.2], "method_a": ["l1", "quant", "random"],
+                            "method_b": ["random", "l1", "quant"],
+                            "jaccard": [0.3, np.nan, 0.2]})
+    ev = SimpleNamespace(settings=claims.Settings(fraction=f), pie_overlap=overlap)
+    v = q5._q5_pies(ev)
+    assert v["chance"] == pytest.approx(np.mean(sims), abs=0.002)
+    assert v["reference"] == "l1" and list(v["jaccard"]["method"]) == ["random"]  # NaN dropped
+    assert q5._q5_pies_rule(v, claims.Settings()) is True
+    assert q5._q5_pies_rule({**v, "chance": 0.3}, claims.Settings()) is False  # not above
+    none = q5._q5_pies(SimpleNamespace(settings=claims.Settings(reference="quant"),
+                                       pie_overlap=overlap.iloc[[2]].assign(jaccard=np.nan)))
+    assert q5._q5_pies_rule(none, claims.Settings()) is None
+    assert q5._q5_pies_text(none) == ("No method other than quant reached a matched loss, so "
+                                      "there is nothing to compare.")

@@ -187,6 +187,25 @@ def test_planted_difference_holds_none_does_not_too_few_seeds_not_resolved():
     assert few is None and values["n_decided"] == 0 and values["n_made"] == 2
 
 
+def test_the_comparison_claims_values():
+    """What the verdict and the chapter read: the statistic, the reference, the comparisons
+    decided and differing, the shared seeds and the interval's simulated coverage; with no
+    comparison at all, zeros."""
+    from prunecxr.claims import Settings
+    from prunecxr.claims.q5 import _versus
+
+    _, gap = _verdict(population(range(8), {"ref": 0.0, "m": 2.0}))
+    assert (gap["kind"], gap["reference"], gap["n_seeds"]) == ("gap", "ref", 8)
+    assert gap["coverage"] == cp.COVERAGE["gap"] and len(gap["decided"]) == gap["n_decided"] == 2
+    assert gap["decided"]["decided"].all() and list(gap["differ"]["method"]) == ["m", "m"]
+    _, rho = _verdict(population(range(3), {"ref": 0.0, "m": 2.0}), kind="rho")
+    assert (rho["kind"], rho["n_seeds"], rho["coverage"]) == ("rho", 3, cp.COVERAGE["rho"])
+    empty = _versus("rho")(SimpleNamespace(comparisons=pd.DataFrame(), settings=Settings()))
+    assert {k: v for k, v in empty.items() if k not in ("decided", "differ")} == {
+        "kind": "rho", "reference": "l1", "n_made": 0, "n_decided": 0, "methods": [],
+        "n_seeds": 0, "coverage": cp.COVERAGE["rho"]}
+
+
 def test_an_unresolved_grid_is_not_decided():
     ap = population(range(8), {"ref": 0.0, "m": 2.0})
     coarse = ap[(ap.method == "ref") | ap.sparsity.isin([0.0, 0.8])]  # one step to > 2x 0.1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from prunecxr.models import build_model
 from prunecxr.prune import prunable_parameters
@@ -67,6 +68,9 @@ def test_quantizer_on_a_model_restarts_from_the_trained_weights_and_leaves_the_r
             assert torch.equal(v, others[k])  # biases, BatchNorm untouched
     quant.restore()
     assert torch.equal(model(x), ref)
+    with pytest.raises(ValueError) as caught:
+        WeightQuantizer(nn.Sequential(nn.ReLU()))
+    assert str(caught.value) == "model has no Conv2d or Linear weights to quantise"
     with pytest.raises(ValueError, match="bits must be an integer from 2 to 8"):
         quant.quantize_to(1)
 
