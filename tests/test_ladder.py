@@ -93,6 +93,29 @@ def test_capacity_check_passes_only_from_the_rules_width():
     assert not capacity.capacity_check(_table([0.7, 0.8, 0.9]), 24)["passed"]
 
 
+def test_capacity_text_in_each_case():
+    """The sentence for each outcome, whole: met, not met, no rung qualifies, no ladder."""
+    table = _table([0.74, 0.91, 0.915])
+    gains = " (median validation mAP gained per step: 8 → 16: +0.170; 16 → 24: +0.005)"
+    assert capacity.capacity_text(capacity.capacity_check(table, 16), 16) == (
+        f"Met: the narrowest rung within 0.01 of the next wider rung's median validation mAP "
+        f"is width 16{gains}; the default is width 16.")
+    assert capacity.capacity_text(capacity.capacity_check(table, 8), 8) == (
+        f"Not met: the narrowest rung within 0.01 of the next wider rung's median validation "
+        f"mAP is width 16{gains}; the default is width 8.")
+    assert capacity.capacity_text(capacity.capacity_check(_table([0.7, 0.8, 0.9]), 8), 8) == (
+        "Not met on this ladder: no rung comes within 0.01 of the next wider rung's median "
+        "validation mAP (median validation mAP gained per step: 8 → 16: +0.100; 16 → 24: "
+        "+0.100), so even the widest rung here may be capacity-limited; the default (width 8) "
+        "is read with that caveat.")
+    two = capacity.capacity_check(_table([0.9, 0.9], widths=(8, 16)), 8)
+    assert two["rungs"] == 2 and capacity.capacity_text(two, 8).startswith("Met: ")
+    assert capacity.capacity_text(capacity.capacity_check(_table([0.9], widths=(8,)), 8), 8) == (
+        "Not checked: this build has no capacity ladder (give its widths, e.g. widths=8,16,24).")
+    wide = capacity.capacity_check(table, 8, margin=0.2)   # the margin is the caller's
+    assert (wide["width"], wide["margin"], wide["passed"]) == (8, 0.2, True)
+
+
 # -------------------------------------------------------------------- claims rung by rung
 
 def _by_rung(verdicts: dict[str, list[str]], widths=(8, 16, 24)) -> pd.DataFrame:
@@ -111,6 +134,21 @@ def test_verdict_changes_read_only_the_rungs_that_meet_their_preconditions():
     assert grid.set_index("key").loc["a", "width 24"] == "does not hold"
     table = _table([0.9, 0.91, 0.915], [True, True, False])
     assert capacity.landing_line(by_rung, table) == "1 of 3 verdicts change across widths 8 to 16: c"
+    # registry order, not alphabetical, in both
+    later = _by_rung({"z": ["holds", "does not hold", "holds"], "a": ["holds", "holds", "fails"]})
+    assert capacity.verdict_changes(later, [8, 16, 24]) == ["z", "a"]
+    assert list(capacity.verdict_grid(later)["key"]) == ["z", "a"]
+
+
+def test_values_by_rung_are_nan_where_a_rung_lacks_one():
+    from types import SimpleNamespace
+
+    by_rung = pd.DataFrame({"key": ["k", "k", "j"], "width": [8, 16, 8], "result": [
+        SimpleNamespace(values={"cc_rho": 0.5}), SimpleNamespace(values={}),
+        SimpleNamespace(values={"cc_rho": 9.0})]})
+    v = capacity._values(by_rung, "k", ["cc_rho"])
+    assert list(v["width"]) == [8, 16] and v["cc_rho"].dtype == float
+    assert v["cc_rho"].iloc[0] == 0.5 and np.isnan(v["cc_rho"].iloc[1])
 
 
 @pytest.fixture(scope="module")
