@@ -141,6 +141,34 @@ def test_weight_magnitudes_random_counts_every_nonzero_weight():
         overall.fraction_below([])
 
 
+def test_weight_magnitudes_columns_default_bins_and_edges():
+    """Every column against its definition; 60 bins by default spanning whole decades; all
+    zeros or one magnitude still give a decade; bad input named."""
+    w = np.array([0.0, 0.003, -0.04, 0.5], dtype=np.float32)
+    h = overall.weight_magnitudes(w)
+    assert len(h) == 60 and list(h.columns) == ["log10_left", "log10_right", "left", "right",
+                                                "count", "fraction"]
+    assert (h["log10_left"].iloc[0], h["log10_right"].iloc[-1]) == (-3.0, 0.0)
+    np.testing.assert_allclose(h["right"], 10 ** h["log10_right"])
+    np.testing.assert_allclose(h["log10_right"][:-1], h["log10_left"][1:])
+    assert h["count"].sum() == 3 and h["fraction"].sum() == pytest.approx(3 / 4)
+    one = overall.weight_magnitudes([0.01, -0.01], bins=4)          # lo == hi: one decade
+    assert (one["log10_left"].iloc[0], one["log10_right"].iloc[-1]) == (-2.0, -1.0)
+    zeros = overall.weight_magnitudes(np.zeros(5), bins=2)         # no logarithm at all
+    assert list(zeros["log10_left"]) == [-1.0, -0.5] and zeros["count"].sum() == 0
+    assert zeros.attrs == {"n": 5, "n_zero": 5}
+    assert len(overall.weight_magnitudes(w, bins=1)) == 1
+    assert overall.weight_magnitudes(w, bins=[-3, -1, 0])["log10_left"].dtype == float
+    for bad, message in (([], "weights is empty"), ([0.1, np.nan], "weights contains NaN or inf")):
+        with pytest.raises(ValueError) as caught:
+            overall.weight_magnitudes(bad)
+        assert str(caught.value) == message
+    with pytest.raises(ValueError) as caught:
+        overall.weight_magnitudes(w, bins=0)
+    assert str(caught.value) == "bins must be a positive integer or an array of edges, got 0"
+    assert overall.weight_magnitudes([0.5]).attrs == {"n": 1, "n_zero": 0}   # one weight
+
+
 def test_welch_by_sparsity_edges_two_seeds_shuffled_rows_and_alpha_bounds():
     """Two seeds per group is enough; rows in any order give levels in ascending order with
     the group sizes; alpha must lie strictly inside (0, 1)."""

@@ -201,3 +201,44 @@ def test_smoke_build_with_three_seeds_is_not_resolved_where_the_papers_rule_says
     assert weights.values["n_seeds"] == 1
     assert weights.values["fraction_below"] == overall.fraction_below(
         store.prunable_weights(store.seeds[0]), 0.01)
+
+
+def test_random_control_sentence_whole_in_each_case():
+    """The sentence assembled from its parts with the caller's level and confidence; each
+    verdict's branch; no finite level; a method the table lacks; one seed."""
+    def expected(maps, at, level, confidence, firsts, verdict):
+        d = overall.method_difference(maps, "random", "l1", at, confidence)
+        it = overall.interval_text
+        seeds = "seed" if d["n"] == 1 else "seeds"
+        return (f"the first drop by the paired test (Holm, P < {level:g}) is {firsts[0]} under "
+                f"random pruning and {firsts[1]} under L1 pruning; at k = {at:.2f} mAP changes by "
+                f"{it(d['a'], d['a_lo'], d['a_hi'], confidence)} under random pruning and by "
+                f"{it(d['b'], d['b_lo'], d['b_hi'], confidence)} under L1 pruning; the "
+                f"difference, paired by seed over {d['n']} {seeds}, is "
+                f"{it(d['diff'], d['diff_lo'], d['diff_hi'], confidence)}: {verdict}")
+
+    grid = [0.0, 0.3, 0.6]
+    l1 = maps_table(8, {0.6: -0.02}, 0.02, rng_seed=3, grid=grid)
+    rnd = maps_table(8, {0.3: -0.3, 0.6: -0.5}, 0.02, rng_seed=3, grid=grid).assign(method="random")
+    both = pd.concat([l1, rnd[rnd.sparsity > 0]])
+    text = overall.random_control_sentence(both, ["l1", "random"], 0.6, level=0.01,
+                                           confidence=0.9)
+    assert text == expected(both, 0.6, 0.01, 0.9, ("k = 0.30", "not reached within the grid"),
+                            "random pruning loses more: magnitude matters.")
+    swapped = pd.concat([rnd.assign(method="l1"), l1[l1.sparsity > 0].assign(method="random")])
+    assert overall.random_control_sentence(swapped, ["l1", "random"], 0.6) == expected(
+        swapped, 0.6, 0.05, 0.95, ("not reached within the grid", "k = 0.30"),
+        "L1 pruning loses more, against expectation.")
+    assert overall.random_control_sentence(both, ["l1", "random"], float("nan"), level=0.01) == (
+        "the first drop by the paired test (Holm, P < 0.01) is k = 0.30 under random pruning and "
+        "not reached within the grid under L1 pruning.")
+    one = both[both.seed == 0]
+    assert overall.random_control_sentence(one, ["l1", "random"], 0.6) == expected(
+        one, 0.6, 0.05, 0.95, ("not tested (fewer than two seeds)",) * 2,
+        "too few seeds to compare the two.")
+    assert overall.random_control_sentence(l1, ["l1", "random"], float("nan")) == (
+        "the first drop by the paired test (Holm, P < 0.05) is not tested under random pruning "
+        "and not reached within the grid under L1 pruning.")
+    assert overall.random_control_sentence(l1, ["l1", "quant"], 0.6) == (
+        "this build ran only l1, quant pruning, so there is no comparison (add methods=l1,random "
+        "to the overrides).")
