@@ -92,6 +92,54 @@ def test_t_interval_covers_95_percent_at_the_seed_counts_used(n):
     assert overall.t_interval_coverage(n, n_sim=4000, skewed=True) == pytest.approx(0.95, abs=0.02)
 
 
+def test_coverage_simulation_is_the_documented_model():
+    """t_interval_coverage draws exactly the model its docstring states (re-written here from
+    the text, with scipy's t-interval), by default from seed 0 with 4000 populations."""
+    def by_hand(n, n_sim, skewed, seed=0, effect=-0.1, confidence=0.95):
+        rng = np.random.default_rng(seed)
+        dense = 0.2 * np.exp(0.25 * rng.standard_normal((n_sim, n)))
+        e = ((rng.gamma(2.0, size=(n_sim, n)) - 2.0) / np.sqrt(2.0) if skewed
+             else rng.standard_normal((n_sim, n)))
+        rel = (dense * (1 + effect + 0.05 * e) + rng.normal(0, 0.005, (n_sim, n))) / dense - 1
+        lo, hi = st.t.interval(confidence, n - 1, loc=rel.mean(axis=1),
+                               scale=st.sem(rel, axis=1))
+        return float(np.mean((lo <= effect) & (effect <= hi)))
+
+    for skewed in (False, True):
+        assert overall.t_interval_coverage(5, n_sim=300, skewed=skewed) == pytest.approx(
+            by_hand(5, 300, skewed), abs=1e-12)
+    assert overall.t_interval_coverage(3) == by_hand(3, 4000, False)
+    assert overall.t_interval_coverage(3, seed=1) != overall.t_interval_coverage(3)
+
+
+def test_method_difference_against_scipy():
+    """Each method's relative change at k against its own dense model where it has one (else
+    the shared one), their paired difference a - b, each with scipy's t-interval."""
+    rng = np.random.default_rng(5)
+    seeds = range(6)
+    dense = 0.3 + 0.05 * rng.standard_normal(6)
+    own = 0.25 + 0.05 * rng.standard_normal(6)        # quant's own dense models
+    sparse = {"l1": dense * 0.9 + 0.01 * rng.standard_normal(6),
+              "quant": own * 0.7 + 0.01 * rng.standard_normal(6)}
+    rows = [("l1", s, 0.0, dense[s]) for s in seeds] + [("quant", s, 0.0, own[s]) for s in seeds]
+    rows += [(m, s, 0.5, sparse[m][s]) for m in sparse for s in seeds]
+    rows = [r + (20,) for r in rows]
+    # a seed's second row (another class count) is not read
+    rows += [("l1", 0, 0.5, sparse["l1"][0], 19), ("l1", 1, 0.0, dense[1], 19)]
+    maps = pd.DataFrame(rows, columns=["method", "seed", "sparsity", "map", "n_classes"])
+    d = overall.method_difference(maps, "quant", "l1", 0.5, confidence=0.9)
+    rel_a, rel_b = sparse["quant"] / own - 1, sparse["l1"] / dense - 1
+    assert d["n"] == 6
+    for name, x in (("a", rel_a), ("b", rel_b), ("diff", rel_a - rel_b)):
+        lo, hi = st.t.interval(0.9, 5, loc=x.mean(), scale=st.sem(x))
+        assert (d[name], d[f"{name}_lo"], d[f"{name}_hi"]) == pytest.approx((x.mean(), lo, hi))
+    # no own dense models: the first dense model of each seed (l1's, before random's)
+    shared = pd.concat([maps[~((maps.method == "quant") & (maps.sparsity == 0))],
+                        maps[(maps.method == "quant") & (maps.sparsity == 0)].assign(method="random")])
+    d = overall.method_difference(shared, "quant", "l1", 0.5)
+    assert d["a"] == pytest.approx(np.mean(sparse["quant"] / dense - 1))
+
+
 def test_level_at_least_uses_the_nearest_level_above():
     assert overall.level_at_least([0.05, 0.5, 0.65, 0.8], 0.6) == 0.65
     assert overall.level_at_least([0.1, 0.6000000001], 0.6) == pytest.approx(0.6)
