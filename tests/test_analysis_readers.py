@@ -82,3 +82,37 @@ def test_phantom_truth_stats_same_table_shape():
         meta.label_corrupted[:10].mean())
     with pytest.raises(ValueError, match="boolean mask"):
         readers.phantom_truth_stats(meta, mask[:50])
+
+
+def test_validated_responses_are_integers_and_messages_whole():
+    """is_pie, agrees_with_label (booleans or 0/1) and the 1-5 answers come back as ints; a
+    missing column names the table; bad values are listed (the first 10)."""
+    resp = make_responses()
+    out = readers.validate_responses(resp.assign(quality=resp.quality.astype(float)))
+    for col in ("is_pie", "agrees_with_label", "quality", "difficulty"):
+        assert out[col].dtype == int, col
+    as_ints = readers.validate_responses(resp.assign(is_pie=resp.is_pie.astype(int)))
+    assert as_ints["is_pie"].dtype == int and list(as_ints.columns) == list(resp.columns)
+    with pytest.raises(ValueError) as caught:
+        readers.validate_responses(resp.drop(columns="quality"))
+    assert str(caught.value) == (f"responses is missing column(s) ['quality']; it has "
+                                 f"{[c for c in resp.columns if c != 'quality']}")
+    bad = resp.assign(quality=resp.quality.astype(object))
+    bad.loc[:11, "quality"] = ["x"] + list(range(6, 17))
+    with pytest.raises(ValueError) as caught:
+        readers.validate_responses(bad)
+    assert str(caught.value) == ("responses column 'quality' must be integers 1-5; bad values "
+                                 "['x', 6, 7, 8, 9, 10, 11, 12, 13, 14]")
+    many = resp.assign(agrees_with_label=list(range(2, 14)) + [1] * (len(resp) - 12))
+    with pytest.raises(ValueError) as caught:
+        readers.validate_responses(many)
+    assert str(caught.value) == ("responses column 'agrees_with_label' must be boolean or 0/1, "
+                                 "got values [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]")
+    with pytest.raises(ValueError) as caught:
+        readers.validate_responses(resp.assign(is_pie=False))
+    assert str(caught.value) == ("responses must contain both PIE and non-PIE images (is_pie 1 "
+                                 "and 0)")
+    with pytest.raises(ValueError) as caught:
+        readers.phantom_truth_stats(pd.DataFrame({"quality": [1.0, 2.0]}), np.array([True, False]))
+    assert str(caught.value) == ("meta is missing column(s) ['label_corrupted', 'difficulty']; "
+                                 "it has ['quality']")
