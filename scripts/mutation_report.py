@@ -23,11 +23,8 @@ import argparse
 import ast
 import copy
 import fnmatch
-import io
 import json
 import sys
-import textwrap
-import tokenize
 import tomllib
 from collections import Counter
 from functools import lru_cache
@@ -84,21 +81,39 @@ def explain(name: str, status: str, entries: list[dict], module: str = "") -> di
     string literal's text), or None."""
     return next((e for e in entries if status in e.get("status", OPEN)
                  and any(fnmatch.fnmatchcase(name, p) for p in e["mutants"])
-                 and (not e.get("strings_only") or strings_only(diff(name, module)))
+                 and (not e.get("strings_only") or strings_only(name, module))
                  and (not e.get("styling_only") or styling_only(name, module))), None)
 
 
-def styling_only(name: str, module: str, root: Path = Path("mutants")) -> bool:
+def strings_only(name: str, module: str, root: Path = Path("mutants")) -> bool:
     """Whether mutant ``name`` differs from its original function (both in mutmut's copy of
-    ``module``) only in :data:`STYLE_KEYWORDS` arguments (a changed, dropped or added colour,
-    width, label or font size) and in the strings a :data:`TEXT_CALLS` call draws; a string
-    anywhere else (a column, a method's name) still counts."""
+    ``module``) only in the text of string literals (f-strings' text included)."""
+    return _same(name, module, root, _blank)
+
+
+def styling_only(name: str, module: str, root: Path = Path("mutants")) -> bool:
+    """Whether mutant ``name`` differs from its original function only in :data:`STYLE_KEYWORDS`
+    arguments (a changed, dropped or added colour, width, label or font size) and in the strings
+    a :data:`TEXT_CALLS` call draws; a string anywhere else (a column, a method's name) counts."""
+    return _same(name, module, root, _Unstyle().visit)
+
+
+def _same(name: str, module: str, root: Path, normalise) -> bool:
+    """Whether the mutant and its original are one function once ``normalise`` has rewritten
+    both (their names aside)."""
     functions = _functions(root / module)
     short = name.rsplit(".", 1)[-1]
     original = functions.get(short.rsplit("__mutmut_", 1)[0] + "__mutmut_orig")
     mutant = functions.get(short)
-    return (original is not None and mutant is not None
-            and _unstyled(original) == _unstyled(mutant))
+    if original is None or mutant is None:
+        return False
+
+    def shape(function: ast.FunctionDef) -> str:
+        function = copy.deepcopy(function)
+        function.name = ""
+        return ast.dump(normalise(function))
+
+    return shape(original) == shape(mutant)
 
 
 @lru_cache(maxsize=None)
@@ -112,45 +127,19 @@ class _Unstyle(ast.NodeTransformer):
         self.generic_visit(node)
         node.keywords = [k for k in node.keywords if k.arg not in STYLE_KEYWORDS]
         if isinstance(node.func, ast.Attribute) and node.func.attr in TEXT_CALLS:
-            node.args = [_blank(a) for a in node.args]
+            node.args = [_blank(a, none=True) for a in node.args]
         return node
 
 
-def _blank(node: ast.expr) -> ast.expr:
-    """Every string (or None: no text) in ``node`` made ''."""
+def _blank(node: ast.AST, none: bool = False) -> ast.AST:
+    """Every string in ``node`` made '' (and None too, with ``none``: no text drawn)."""
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Constant) and (sub.value is None or isinstance(sub.value, str)):
+        if isinstance(sub, ast.Constant) and (isinstance(sub.value, str)
+                                              or (none and sub.value is None)):
             sub.value = ""
+        elif isinstance(sub, ast.JoinedStr):  # an f-string: its text parts, however split
+            sub.values = [v for v in sub.values if not isinstance(v, ast.Constant)]
     return node
-
-
-def _unstyled(function: ast.FunctionDef) -> str:
-    """The function (signature and body, not its name) with styling keywords dropped and the
-    text of text-drawing calls blanked."""
-    function = copy.deepcopy(function)
-    function.name = ""
-    return ast.dump(_Unstyle().visit(function))
-
-
-def strings_only(patch: str) -> bool:
-    """Whether a mutant's diff changes only the text inside string literals (the removed and
-    added lines tokenise alike once every string is blanked)."""
-    old = "\n".join(line[1:] for line in patch.splitlines()
-                    if line.startswith("-") and not line.startswith("---"))
-    new = "\n".join(line[1:] for line in patch.splitlines()
-                    if line.startswith("+") and not line.startswith("+++"))
-    return old != new and _shape(old) is not None and _shape(old) == _shape(new)
-
-
-def _shape(code: str) -> list | None:
-    """The code's tokens with every string literal blanked (None if it does not tokenise)."""
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(textwrap.dedent(code)).readline))
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        return None
-    return [(t.type, "" if t.type == tokenize.STRING else t.string) for t in tokens
-            if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT,
-                              tokenize.DEDENT, tokenize.ENDMARKER)]
 
 
 @lru_cache(maxsize=None)  # the table and the listing both ask for a strings-only mutant's diff

@@ -129,17 +129,23 @@ def test_mutmut_stats_credit_each_test_of_a_shared_fixture_file(monkeypatch):
     assert fake.tests_by_mangled_function_name == {"f": set(ladder), "g": {metrics[0]}}
 
 
-@pytest.mark.parametrize("patch, expected", [
-    ('-    return f"met at {w}"\n+    return f"XXmet at {w}XX"', True),
-    ('-    verb = "met" if ok else "not met"\n+    verb = "MET" if ok else "not met"', True),
-    ('-    verb = "met" if ok else "not met"\n+    verb = "met" if not ok else "not met"', False),
-    ('-    ax.plot(x, y, color="k")\n+    ax.plot(x, color="k")', False),
-    ('-    d = {"seed": s}\n+    d = {"seed": None}', False),
-    ('-    n = 1\n+    n = 1', False),
+@pytest.mark.parametrize("old, new, expected", [
+    ('return f"met at {w}"', 'return f"XXmet at {w}XX"', True),
+    ('verb = "met" if ok else "not met"', 'verb = "MET" if ok else "not met"', True),
+    ('return ("Resampling the " +\n            "rest")', 'return ("XXResampling the XX" +\n            "rest")', True),
+    ('verb = "met" if ok else "not met"', 'verb = "met" if not ok else "not met"', False),
+    ('ax.plot(x, y, color="k")', 'ax.plot(x, color="k")', False),
+    ('d = {"seed": s}', 'd = {"seed": None}', False),
+    ('return "text"', 'return None', False),
+    ('n = 1', 'n = 1', True),   # no change at all: the same function
 ])
-def test_strings_only_tells_a_literals_text_from_code(patch, expected):
-    diff = "--- a.py\n+++ a.py\n@@ -1,1 +1,1 @@\n" + patch
-    assert report.strings_only(diff) is expected
+def test_strings_only_tells_a_literals_text_from_code(tmp_path, old, new, expected):
+    code = "def x_f__mutmut_orig(x, y, w, ok, s, ax):\n    {}\n"
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text(
+        code.format(old) + code.format(new).replace("__mutmut_orig", "__mutmut_1"))
+    assert report.strings_only("pkg.m.x_f__mutmut_1", "pkg/m.py", root=tmp_path) is expected
+    assert not report.strings_only("pkg.m.x_g__mutmut_1", "pkg/m.py", root=tmp_path)
 
 
 def test_styling_only_allows_style_keywords_and_drawn_text_alone(tmp_path):
