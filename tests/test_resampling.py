@@ -88,3 +88,48 @@ def test_bad_shapes_are_named():
     labels, dense, pruned = population()
     with pytest.raises(ValueError, match="seeds, images, classes"):
         two_level_change(labels, dense[:, :10], pruned, ["a", "b"])
+
+
+def test_seed_only_interval_undefined_share_defaults_and_checks():
+    """The seed-only interval against a loop; the share of resamples in which a class had no
+    positive image; the defaults (200 resamples, seed 0); the sentence's two groups; the
+    messages for bad shapes and coverage."""
+    from pandas.testing import assert_frame_equal
+
+    rng = np.random.default_rng(7)
+    labels, dense, pruned = population(n_seeds=4, n_images=30, rng=rng, positives=(10, 1))
+    table = two_level_change(labels, dense, pruned, ["big", "one"], n_boot=50, seed=2,
+                             coverage=0.8)
+    assert list(table.columns) == ["class", "test_positives", "change", "seed_lo", "seed_hi",
+                                   "both_lo", "both_hi", "width_ratio", "undefined_share"]
+    draws = np.random.default_rng(2)
+    seeds = draws.integers(0, 4, size=(50, 4))
+    images = draws.integers(0, 30, size=(50, 30))
+    only = np.median(average_precision(labels, pruned[seeds].reshape(-1, 30, 2)).reshape(50, 4, 2)
+                     / average_precision(labels, dense[seeds].reshape(-1, 30, 2)).reshape(50, 4, 2)
+                     - 1, axis=1)
+    lo, hi = np.percentile(only, [10, 90], axis=0)
+    np.testing.assert_allclose(table["seed_lo"], lo)
+    np.testing.assert_allclose(table["seed_hi"], hi)
+    none = np.array([[labels[i, c].sum() == 0 for c in range(2)] for i in images])
+    np.testing.assert_allclose(table["undefined_share"], none.mean(axis=0))
+    assert table["undefined_share"].iloc[1] > 0.2 and table["undefined_share"].iloc[0] == 0
+    default = two_level_change(labels, dense, pruned, ["big", "one"])
+    assert_frame_equal(default, two_level_change(labels, dense, pruned, ["big", "one"],
+                                                            n_boot=200, seed=0))
+    assert not default.equals(two_level_change(labels, dense, pruned, ["big", "one"],
+                                               n_boot=200, seed=1))
+    sentence_table = table.assign(test_positives=[20, 19], width_ratio=[1.5, 3.0])
+    assert two_level_sentence(sentence_table, few=20) == (
+        "Resampling the test images as well as the seeds makes the intervals of the per-class "
+        "change 3.0 times as wide for the 1 classes with fewer than 20 test positives and 1.5 "
+        "times as wide for the 1 classes with at least 20 test positives.")
+    message = ("dense {} and pruned {} must be (seeds, images, classes) matching labels {}")
+    for d, p, y in (((5, 30, 2), (4, 30, 2), (30, 2)), ((30, 2), (30, 2), (2,))):
+        with pytest.raises(ValueError) as caught:
+            two_level_change(np.zeros(y), np.zeros(d), np.zeros(p), ["a", "b"])
+        assert str(caught.value) == message.format(d, p, y)
+    for bad in (0, 1, 1.5):
+        with pytest.raises(ValueError) as caught:
+            two_level_change(labels, dense, pruned, ["big", "one"], coverage=bad)
+        assert str(caught.value) == f"coverage must be in (0, 1), got {bad}"
