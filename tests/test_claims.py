@@ -147,6 +147,31 @@ def test_q5_claims_are_decided_only_at_resolved_points(evidence):
     assert not claims.CLAIMS["q5_rare"].in_paper and claims.CLAIMS["q1_first_drop"].in_paper
 
 
+def test_summary_sentence_groups_claims_by_verdict_in_order():
+    """Holds, then does not hold, then not resolved, each claim once with its statement under
+    its own settings (a fraction of 0.1 reads '10%'); the intro first; nothing for an empty
+    group."""
+    from types import SimpleNamespace
+
+    class Stated:
+        def __init__(self, text):
+            self.text = text
+
+        def statement(self, settings):
+            return f"{self.text} at {settings.fraction:.0%}"
+
+    def result(text, verdict, fraction=0.05):
+        return SimpleNamespace(claim=Stated(text), verdict=verdict,
+                               settings=claims.Settings(fraction=fraction))
+
+    results = [result("c", UNRESOLVED), result("a", HOLDS, 0.1), result("b", FAILS),
+               result("d", HOLDS)]
+    assert claims.summary_sentence(results, intro="On this build:") == (
+        "On this build: Holds here: a at 10%; d at 5%. Does not hold here: b at 5%. Not "
+        "resolved here: c at 5%.")
+    assert claims.summary_sentence(results[1:2]) == "Holds here: a at 10%."
+
+
 def test_unknown_claim_is_named():
     with pytest.raises(KeyError, match="q9"):
         claims.evaluate(None, ["q9"])
