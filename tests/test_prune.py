@@ -144,6 +144,29 @@ def test_sparsity_grid():
     assert sparsity_grid(0.25, 1.0) == [0.0, 0.25, 0.5, 0.75, 1.0]
     with pytest.raises(ValueError, match="multiple"):
         sparsity_grid(0.3, 0.95)
+    assert sparsity_grid(1.0, 1.0) == [0.0, 1.0] and sparsity_grid(0.5, 0.0) == [0.0]
+    for step, stop in ((0.0, 0.5), (1.5, 0.5), (0.5, 1.5), (0.5, -0.5)):
+        with pytest.raises(ValueError) as caught:
+            sparsity_grid(step, stop)
+        assert str(caught.value) == (f"need 0 < step <= 1 and 0 <= stop <= 1, got step={step}, "
+                                     f"stop={stop}")
+
+
+def test_random_scores_and_masks_default_to_seed_0_and_walk_is_prune_to():
+    from prunecxr.prune import NestedPruner, RandomScores, global_masks
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.Linear(5, 3))
+    weights = [model[0].weight, model[1].weight]
+    for a, b in zip(RandomScores().scores(weights), RandomScores().scores(weights, seed=0)):
+        assert torch.equal(a, b) and a.dtype == torch.float32
+    assert not torch.equal(RandomScores().scores(weights)[0],
+                           RandomScores().scores(weights, seed=1)[0])
+    for a, b in zip(global_masks(model, "random", 0.5), global_masks(model, "random", 0.5, seed=0)):
+        assert torch.equal(a, b)
+    walked = [step.sparsity for step in NestedPruner(copy.deepcopy(model), "l1").walk([0.2, 0.6])]
+    by_hand = NestedPruner(copy.deepcopy(model), "l1")
+    assert walked == [by_hand.prune_to(0.2).sparsity, by_hand.prune_to(0.6).sparsity]
 
 
 # --------------------------------------------------------------------------- amounts

@@ -194,6 +194,17 @@ def test_mantel_beta3_p_matches_a_brute_force_loop_of_statsmodels_fits():
     assert ref["beta3"] == pytest.approx(null)
 
 
+def test_mantel_statistics_of_one_vector_are_spearman_and_ols():
+    rng = np.random.default_rng(3)
+    fcd, x1, x2 = rng.normal(size=30), rng.normal(size=30), rng.uniform(size=30)
+    out = co.mantel_statistics(fcd, x1, x2)
+    assert sorted(out) == ["beta3", "rho_dlogfreq", "rho_iou4"]
+    assert out["rho_dlogfreq"][0] == pytest.approx(st.spearmanr(fcd, x1).statistic)
+    assert out["rho_iou4"][0] == pytest.approx(st.spearmanr(fcd, x2).statistic)
+    design = np.column_stack([np.ones(30), x1, x2, x1 * x2])
+    assert out["beta3"][0] == pytest.approx(np.linalg.lstsq(design, fcd, rcond=None)[0][3])
+
+
 def test_mantel_is_seeded_fast_and_sizes_are_reported():
     pairs = tiny_pairs(20, seed=0)
     start = time.perf_counter()

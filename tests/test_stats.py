@@ -310,3 +310,16 @@ def test_format_p_below_alpha_never_reads_as_alpha():
 def test_format_p_rejects_non_probabilities(p):
     with pytest.raises(ValueError, match="must lie in"):
         stats.format_p(p)
+
+
+def test_median_iqr_groups_in_sorted_order_with_every_column():
+    frame = pd.DataFrame({"m": ["b", "a", "b", "a", "b"], "v": [3.0, 1.0, 5.0, np.nan, 4.0]})
+    out = stats.median_iqr(frame, ["m"], "v")
+    assert list(out.columns) == ["m", "median", "q25", "q75", "mean", "n"]
+    assert list(out["m"]) == ["a", "b"]                      # sorted, not first seen
+    b = np.array([3.0, 5.0, 4.0])
+    assert out.iloc[1][["median", "q25", "q75", "mean", "n"]].tolist() == [
+        4.0, np.percentile(b, 25), np.percentile(b, 75), 4.0, 3]
+    with pytest.raises(ValueError) as caught:
+        stats.median_iqr(frame, ["m"], "w")
+    assert str(caught.value) == "frame is missing column(s) ['w']; it has ['m', 'v']"
