@@ -328,6 +328,37 @@ def test_phantom_statement_matches_the_generator():
     assert np.all(q == q[0])                               # quality ignores the findings
 
 
+def test_interval_coverage_is_the_documented_simulation():
+    """interval_coverage draws what its docstring states (re-written here from the text): a
+    binomial count of positive PIEs at ratio x p0 and of positive others at p0 per draw, the
+    share of defined exact intervals holding the true odds ratio; by default ratio 1, 200
+    draws from seed 0; NaN for an impossible prevalence or an empty group."""
+    def by_hand(n_pie, n_other, p0, ratio=1.0, n_sim=200, confidence=0.95, seed=0):
+        rng = np.random.default_rng(seed)
+        p1 = min(p0 * ratio, 1.0)
+        true_or = (p1 / (1 - p1)) / (p0 / (1 - p0))
+        pie = np.r_[[True] * n_pie, [False] * n_other]
+        inside = []
+        for _ in range(n_sim):
+            a, c = rng.binomial(n_pie, p1), rng.binomial(n_other, p0)
+            has = np.r_[[True] * a, [False] * (n_pie - a), [True] * c, [False] * (n_other - c)]
+            r = pies.exact_enrichment(pie, has, confidence)
+            if np.isfinite(r["ci_low"]):
+                inside.append(r["ci_low"] <= true_or <= r["ci_high"])
+        return float(np.mean(inside)) if inside else float("nan")
+
+    assert pies.interval_coverage(6, 30, 0.2, 2.0, n_sim=40, confidence=0.8, seed=3) == \
+        by_hand(6, 30, 0.2, 2.0, n_sim=40, confidence=0.8, seed=3)
+    assert pies.interval_coverage(5, 20, 0.3) == by_hand(5, 20, 0.3)
+    assert pies.interval_coverage(5, 20, 0.3, seed=1) != pies.interval_coverage(5, 20, 0.3)
+    for args in ((1, 20, 0.3), (5, 1, 0.3)):                 # one image in a group is enough
+        assert np.isfinite(pies.interval_coverage(*args, n_sim=20))
+    for args in ((0, 20, 0.3), (5, 0, 0.3), (5, 20, 0.0), (5, 20, 1.0), (5, 20, 0.5, 2.0),
+                 (5, 20, 0.3, 0.0)):
+        assert np.isnan(pies.interval_coverage(*args, n_sim=5)), args
+    assert np.isnan(pies.interval_coverage(1, 1, 0.01, n_sim=3))   # no interval defined
+
+
 def test_interval_coverage_function_simulates_at_least_nominal_coverage():
     assert pies.interval_coverage(100, 1900, 0.03, 3.0, n_sim=100) >= 0.9
     assert pies.interval_coverage(6, 125, 0.2, 1.0, n_sim=100) >= 0.9
