@@ -141,6 +141,17 @@ def test_weight_magnitudes_random_counts_every_nonzero_weight():
         overall.fraction_below([])
 
 
+def test_messages_name_the_table_the_caller_passed():
+    maps = pd.DataFrame({"method": ["l1"], "seed": [0], "map": [0.5]})
+    with pytest.raises(ValueError) as caught:
+        overall.overall_map(maps)
+    assert str(caught.value) == ("table is missing column(s) ['sparsity']; it has "
+                                 "['method', 'seed', 'map']")
+    with pytest.raises(ValueError) as caught:
+        overall.method_difference(maps.assign(sparsity=0.0), "random", "l1", 0.5)
+    assert str(caught.value) == "method 'random' not in maps; available: ['l1']"
+
+
 def test_weight_magnitudes_columns_default_bins_and_edges():
     """Every column against its definition; 60 bins by default spanning whole decades; all
     zeros or one magnitude still give a decade; bad input named."""
