@@ -154,21 +154,36 @@ def diff(name: str, module: str) -> str:
         return f"(no diff: {type(e).__name__}: {e})"
 
 
-def table(results: dict[str, dict[str, str]], entries: list[dict]) -> str:
-    head = (f"{'module':34} {'mutants':>7} {'killed':>6} {'survived':>8} {'timeout':>7} "
-            f"{'no tests':>8} {'unchecked':>9} {'score':>6} {'accepted':>8} {'unexplained':>11}")
-    lines = [head, "-" * len(head)]
-    total = Counter()
+def counts(results: dict[str, dict[str, str]], entries: list[dict]) -> dict[str, Counter]:
+    """Per module (and "all"): mutants, each status, and the open ones accepted or unexplained."""
+    out, total = {}, Counter()
     for module, status in results.items():
         c = Counter(status.values())
         c["mutants"] = len(status)
         for name, s in status.items():
             if s in OPEN:
                 c["accepted" if explain(name, s, entries, module) else "unexplained"] += 1
+        out[module] = c
         total.update(c)
-        lines.append(_row(module, c))
-    lines.append("-" * len(head))
-    lines.append(_row("all", total))
+    out["all"] = total
+    return out
+
+
+def _score(c: Counter) -> str:
+    checked = c["killed"] + c["survived"]
+    return f"{c['killed'] / checked:.1%}" if checked else "n/a"
+
+
+def table(results: dict[str, dict[str, str]], entries: list[dict]) -> str:
+    head = (f"{'module':34} {'mutants':>7} {'killed':>6} {'survived':>8} {'timeout':>7} "
+            f"{'no tests':>8} {'unchecked':>9} {'score':>6} {'accepted':>8} {'unexplained':>11}")
+    lines = [head, "-" * len(head)]
+    for name, c in counts(results, entries).items():
+        if name == "all":
+            lines.append("-" * len(head))
+        lines.append(f"{name:34} {c['mutants']:>7} {c['killed']:>6} {c['survived']:>8} "
+                     f"{c['timeout']:>7} {c['no tests']:>8} {c['not checked']:>9} "
+                     f"{_score(c):>6} {c['accepted']:>8} {c['unexplained']:>11}")
     lines.append("score = killed / (killed + survived); timeouts (a mutant whose tests ran past "
                  "their limit: a loop, or a slow machine), mutants no test reaches and unchecked "
                  "ones are not in it; accepted and unexplained count the survivors and unreached "
@@ -176,24 +191,33 @@ def table(results: dict[str, dict[str, str]], entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _row(name: str, c: Counter) -> str:
-    checked = c["killed"] + c["survived"]
-    score = f"{c['killed'] / checked:.1%}" if checked else "n/a"
-    return (f"{name:34} {c['mutants']:>7} {c['killed']:>6} {c['survived']:>8} {c['timeout']:>7} "
-            f"{c['no tests']:>8} {c['not checked']:>9} {score:>6} {c['accepted']:>8} "
-            f"{c['unexplained']:>11}")
+def markdown(results: dict[str, dict[str, str]], entries: list[dict]) -> str:
+    """README's table: one row per module (``prunecxr/`` and ``.py`` dropped) and the total."""
+    lines = ["| module | mutants | done | killed | survived | timeout | score | no test reaches "
+             "| accepted | unexplained |", "|---|" + "---:|" * 9]
+    for name, c in counts(results, entries).items():
+        short = name if name == "all" else f"`{name.removeprefix('prunecxr/')[:-3]}`"
+        lines.append(f"| {short} | {c['mutants']} | {c['mutants'] - c['not checked']} | "
+                     f"{c['killed']} | {c['survived']} | {c['timeout']} | {_score(c)} | "
+                     f"{c['no tests']} | {c['accepted']} | {c['unexplained']} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("mutation-report.txt"))
     parser.add_argument("--no-diffs", action="store_true", help="list survivors without diffs")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print README's table (markdown) instead of writing the report")
     args = parser.parse_args(argv)
     results = collect()
     if not results:
         print("no mutmut results under mutants/ (run `make mutation` first)", file=sys.stderr)
         return 1
     entries = load_accepted()
+    if args.markdown:
+        print(markdown(results, entries))
+        return 0
     summary = table(results, entries)
     print(summary)
     parts = [summary, ""]
