@@ -218,3 +218,20 @@ def test_done_json_records_the_kept_checkpoints_validation_ap_per_class(tmp_path
                     config.precision)
     np.testing.assert_allclose(done["val_ap"], average_precision(val.labels.numpy(), probs),
                                equal_nan=True)
+
+
+def test_a_loaded_model_keeps_contiguous_weights_under_channels_last(tmp_path):
+    """For inference only the activations go channels_last: the loaded weights stay in the
+    contiguous layout the pruner's flat buffer expects; the trained values are loaded."""
+    from prunecxr.layout import BEST, seed_dir
+    from prunecxr.models import build_model
+
+    config = load_config("smoke", overrides=["width=8", "channels_last=true"])
+    saved = build_model(config.arch, 3, "none", seed=5, width=8)
+    seed_dir(tmp_path, 0).mkdir(parents=True)
+    torch.save(saved.state_dict(), seed_dir(tmp_path, 0) / BEST)
+    model = train.load_trained(config, 3, tmp_path, 0, torch.device("cpu"))
+    assert model.channels_last and not model.training
+    conv = model.backbone.layer1[0].conv1.weight                  # 8 in, 8 out channels
+    assert conv.is_contiguous() and not conv.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(conv, saved.backbone.layer1[0].conv1.weight)
