@@ -224,8 +224,8 @@ def _override(name: str, raw: Any) -> str:
 
 
 def _expected(name: str, current: Any) -> str:
-    """What a value of ``name`` must look like (only number lists, numbers, booleans and JSON
-    objects can fail to parse: any text is a valid string or list of strings)."""
+    """What a value of ``name`` must look like, for a text that does not parse (a number list,
+    number, boolean or JSON object) or a Python value of another type (:func:`_typed`)."""
     if name in NUMBER_TUPLES:
         kind = "integers" if NUMBER_TUPLES[name] is int else "numbers"
         example = ",".join(f"{x:g}" for x in current[:3])
