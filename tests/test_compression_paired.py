@@ -1,11 +1,11 @@
 """Q5's method-against-method comparisons (prunecxr.analysis.compression.paired_comparisons):
 the vectorised paired bootstrap against pandas/scipy loops, the coverage of its intervals at the
 seed count the default profile uses (a simulation), the claims' verdict rules on synthetic
-populations, and the storage each compressed model must keep (prunecxr.compress.stored_bits)."""
+populations, and what fine-tuning alone does (the storage a compressed model keeps is tested
+with prunecxr.compress, in test_compress.py)."""
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -214,51 +214,7 @@ def test_an_unresolved_grid_is_not_decided():
     assert not out.decided.any() and out.gap_p_holm.isna().all()
 
 
-# ------------------------------------------------------------------------------ storage counted
-
-def _bits_by_hand(model, value_bits=32, sparse=True, scales=False) -> int:
-    from torch import nn
-
-    total = 0
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            w = m.weight.detach().numpy()
-            n, kept = w.size, int(np.count_nonzero(w))
-            options = [n * value_bits]
-            if sparse:
-                options += [kept * value_bits + n,
-                            kept * value_bits + kept * math.ceil(math.log2(n))]
-            total += min(options) + (32 * w.shape[0] if scales else 0)
-    return total
-
-
-def test_stored_bits_against_a_loop_and_the_issues_example():
-    import torch
-    from torch import nn
-
-    from prunecxr import compress
-
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.Conv2d(16, 64, 8), nn.Linear(64, 5))
-    assert compress.stored_bits(model) == _bits_by_hand(model) == 32 * sum(
-        m.weight.numel() for m in model if hasattr(m, "weight"))
-    with torch.no_grad():
-        for m, share in zip(model, (0.5, 0.9, 0.99)):
-            w = m.weight
-            w.mul_((torch.rand_like(w) >= share).float())
-    for kw in ({}, {"sparse": False}, {"value_bits": 4, "sparse": False, "scales": True}):
-        assert compress.stored_bits(model, **kw) == _bits_by_hand(model, **kw)
-    # one layer of 2^16 weights at sparsity 0.9: 0.1 x 32 value bits + a 1-bit mask per weight
-    # (16-bit indices would cost 1.6): 4.2 bits a weight, 87% of the storage removed, not 90%
-    layer = nn.Linear(256, 256, bias=False)
-    with torch.no_grad():
-        layer.weight.zero_()
-        layer.weight.view(-1)[: 2 ** 16 // 10 + 1] = 1.0
-    kept = 2 ** 16 // 10 + 1
-    facts = compress.storage_facts(nn.Sequential(layer), 2 ** 16)
-    assert facts["stored_bits"] == kept * 32 + 2 ** 16
-    assert facts["storage_removed"] == pytest.approx(0.869, abs=0.002)
-
+# ------------------------------------------------------------------------ fine-tuning alone
 
 def test_finetune_effect_is_the_paired_difference_of_the_dense_models():
     ap = population(range(4), {"l1": 0.0, "l1_ft": 0.0}, rng_seed=2)

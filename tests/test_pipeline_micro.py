@@ -657,6 +657,8 @@ def test_store_attributes_equal_the_files(micro, tmp_path):
     io.write_json(folder / layout.CONFIG, {k: v for k, v in cfg.items()
                                            if k != "control_population"})
     assert load(folder).method_seeds("random") == [0, 1]
+    io.write_json(folder / layout.DATASET, {**ds, "image_size": 32})    # the data's own size
+    assert load(folder).image_size == 32
     io.write_json(folder / layout.DATASET, {k: v for k, v in ds.items() if k != "image_size"})
     assert load(folder).image_size == cfg["image_size"] == 16
     io.write_json(folder / layout.CONFIG, {k: v for k, v in cfg.items()

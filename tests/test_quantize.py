@@ -34,7 +34,19 @@ def test_fake_quantize_matches_the_definition(bits):
     for row in q.reshape(6, -1):
         assert len(torch.unique(row)) <= 2 ** bits - 1
     assert torch.equal(q[4], torch.zeros_like(q[4]))
+    assert channel_scales(w, bits)[4] == 1.0                # a zero channel's scale: 1, not 0
     assert q.abs().reshape(6, -1).amax(1)[0] == pytest.approx(w.abs().reshape(6, -1).amax(1)[0].item())
+
+
+def test_fake_quantize_keeps_the_weights_dtype_and_refuses_other_widths():
+    w = torch.randn(4, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    q = fake_quantize(w, 4)
+    assert q.dtype == torch.float64
+    np.testing.assert_allclose(q.numpy(), numpy_fake_quant(w.numpy(), 4), atol=1e-6)
+    for bits in (1, 9, 4.0):
+        with pytest.raises(ValueError) as caught:
+            fake_quantize(w, bits)
+        assert str(caught.value) == f"bits must be an integer from 2 to 8, got {bits!r}"
 
 
 @pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")
