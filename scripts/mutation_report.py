@@ -43,7 +43,7 @@ STYLE_KEYWORDS = frozenset({
     "edgecolors", "elinewidth", "facecolor", "figsize", "fontsize", "fontweight", "frameon", "ha",
     "label", "labelsize", "linestyle", "linestyles", "linewidth", "linewidths", "loc", "ls", "lw",
     "marker", "markeredgecolor", "markerfacecolor", "markersize", "mec", "mfc", "ms", "pad",
-    "rotation", "title", "va", "xlabel", "ylabel", "zorder"})
+    "rotation", "textcoords", "title", "va", "xlabel", "xytext", "ylabel", "zorder"})
 # Calls whose positional arguments are text drawn on a figure.
 TEXT_CALLS = frozenset({"annotate", "legend", "set_title", "set_xlabel", "set_xticklabels",
                         "set_ylabel", "set_yticklabels", "suptitle", "text"})

@@ -224,9 +224,49 @@ def test_the_ladder_figure_draws_each_rungs_median_map(fixture_stores):
         median = per_model.groupby("sparsity").median()
         np.testing.assert_allclose(line.get_xdata(), median.index)
         np.testing.assert_allclose(line.get_ydata(), median.to_numpy())
+        assert line.get_marker() == "o"
+    for ax in fig.axes[1:]:
+        assert list(ax.get_xticks()) == sorted(stores)
     rho = by_rung[by_rung["key"] == "q2_first_drop"]["result"]
     drawn = fig.axes[1].get_lines()[0].get_ydata()
     np.testing.assert_allclose(drawn, [r.values["cc_rho"] for r in rho])
+
+
+def test_the_ladder_figure_draws_q2_rho_and_q4s_odds_ratio_by_width():
+    """(b) each Q2 claim's chance-corrected rho against width, with the line at 0; (c) Q4's odds
+    ratio at width with its interval as error bars (an odds ratio below 0.01 drawn at 0.01 on
+    the log scale), its k as a note, the line at 1, a rung without an odds ratio left out; the
+    rungs' widths as ticks."""
+    from types import SimpleNamespace
+
+    rungs = {8: (0.1, -0.2, 2.0, 1.2, 3.5, 0.5), 16: (0.3, 0.05, 0.005, 0.001, 0.5, 0.7),
+             24: (0.2, 0.1, np.nan, np.nan, np.nan, 0.9),
+             32: (0.0, 0.0, 5.0, 1.0, 4.0, 0.3)}   # the sample odds ratio above the exact interval
+    rows = []
+    for w, (rho1, rho2, odds, lo, hi, k) in rungs.items():
+        for key, values in (("q2_first_drop", {"cc_rho": rho1}),
+                            ("q2_final_change", {"cc_rho": rho2}),
+                            ("q4_rare", {"s_odds_ratio": odds, "s_ci_low": lo, "s_ci_high": hi,
+                                         "k_rule": k})):
+            rows.append({"key": key, "width": w, "result": SimpleNamespace(values=values)})
+    fig = capacity.ladder_figure({}, pd.DataFrame(rows))
+    b, c = fig.axes[1], fig.axes[2]
+    lines = {l.get_label(): l for l in b.get_lines()}
+    for label, j in (("first drop", 0), ("final change", 1)):
+        np.testing.assert_array_equal(lines[label].get_xdata(), [8, 16, 24, 32])
+        np.testing.assert_array_equal(lines[label].get_ydata(), [r[j] for r in rungs.values()])
+        assert lines[label].get_marker() == "o"
+    assert any(list(l.get_ydata()) == [0, 0] for l in b.get_lines())
+    assert any(list(l.get_ydata()) == [1, 1] for l in c.get_lines())
+    bars = c.containers[0]
+    np.testing.assert_array_equal(np.asarray(bars.lines[0].get_xdata(), float), [8, 16, 32])
+    np.testing.assert_allclose(np.asarray(bars.lines[0].get_ydata(), float), [2.0, 0.01, 5.0])
+    assert bars.lines[0].get_marker() == "o"
+    ends = [(float(seg[0][1]), float(seg[1][1])) for seg in bars.lines[2][0].get_segments()]
+    np.testing.assert_allclose(ends, [(1.2, 3.5), (0.01 - 0.004, 0.01 + 0.495), (1.0, 5.0)])
+    assert [(t.get_text(), t.xy) for t in c.texts] == [("k = 0.50", (8, 2.0)),
+                                                      ("k = 0.70", (16, 0.01)),
+                                                      ("k = 0.30", (32, 5.0))]
 
 
 # ------------------------------------------------------------------ executor and command
