@@ -50,7 +50,9 @@ nbval-fixture: $(STAMP)
 ## score per module, the accepted survivors (tests/mutation_accepted.toml) and the diff of every
 ## unexplained one to mutation-report.txt. It resumes: an interrupted run, or one after an edit,
 ## tests only what has no result yet (mutmut keeps results by function; `rm -rf mutants` starts
-## over). Rerun chosen mutants with their names: make mutation MUTANTS="prunecxr.train.*".
+## over). Rerun chosen mutants with their names: make mutation MUTANTS="prunecxr.train.*"; after
+## new tests, the ones they may kill (survivors not accepted, timeouts, unchecked), e.g. of store:
+## make mutation MUTANTS="$(.venv/bin/python scripts/mutation_report.py --rerun store)".
 mutation: $(STAMP)
 	$(PY) -c "import mutmut" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mutation]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 	nice -n 19 $(VENV)/bin/mutmut run --max-children $(or $(JOBS),2) $(MUTANTS) || true

@@ -191,6 +191,18 @@ def table(results: dict[str, dict[str, str]], entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def to_rerun(results: dict[str, dict[str, str]], entries: list[dict],
+             modules: list[str] | None = None) -> list[str]:
+    """Mutants without a verdict worth keeping: unchecked, timed out, or open and unexplained
+    (what a new test may now kill), in ``modules`` (e.g. ``store`` or ``analysis/pies``)."""
+    wanted = {f"prunecxr/{m.removeprefix('prunecxr/').removesuffix('.py')}.py"
+              for m in modules or []}
+    return [name for module, status in results.items() if not wanted or module in wanted
+            for name, s in status.items()
+            if s in ("not checked", "timeout")
+            or (s in OPEN and not explain(name, s, entries, module))]
+
+
 def markdown(results: dict[str, dict[str, str]], entries: list[dict]) -> str:
     """README's table: one row per module (``prunecxr/`` and ``.py`` dropped) and the total."""
     lines = ["| module | mutants | done | killed | survived | timeout | score | no test reaches "
@@ -209,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-diffs", action="store_true", help="list survivors without diffs")
     parser.add_argument("--markdown", action="store_true",
                         help="print README's table (markdown) instead of writing the report")
+    parser.add_argument("--rerun", nargs="*", metavar="MODULE",
+                        help="print the names of the mutants a rerun should test (unchecked, "
+                             "timed out, or open and unexplained) in these modules (default: "
+                             "all), for `make mutation MUTANTS=...`")
     args = parser.parse_args(argv)
     results = collect()
     if not results:
@@ -217,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     entries = load_accepted()
     if args.markdown:
         print(markdown(results, entries))
+        return 0
+    if args.rerun is not None:
+        print(" ".join(to_rerun(results, entries, args.rerun)))
         return 0
     summary = table(results, entries)
     print(summary)

@@ -50,6 +50,10 @@ def test_counts_score_and_accepted_survivors(tmp_path, monkeypatch):
     row = report.table(results, entries).splitlines()[2].split()
     # mutants killed survived timeout no-tests unchecked score accepted unexplained
     assert row == ["prunecxr/a.py", "6", "1", "2", "1", "1", "1", "33.3%", "1", "2"]
+    assert report.to_rerun(results, entries, ["a"]) == [
+        "prunecxr.a.x_f__mutmut_2", "prunecxr.a.x_g__mutmut_1", "prunecxr.a.x_g__mutmut_2",
+        "prunecxr.a.x_g__mutmut_3"]
+    assert report.to_rerun(results, entries, ["b"]) == []
     md = report.markdown(results, entries).splitlines()
     assert md[2] == "| `a` | 6 | 5 | 1 | 2 | 1 | 33.3% | 1 | 1 | 2 |"
     assert md[3] == "| all | 6 | 5 | 1 | 2 | 1 | 33.3% | 1 | 1 | 2 |"
