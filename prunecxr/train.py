@@ -153,6 +153,8 @@ def train_epoch(model, opt, data, config: Config, seed: int, epoch: int, device)
 
 
 def _validate(model, data: SplitArrays, config: Config, device) -> tuple[float, float]:
+    """Validation loss (binary cross-entropy on probabilities clamped to [1e-7, 1 - 1e-7], so
+    a saturated wrong output costs -log(1e-7) = 16, not torch's cap of 100) and mAP."""
     probs = predict(model, data.images, config.eval_batch_size, device, config.precision)
     p = torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7)
     loss = float(F.binary_cross_entropy(p, data.labels))

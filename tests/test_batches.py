@@ -216,3 +216,44 @@ def test_the_prepared_gpu_check_runs_every_step_in_a_dry_run(tmp_path):
     assert manifest["config"]["profile"] == "paper" and manifest["config"]["precision"] == "bf16"
     assert set(manifest["rates"]) == {"train", "sweep"}
     assert re.search(r"^  train +[\d.]+ s +[\d,]+ img/s$", r.stdout, re.M)
+
+
+def _centroid(img: torch.Tensor) -> torch.Tensor:
+    """(x, y) of an image's intensity-weighted centroid, from the image centre, in pixels."""
+    h, w = img.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=img.dtype), torch.arange(w, dtype=img.dtype),
+                            indexing="ij")
+    total = img.sum()
+    return torch.stack([(img * xs).sum() / total - (w - 1) / 2,
+                        (img * ys).sum() / total - (h - 1) / 2])
+
+
+def test_augment_rotates_by_its_drawn_angle_and_flips_half_the_images():
+    """Each image is mirrored when its second uniform draw is below 0.5 and turned about the
+    centre by (2u - 1) x max_degrees (u its first draw; the angles are symmetric about 0, so
+    the direction does not matter): a blob off centre keeps its distance from the centre and
+    turns by that angle; with no rotation a flip is an exact mirror. Float64 stays float64."""
+    b, size, deg = 64, 48, 15.0
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float64),
+                            torch.arange(size, dtype=torch.float64), indexing="ij")
+    c = (size - 1) / 2
+    blob = torch.exp(-((xs - c - 8) ** 2 + (ys - c + 9) ** 2) / (2 * 2.0 ** 2))
+    x = blob.expand(b, 1, size, size).clone()
+    out = train.augment(x, torch.Generator().manual_seed(11), deg)
+    assert out.dtype == torch.float64
+    draws = torch.Generator().manual_seed(11)
+    angles = (torch.rand(b, generator=draws) * 2 - 1) * deg
+    flipped = torch.rand(b, generator=draws) < 0.5
+    v = _centroid(blob)
+    for i in range(b):
+        start = torch.stack([-v[0], v[1]]) if flipped[i] else v
+        end = _centroid(out[i, 0])
+        assert float(end.norm()) == pytest.approx(float(v.norm()), abs=0.1)
+        turn = math.degrees(math.atan2(float(start[0] * end[1] - start[1] * end[0]),
+                                       float(start @ end)))
+        assert abs(turn) == pytest.approx(abs(float(angles[i])), abs=0.5)
+    assert 0.25 < float(flipped.double().mean()) < 0.75 and angles.min() < -7 < 7 < angles.max()
+    still = train.augment(x, torch.Generator().manual_seed(11), 0.0)
+    for i in range(b):
+        want = torch.flip(x[i], [-1]) if flipped[i] else x[i]
+        torch.testing.assert_close(still[i], want, atol=1e-9, rtol=0)

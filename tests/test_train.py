@@ -235,3 +235,37 @@ def test_a_loaded_model_keeps_contiguous_weights_under_channels_last(tmp_path):
     conv = model.backbone.layer1[0].conv1.weight                  # 8 in, 8 out channels
     assert conv.is_contiguous() and not conv.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(conv, saved.backbone.layer1[0].conv1.weight)
+
+
+def test_validation_clamps_saturated_outputs_and_runs_at_the_run_precision():
+    """A saturated wrong output (sigmoid exactly 0 or 1 in float32) costs -log(1e-7) per label,
+    not torch's cap of 100; loss, mAP and class AP come from predictions at the run's precision
+    (bf16 here)."""
+    from torch import nn
+
+    from prunecxr.metrics import average_precision
+    from prunecxr.models import build_model
+
+    class Saturated(nn.Module):
+        def forward(self, x):
+            return torch.tensor([[50.0, -120.0]]).expand(len(x), 2)
+
+    images = torch.zeros(4, 16, 16, dtype=torch.uint8)
+    wrong = train.SplitArrays(images, torch.tensor([[0.0, 1.0]] * 4))
+    cpu, config = torch.device("cpu"), load_config("smoke")
+    loss, _ = train._validate(Saturated(), wrong, config, cpu)
+    assert loss == pytest.approx(-math.log(1e-7), rel=0.01)
+    bf16 = load_config("smoke", overrides=["precision=bf16", "width=8"])
+    g = torch.Generator().manual_seed(3)
+    data = train.SplitArrays(torch.randint(0, 256, (12, 16, 16), dtype=torch.uint8, generator=g),
+                             (torch.rand(12, 3, generator=g) < 0.5).float())
+    model = build_model(bf16.arch, 3, "none", seed=1, width=8)
+    probs = train.predict(model, data.images, bf16.eval_batch_size, cpu, "bf16")
+    fp32 = train.predict(model, data.images, bf16.eval_batch_size, cpu, "fp32")
+    assert not np.array_equal(probs, fp32)
+    loss, m = train._validate(model, data, bf16, cpu)
+    want = F.binary_cross_entropy(torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7), data.labels)
+    assert loss == pytest.approx(float(want))
+    aps = average_precision(data.labels.numpy(), probs)
+    assert m == pytest.approx(float(np.nanmean(aps)))
+    np.testing.assert_allclose(train.class_ap(model, data, bf16, cpu), aps)
