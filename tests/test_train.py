@@ -159,7 +159,23 @@ def test_restart_after_an_unreadable_last_checkpoint(stopped, tmp_path, capsys):
     assert not ckpt.exists()
 
 
-def test_resume_from_a_readable_last_checkpoint_continues(stopped, tmp_path, monkeypatch):
+def test_done_json_times_the_epochs_and_a_call_shows_its_bar_by_default(stopped, tmp_path,
+                                                                         capsys):
+    """done.json's seconds are the epochs' own (history), between its start and finish; a
+    call left to its default draws the seed's bar."""
+    from prunecxr import io
+
+    config, folder, summary, history = stopped
+    done = io.read_json(train.seed_dir(folder, 0) / "done.json")
+    assert done["seconds"] == pytest.approx(history["seconds"].sum())
+    assert isinstance(done["started"], float) and done["started"] <= done["finished"]
+    assert done["finished"] - done["started"] >= done["seconds"]
+    train.train_seed(tiny_config(max_epochs=1), N_CLASSES, TRAIN, VAL, 0, tmp_path, CPU)
+    assert "seed 0:" in capsys.readouterr().err
+
+
+def test_resume_from_a_readable_last_checkpoint_continues(stopped, tmp_path, monkeypatch,
+                                                         capsys):
     """Stop after two epochs (an exception, like a kill), rerun: the result equals the
     uninterrupted run, and the two finished epochs are not trained again."""
     config, folder, summary, history = stopped
@@ -177,7 +193,10 @@ def test_resume_from_a_readable_last_checkpoint_continues(stopped, tmp_path, mon
         run(config, tmp_path)
     assert calls == [0, 1] and (train.seed_dir(tmp_path, 0) / "last.pt").is_file()
     calls.append("resumed")
+    capsys.readouterr()
     again = run(config, tmp_path)
+    last = train.seed_dir(tmp_path, 0) / "last.pt"
+    assert f"seed 0: resuming after epoch 1 from {last}" in capsys.readouterr().out
     assert calls[3:] == list(range(2, summary["epochs"]))   # picks up at epoch 2
     assert again["best_epoch"] == summary["best_epoch"]
     assert again["best_val_loss"] == summary["best_val_loss"]
