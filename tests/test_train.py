@@ -162,7 +162,7 @@ def test_restart_after_an_unreadable_last_checkpoint(stopped, tmp_path, capsys):
 def test_done_json_times_the_epochs_and_a_call_shows_its_bar_by_default(stopped, tmp_path,
                                                                          capsys):
     """done.json's seconds are the epochs' own (history), between its start and finish; a
-    call left to its default draws the seed's bar."""
+    call left to its default draws the seed's bar (here with no learning-rate scheduler)."""
     from prunecxr import io
 
     config, folder, summary, history = stopped
@@ -170,7 +170,8 @@ def test_done_json_times_the_epochs_and_a_call_shows_its_bar_by_default(stopped,
     assert done["seconds"] == pytest.approx(history["seconds"].sum())
     assert isinstance(done["started"], float) and done["started"] <= done["finished"]
     assert done["finished"] - done["started"] >= done["seconds"]
-    train.train_seed(tiny_config(max_epochs=1), N_CLASSES, TRAIN, VAL, 0, tmp_path, CPU)
+    constant = tiny_config(max_epochs=1, lr_schedule="constant")     # no scheduler to save
+    train.train_seed(constant, N_CLASSES, TRAIN, VAL, 0, tmp_path, CPU)
     assert "seed 0:" in capsys.readouterr().err
 
 
