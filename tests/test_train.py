@@ -170,6 +170,11 @@ def test_done_json_times_the_epochs_and_a_call_shows_its_bar_by_default(stopped,
     assert done["seconds"] == pytest.approx(history["seconds"].sum())
     assert isinstance(done["started"], float) and done["started"] <= done["finished"]
     assert done["finished"] - done["started"] >= done["seconds"]
+    assert done["images_per_s"] == pytest.approx(len(TRAIN.images) * len(history)
+                                                 / done["seconds"])
+    assert done["peak_gpu_bytes"] is None                                  # no GPU here
+    assert list(history.columns) == ["seed", "epoch", "lr", "train_loss", "val_loss", "val_map",
+                                      "seconds"]
     constant = tiny_config(max_epochs=1, lr_schedule="constant")     # no scheduler to save
     train.train_seed(constant, N_CLASSES, TRAIN, VAL, 0, tmp_path, CPU)
     assert "seed 0:" in capsys.readouterr().err
