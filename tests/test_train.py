@@ -294,3 +294,51 @@ def test_validation_clamps_saturated_outputs_and_runs_at_the_run_precision():
     aps = average_precision(data.labels.numpy(), probs)
     assert m == pytest.approx(float(np.nanmean(aps)))
     np.testing.assert_allclose(train.class_ap(model, data, bf16, cpu), aps)
+
+
+def test_where_it_ran_reads_the_host_device_gpus_and_slurm_job(monkeypatch):
+    import socket
+
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID",
+                 "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(name, raising=False)
+    assert train.where_it_ran(CPU) == {"host": socket.gethostname(), "device": "cpu",
+                                       "visible_gpus": "", "slurm_job": ""}
+    monkeypatch.setenv("SLURM_JOB_ID", "9")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert train.where_it_ran(CPU)["slurm_job"] == "9"
+    assert train.where_it_ran(CPU)["visible_gpus"] == "0,1"
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    assert train.where_it_ran(CPU)["slurm_job"] == "7_3"            # an array task
+
+
+def test_the_optimizer_takes_the_given_rate_and_is_fused_on_cpu():
+    from prunecxr.models import build_model
+
+    model = build_model("resnet18", 3, "none", width=8)
+    config = tiny_config()
+    opt = train.make_optimizer(model, config, CPU)
+    assert opt.param_groups[0]["lr"] == config.lr and opt.defaults["fused"] is True
+    assert train.make_optimizer(model, config, CPU, lr=0.5).param_groups[0]["lr"] == 0.5
+    assert train.make_optimizer(model, config, torch.device("meta")).defaults["fused"] is None
+
+
+def test_an_epoch_skips_only_a_single_image_batch_and_runs_at_the_run_precision():
+    """BatchNorm cannot train on one image: a last batch of one is skipped, of two is not;
+    under bf16 the epoch gives other weights than under fp32."""
+    from prunecxr.models import build_model
+
+    def steps(n, precision="fp32"):
+        model = build_model("resnet18", N_CLASSES, "none", seed=0, width=8)
+        config = tiny_config(batch_size=4, precision=precision)
+        opt = train.make_optimizer(model, config, CPU)
+        count = []
+        opt.register_step_post_hook(lambda *_: count.append(1))
+        data = train.SplitArrays(TRAIN.images[:n], TRAIN.labels[:n])
+        train.train_epoch(model, opt, data, config, 0, 0, CPU)
+        return len(count), model
+
+    assert steps(6)[0] == 2 and steps(5)[0] == 1
+    (_, fp32), (_, bf16) = steps(8), steps(8, "bf16")
+    assert not torch.equal(fp32.backbone.conv1.weight, bf16.backbone.conv1.weight)
