@@ -7,14 +7,15 @@ survived), and how many survivors are accepted or unexplained) and writes the sa
 accepted survivors by reason, and the diff of every unexplained one to ``--out``.
 
 An accepted entry names mutants by pattern (``fnmatch`` on mutmut's names, e.g.
-``prunecxr.train.x_describe__mutmut_*``), optionally the statuses it accepts and
-``strings_only`` or ``styling_only``, a ``kind`` (``equivalent``: the program behaves the same; ``presentation``:
-only a figure's styling or a text's wording changes, which the fast tests do not pin and the
-chapters' nbval references do; ``unreached``: run only where mutmut cannot follow, a subprocess
-or a chapter) and the ``reason``. A survivor no entry matches is unexplained: a test to write,
-or an entry to add after reading its diff.
+``prunecxr.train.x_describe__mutmut_*``), optionally the statuses it accepts and a check on the
+code (``strings_only``, ``styling_only``), a ``kind`` (``equivalent``: the program behaves the
+same; ``presentation``: only a figure's styling or a text's wording changes, which the fast
+tests do not pin and the chapters' nbval references do; ``unreached``: run only where mutmut
+cannot follow, a subprocess, a GPU or a chapter) and the ``reason``. A survivor no entry
+matches is unexplained: a test to write, or an entry to add after reading its diff.
 
-Usage: ``python scripts/mutation_report.py [--out mutation-report.txt] [--no-diffs]``
+Usage: ``python scripts/mutation_report.py [--out mutation-report.txt] [--no-diffs]``;
+``--markdown`` prints README's table, ``--rerun [MODULE ...]`` the mutants worth rerunning.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ def load_accepted(path: Path = ACCEPTED) -> list[dict]:
 def explain(name: str, status: str, entries: list[dict], module: str = "") -> dict | None:
     """The first accepted entry whose patterns match the mutant ``name`` (and whose optional
     ``status`` list holds its status: an entry for unreached mutants does not hide survivors
-    once a test reaches them; with ``strings_only``, only mutants that change nothing but a
-    string literal's text), or None."""
+    once a test reaches them; with ``strings_only`` or ``styling_only``, only mutants that
+    pass that check), or None."""
     return next((e for e in entries if status in e.get("status", OPEN)
                  and any(fnmatch.fnmatchcase(name, p) for p in e["mutants"])
                  and (not e.get("strings_only") or strings_only(name, module))
@@ -142,7 +143,6 @@ def _blank(node: ast.AST, none: bool = False) -> ast.AST:
     return node
 
 
-@lru_cache(maxsize=None)  # the table and the listing both ask for a strings-only mutant's diff
 def diff(name: str, module: str) -> str:
     """The mutant's unified diff against the original function (what ``mutmut show`` prints,
     computed in this process: one subprocess per survivor took minutes)."""
