@@ -282,8 +282,8 @@ def test_validation_clamps_saturated_outputs_and_runs_at_the_run_precision():
     assert loss == pytest.approx(-math.log(1e-7), rel=0.01)
     bf16 = load_config("smoke", overrides=["precision=bf16", "width=8"])
     g = torch.Generator().manual_seed(3)
-    data = train.SplitArrays(torch.randint(0, 256, (12, 16, 16), dtype=torch.uint8, generator=g),
-                             (torch.rand(12, 3, generator=g) < 0.5).float())
+    data = train.SplitArrays(torch.randint(0, 256, (64, 16, 16), dtype=torch.uint8, generator=g),
+                             (torch.rand(64, 3, generator=g) < 0.5).float())
     model = build_model(bf16.arch, 3, "none", seed=1, width=8)
     probs = train.predict(model, data.images, bf16.eval_batch_size, cpu, "bf16")
     fp32 = train.predict(model, data.images, bf16.eval_batch_size, cpu, "fp32")
@@ -294,6 +294,7 @@ def test_validation_clamps_saturated_outputs_and_runs_at_the_run_precision():
     aps = average_precision(data.labels.numpy(), probs)
     assert m == pytest.approx(float(np.nanmean(aps)))
     np.testing.assert_allclose(train.class_ap(model, data, bf16, cpu), aps)
+    assert not np.allclose(aps, average_precision(data.labels.numpy(), fp32))  # bf16 ranks apart
 
 
 def test_where_it_ran_reads_the_host_device_gpus_and_slurm_job(monkeypatch):
