@@ -270,7 +270,7 @@ def test_q5_pies_chance_is_the_jaccard_of_two_random_sets():
     from prunecxr.claims import q5
 
     rng = np.random.default_rng(0)
-    n, f = 4000, 0.05
+    n, f = 4000, 0.3   # large enough that f / (2 + f) would lie far outside the simulation's
     k = int(f * n)
     sims = []
     for _ in range(300):
@@ -290,3 +290,26 @@ def test_q5_pies_chance_is_the_jaccard_of_two_random_sets():
     assert q5._q5_pies_rule(none, claims.Settings()) is None
     assert q5._q5_pies_text(none) == ("No method other than quant reached a matched loss, so "
                                       "there is nothing to compare.")
+    two = q5._q5_pies(SimpleNamespace(settings=claims.Settings(fraction=0.05), pie_overlap=(
+        overlap.assign(jaccard=[0.3, 0.4, 0.1], loss=[0.05, 0.1, 0.2]))))
+    assert q5._q5_pies_text(two) == (
+        "The PIEs of the other methods overlap those of l1 with a Jaccard index from 0.30 (random "
+        "at 5%) to 0.40 (quant at 10%), median 0.35, against about 0.026 for two random sets of "
+        "the same size.")
+
+
+def test_q5_points_and_the_less_branch_of_the_rare_text():
+    from types import SimpleNamespace
+
+    from prunecxr.claims import q5
+
+    frame = pd.DataFrame({"method": ["a", "b"], "loss": [0.5, 0.25], "x": [0.1, -0.2]})
+    assert q5._points(frame, "x") == "a at 50% (+0.10); b at 25% (-0.20)"
+    assert q5._points(frame, "x", ".1f") == "a at 50% (0.1); b at 25% (-0.2)"
+    assert q5._points(frame.iloc[:0], "x") == "none"
+    less = _damage([("quant", 0.1, True, 0.3, 0.1, 0.5, 0.2, 0.0, 0.4)])
+    rare = q5._q5_rare(SimpleNamespace(matched_damage=less))
+    assert q5._q5_rare_text(rare) == (
+        "The rarest classes lose clearly more than the others (interval of the gap below 0) at "
+        "0 of 1 resolved points: none. Clearly less at 1: quant at 10% (+0.30). No clear "
+        "difference at 0.")

@@ -137,7 +137,9 @@ def test_method_difference_against_scipy():
     shared = pd.concat([maps[~((maps.method == "quant") & (maps.sparsity == 0))],
                         maps[(maps.method == "quant") & (maps.sparsity == 0)].assign(method="random")])
     d = overall.method_difference(shared, "quant", "l1", 0.5)
-    assert d["a"] == pytest.approx(np.mean(sparse["quant"] / dense - 1))
+    x = sparse["quant"] / dense - 1
+    lo, hi = st.t.interval(0.95, 5, loc=x.mean(), scale=st.sem(x))   # the default confidence
+    assert (d["a"], d["a_lo"], d["a_hi"]) == pytest.approx((x.mean(), lo, hi))
 
 
 def test_level_at_least_uses_the_nearest_level_above():
@@ -251,6 +253,21 @@ def test_smoke_build_with_three_seeds_is_not_resolved_where_the_papers_rule_says
         store.prunable_weights(store.seeds[0]), 0.01)
 
 
+def test_random_control_sentence_tests_each_method_at_the_callers_level(monkeypatch):
+    calls = []
+    real = overall.paired_by_sparsity
+
+    def spy(maps, **kw):
+        calls.append(kw)
+        return real(maps, **kw)
+
+    monkeypatch.setattr(overall, "paired_by_sparsity", spy)
+    l1 = maps_table(4, {0.6: -0.02}, 0.02, rng_seed=3, grid=[0.0, 0.6])
+    both = pd.concat([l1, l1[l1.sparsity > 0].assign(method="random")])
+    overall.random_control_sentence(both, ["l1", "random"], float("nan"), level=0.01)
+    assert calls == [{"level": 0.01, "method": "l1"}, {"level": 0.01, "method": "random"}]
+
+
 def test_random_control_sentence_whole_in_each_case():
     """The sentence assembled from its parts with the caller's level and confidence; each
     verdict's branch; no finite level; a method the table lacks; one seed."""
@@ -287,6 +304,9 @@ def test_random_control_sentence_whole_in_each_case():
     assert overall.random_control_sentence(l1, ["l1", "random"], float("nan")) == (
         "the first drop by the paired test (Holm, P < 0.05) is not tested under random pruning "
         "and not reached within the grid under L1 pruning.")
+    assert overall.random_control_sentence(rnd, ["l1", "random"], float("nan")) == (
+        "the first drop by the paired test (Holm, P < 0.05) is k = 0.30 under random pruning "
+        "and not tested under L1 pruning.")
     assert overall.random_control_sentence(l1, ["l1", "quant"], 0.6) == (
         "this build ran only l1, quant pruning, so there is no comparison (add methods=l1,random "
         "to the overrides).")

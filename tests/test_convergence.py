@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import matplotlib.layout_engine
 import numpy as np
 import pandas as pd
 import pytest
 
 from prunecxr.analysis import convergence as cv
+from prunecxr.plots import OKABE_ITO
 
 
 def history() -> pd.DataFrame:
@@ -208,3 +210,30 @@ def test_store_preconditions_read_validation_ap_never_test_ap():
     assert table.loc[2, "measured"] == "0.200 (B)" and table.loc[2, "passed"]
     old = SimpleNamespace(**{**vars(store), "training_summary": lambda: DONE})  # no val_ap
     assert cv.val_ap(old).empty and not cv.store_preconditions(old).loc[2, "passed"]
+
+
+def test_training_curves_layout_colours_legend_and_ticks():
+    """What a reader needs from the figure beyond its data: constrained layout, the empty note
+    centred in each panel, one colour per series (validation loss, validation mAP, training
+    loss) and distinct, a legend with the marker key, whole-number epochs on the x axis."""
+    h = history().assign(epoch=lambda d: d["epoch"] + 1)
+    fig = cv.training_curves_figure(h, cv.training_summary(h, DONE))
+    assert isinstance(fig.get_layout_engine(), matplotlib.layout_engine.ConstrainedLayoutEngine)
+    ax_loss, ax_map = fig.axes
+    series = {"loss": {l.get_color() for l in ax_loss.lines
+                       if l.get_marker() in ("None", "o") and l.get_linestyle() != "--"},
+              "map": {l.get_color() for l in ax_map.lines if l.get_marker() in ("None", "o")},
+              "train": {l.get_color() for l in ax_loss.lines if l.get_linestyle() == "--"}}
+    assert all(len(c) == 1 for c in series.values()), series
+    colours = [c.pop() for c in series.values()]
+    assert len(set(colours)) == 3 and set(colours) <= set(OKABE_ITO)
+    labels = [t.get_text() for t in ax_loss.get_legend().get_texts()]
+    assert labels == ["training loss (median)", "kept epoch", "stopped early",
+                      "hit the epoch cap"]
+    for ax in fig.axes:
+        ticks = ax.xaxis.get_major_locator().tick_values(1, 3)
+        assert np.allclose(ticks, np.round(ticks)), ticks
+    empty = cv.training_curves_figure(None)
+    for ax in empty.axes:
+        (note,) = ax.texts
+        assert note.get_position() == (0.5, 0.5) and note.get_transform() == ax.transAxes

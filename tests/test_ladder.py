@@ -149,6 +149,8 @@ def test_values_by_rung_are_nan_where_a_rung_lacks_one():
     v = capacity._values(by_rung, "k", ["cc_rho"])
     assert list(v["width"]) == [8, 16] and v["cc_rho"].dtype == float
     assert v["cc_rho"].iloc[0] == 0.5 and np.isnan(v["cc_rho"].iloc[1])
+    none = capacity._values(by_rung, "k", ["missing"])   # lacking on every rung: NaN, not None
+    assert none["missing"].dtype == float and none["missing"].isna().all()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ each method against itself (the rarest against the rest; rho above 0).
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ..analysis.compression import (COVERAGE, MIN_SEEDS, RESAMPLES_REACHED, first_step_losses,
@@ -133,7 +132,7 @@ def _versus(kind: str):
                 "n_decided": len(decided), "decided": decided, "differ": differ,
                 "methods": sorted(set(differ["method"])) if len(differ) else [],
                 "n_seeds": int(comp["n_seeds"].max()) if len(comp) else 0,
-                "coverage": COVERAGE.get(kind, np.nan)}
+                "coverage": COVERAGE[kind]}
     return compute
 
 
