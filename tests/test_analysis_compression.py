@@ -214,3 +214,74 @@ def test_matched_pies_are_q4_pies_at_the_matched_level_and_overlap_is_jaccard():
     assert overlap["jaccard"].iloc[0] == pytest.approx(
         jaccard_score(masks[("a", 0.1)], masks[("b", 0.1)]))
     assert np.isnan(cp.jaccard(np.zeros(5, bool), np.zeros(5, bool)))
+
+
+# ------------------------------------------------- chapter helpers, against direct computation
+
+def test_first_step_losses_is_each_methods_loss_at_its_first_level_above_zero():
+    curve = pd.DataFrame({"method": ["b", "b", "b", "a", "a", "solo"],
+                          "level": [0.5, 0.0, 0.25, 0.0, 0.1, 0.0],
+                          "loss": [0.4, 0.0, 0.1, 0.0, 0.05, 0.0]})
+    got = cp.first_step_losses(curve)
+    pd.testing.assert_series_equal(got, pd.Series({"b": 0.1, "a": 0.05},
+                                                  name="first_step_loss", dtype=float))
+    assert cp.first_step_losses(curve[curve.method == "solo"]).empty
+
+
+def test_overlap_matrix_is_symmetric_with_ones_on_the_diagonal():
+    masks = {("l1", 0.1): None, ("quant", 0.1): None, ("random", 0.1): None, ("l1", 0.2): None}
+    overlap = pd.DataFrame({"loss": [0.1, 0.1, 0.2], "method_a": ["l1", "quant", "l1"],
+                            "method_b": ["quant", "random", "random"], "jaccard": [0.3, 0.6, 0.9]})
+    m = cp.overlap_matrix(overlap, masks, 0.1)
+    expected = pd.DataFrame([[1.0, 0.3, 1.0], [0.3, 1.0, 0.6], [1.0, 0.6, 1.0]],
+                            index=["l1", "quant", "random"], columns=["l1", "quant", "random"])
+    expected.loc["l1", "random"] = expected.loc["random", "l1"] = 0.0   # no pair at this loss
+    pd.testing.assert_frame_equal(m, expected)
+
+
+class _Facts:
+    """A store's level_facts for two methods: l1 by sparsity with storage, quant by bits."""
+
+    methods = ["l1", "channel_l1", "quant"]
+
+    def level_facts(self, method):
+        if method == "quant":
+            return pd.DataFrame({"seed": 0, "nominal": [32, 8, 4], "level": [0.0, 0.5, 0.9],
+                                 "unit": "bits"})
+        rows = [(s, k, k * f, 0.8 * k * f, 1 - k * f, 1 - 0.9 * k, 64 - int(40 * k))
+                for s, f in ((1, 1.0), (2, 1.2)) for k in (0.0, 0.5, 0.75)]
+        return pd.DataFrame(rows, columns=["seed", "nominal", "level", "storage_removed",
+                                           "params_share", "macs_share", "channels"]).assign(
+            unit="share of channels" if method.startswith("channel_") else "sparsity")
+
+
+def test_matched_in_units_interpolates_each_methods_own_unit_and_storage():
+    matched = pd.DataFrame({"method": ["l1", "quant", "l1"], "loss": [0.1, 0.1, 0.5],
+                            "level": [0.25, 0.7, np.nan], "reached": [True, True, False],
+                            "grid_level": [0.5, 0.9, np.nan], "grid_loss": [0.2, 0.3, np.nan],
+                            "resolved": [False, False, False]})
+    got = cp.matched_in_units(_Facts(), matched)
+    assert list(got.columns) == ["method", "loss", "level", "storage_removed", "nominal", "unit",
+                                 "grid_level", "grid_loss", "resolved"]
+    assert got["unit"].tolist() == ["sparsity", "bits", "sparsity"]
+    # l1: the first seed's row per nominal (level = nominal), the median over seeds for storage
+    assert got["nominal"].iloc[0] == pytest.approx(0.25)
+    level_med = np.median([[0, 0], [0.5, 0.6], [0.75, 0.9]], axis=1)
+    storage_med = np.median([[0, 0], [0.4, 0.48], [0.6, 0.72]], axis=1)
+    assert got["storage_removed"].iloc[0] == pytest.approx(np.interp(0.25, level_med, storage_med))
+    assert got["nominal"].iloc[1] == pytest.approx(np.interp(0.7, [0, 0.5, 0.9], [32, 8, 4]))
+    assert np.isnan(got["storage_removed"].iloc[1])             # no storage column recorded
+    assert got[["nominal", "storage_removed"]].iloc[2].isna().all()   # not reached
+
+
+def test_channel_savings_is_the_first_seed_of_the_first_channel_method():
+    got = cp.channel_savings(_Facts())
+    assert list(got.columns) == ["share of channels removed", "weights removed",
+                                 "parameters left", "MACs left", "channels"]
+    assert got["share of channels removed"].tolist() == [0.0, 0.5, 0.75]
+    assert got["weights removed"].tolist() == [0.0, 0.5, 0.75]        # seed 1's, not seed 2's
+    assert got["MACs left"].tolist() == pytest.approx([1.0, 0.55, 0.325])
+    assert got["channels"].tolist() == [64, 44, 34]
+    no_channels = _Facts()
+    no_channels.methods = ["l1", "quant"]
+    assert cp.channel_savings(no_channels).empty

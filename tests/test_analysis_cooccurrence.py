@@ -125,3 +125,25 @@ def test_fcd_correlations_match_scipy():
         assert out.loc[x, "rho"] == pytest.approx(st.spearmanr(pairs[x], pairs.fcd).statistic)
         assert out.loc[x, "p_r"] == pytest.approx(st.pearsonr(pairs[x], pairs.fcd).pvalue)
     assert out.loc["iou", "rho"] == pytest.approx(out.loc["iou4", "rho"])
+
+
+def test_marked_pairs_from_highlight_or_the_papers_examples():
+    """A list or a ';'-separated string of 'a|b' (spaces ignored), kept only where the pair
+    table has the pair in either order; empty: the paper's examples this dataset has; a bad
+    item names itself, the unknown classes and the dataset's classes."""
+    classes = ["Emphysema", "Pneumomediastinum", "Infiltration", "Hernia", "Mass"]
+    pairs = pd.DataFrame({"class_a": ["Pneumomediastinum", "Infiltration", "Mass"],
+                          "class_b": ["Emphysema", "Mass", "Hernia"]})
+    assert co.marked_pairs(pairs, "Mass | Infiltration; ;Hernia|Mass", classes) == [
+        ("Mass", "Infiltration"), ("Hernia", "Mass")]
+    assert co.marked_pairs(pairs, ["Emphysema|Hernia", "Mass|Hernia"], classes) == [
+        ("Mass", "Hernia")]                                    # Emphysema|Hernia: not in the table
+    assert co.marked_pairs(pairs, "", classes) == [("Emphysema", "Pneumomediastinum")]
+    assert co.marked_pairs(pairs, [], classes) == co.marked_pairs(pairs, None, classes)
+    assert co.marked_pairs(pairs, None, ["Mass", "Hernia", "Infiltration"]) == []
+    for bad, unknown in (("Mass|Nodule", ["Nodule"]), ("Mass", []), ("Mass|Hernia|Infiltration", [])):
+        with pytest.raises(ValueError) as caught:
+            co.marked_pairs(pairs, [bad], classes)
+        assert str(caught.value) == (
+            f"parameter highlight: {bad!r} must be 'class a|class b' with classes of this "
+            f"dataset; unknown: {unknown}; classes: {classes}")

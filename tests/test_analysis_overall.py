@@ -198,3 +198,20 @@ def test_welch_by_sparsity_edges_two_seeds_shuffled_rows_and_alpha_bounds():
     for alpha in (0, 1, -0.1, 1.5):
         with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\)"):
             overall.welch_by_sparsity(ap, alpha=alpha)
+
+
+def test_first_drops_per_method_leaves_out_those_without_enough_seeds():
+    """Each method's first significant drop from its own Welch table at the caller's alpha; a
+    method the table lacks, or one with a single seed, is left out."""
+    maps = overall.map_per_model(make_ap_table(seeds=(0, 1, 2, 3, 4, 5)))
+    one = maps[(maps.seed == 0) & (maps.method == "l1")].assign(method="single")
+    both = pd.concat([maps, one])
+    for alpha in (0.001, 0.2):
+        drops = overall.first_drops(both, ["l1", "random", "absent", "single"], alpha=alpha)
+        assert list(drops) == ["l1", "random"]
+        for m in ("l1", "random"):
+            direct = overall.first_significant_drop(
+                overall.welch_by_sparsity(both, alpha=alpha, method=m))
+            assert drops[m] == direct or (np.isnan(drops[m]) and np.isnan(direct))
+    assert overall.first_drops(both, ["random"]) == {"random": overall.first_significant_drop(
+        overall.welch_by_sparsity(both, alpha=0.001, method="random"))}

@@ -310,6 +310,29 @@ def test_q4_claims_on_the_frozen_fixture():
         assert strat.loc["label_corrupted", "p"] == pytest.approx(ref.pvalue)
 
 
+def test_q4_chapter_tables_on_the_frozen_fixture():
+    """The chapter's stratified table stacks stratified_truth_at per level (NaN and repeats
+    skipped, levels rounded); adjusted_p reads its P per variable (label agreement from label
+    corruption); without a ground truth both are None."""
+    from pathlib import Path
+    from types import SimpleNamespace
+    from prunecxr.store import load
+    ev = claims.Evidence(load(Path(__file__).parent / "fixtures" / "smoke_results"))
+    levels = sorted(q4.pie_levels(ev)["masks"])[-2:]
+    table = q4.stratified_truth_table(ev, [levels[1], np.nan, levels[0] + 1e-9, levels[1]])
+    assert list(table.index.get_level_values("k").unique()) == [levels[1], levels[0]]
+    for k in levels:
+        pd.testing.assert_frame_equal(table.loc[k], q4.stratified_truth_at(ev, k))
+    p = q4.adjusted_p(ev, levels[1])
+    strat = q4.stratified_truth_at(ev, levels[1]).set_index("variable")["p"]
+    assert p == {"agrees_with_label": strat["label_corrupted"], "quality": strat["quality"],
+                 "difficulty": strat["difficulty"]}
+    assert q4.adjusted_p(ev, np.nan) is None
+    no_truth = SimpleNamespace(truth=None, store=ev.store, settings=ev.settings)
+    assert q4.stratified_truth_table(no_truth, levels) is None
+    assert q4.adjusted_p(no_truth, levels[0]) is None
+
+
 # --------------------------------------------------------------- the phantom's construction
 
 def test_phantom_statement_matches_the_generator():
@@ -363,3 +386,29 @@ def test_interval_coverage_function_simulates_at_least_nominal_coverage():
     assert pies.interval_coverage(100, 1900, 0.03, 3.0, n_sim=100) >= 0.9
     assert pies.interval_coverage(6, 125, 0.2, 1.0, n_sim=100) >= 0.9
     assert np.isnan(pies.interval_coverage(6, 125, 0.0))
+
+
+def test_sensitivity_table_is_the_pooled_and_findings_rows_at_each_level():
+    """Per level: enrichment_intervals' non-class rows, with that level's loss, spread ratio and
+    guard from the damage table; levels default to the masks' own, sorted; given levels are
+    rounded to 6 decimals to find their masks; the caller's confidence reaches the intervals."""
+    rng = np.random.default_rng(4)
+    labels = rng.uniform(size=(300, 5)) < [0.6, 0.6, 0.5, 0.5, 0.05]
+    classes, rare = ["A", "B", "C", "D", "E"], ["E"]
+    masks = {0.6: rng.uniform(size=300) < 0.1, 0.3: rng.uniform(size=300) < 0.1}
+    damage = pd.DataFrame({"level": [0.3, 0.6], "loss": [0.1, 0.4],
+                           "spread_ratio": [0.9, 0.5], "guard": [True, False]})
+    table = pies.sensitivity_table(masks, labels, classes, rare, damage, confidence=0.9)
+    expected = []
+    for k, d in ((0.3, damage.iloc[0]), (0.6, damage.iloc[1])):
+        e = pies.enrichment_intervals(masks[k], labels, classes, rare, confidence=0.9)
+        e = e[e["kind"] != "class"].assign(level=k, loss=d["loss"],
+                                           spread_ratio=d["spread_ratio"], guard=d["guard"])
+        expected.append(e)
+    expected = pd.concat(expected, ignore_index=True)[table.columns]
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False)
+    assert list(table.columns[:4]) == ["level", "loss", "spread_ratio", "guard"]
+    assert set(table["kind"]) == {"rarest (pooled)", "findings"}
+    one = pies.sensitivity_table(masks, labels, classes, rare, damage, levels=[0.6000000001])
+    assert one["level"].tolist() == [0.6, 0.6] and not one["guard"].any()
+    assert table[["ci_low", "ci_high"]].notna().all().all()   # both rows have data
