@@ -8,7 +8,7 @@ accepted survivors by reason, and the diff of every unexplained one to ``--out``
 
 An accepted entry names mutants by pattern (``fnmatch`` on mutmut's names, e.g.
 ``prunecxr.train.x_describe__mutmut_*``), optionally the statuses it accepts and a check on the
-code (``strings_only``, ``styling_only``), a ``kind`` (``equivalent``: the program behaves the
+code (``strings_only``, ``styling_only``, ``float_case_only``), a ``kind`` (``equivalent``: the program behaves the
 same; ``presentation``: only a figure's styling or a text's wording changes, which the fast
 tests do not pin and the chapters' nbval references do; ``unreached``: run only where mutmut
 cannot follow, a subprocess, a GPU or a chapter) and the ``reason``. A survivor no entry
@@ -83,7 +83,8 @@ def explain(name: str, status: str, entries: list[dict], module: str = "") -> di
     return next((e for e in entries if status in e.get("status", OPEN)
                  and any(fnmatch.fnmatchcase(name, p) for p in e["mutants"])
                  and (not e.get("strings_only") or strings_only(name, module))
-                 and (not e.get("styling_only") or styling_only(name, module))), None)
+                 and (not e.get("styling_only") or styling_only(name, module))
+                 and (not e.get("float_case_only") or float_case_only(name, module))), None)
 
 
 def strings_only(name: str, module: str, root: Path = Path("mutants")) -> bool:
@@ -97,6 +98,12 @@ def styling_only(name: str, module: str, root: Path = Path("mutants")) -> bool:
     arguments (a changed, dropped or added colour, width, label or font size) and in the strings
     a :data:`TEXT_CALLS` call draws; a string anywhere else (a column, a method's name) counts."""
     return _same(name, module, root, _Unstyle().visit)
+
+
+def float_case_only(name: str, module: str, root: Path = Path("mutants")) -> bool:
+    """Whether mutant ``name`` differs from its original only in the case of a string that
+    ``float`` parses (``float("NAN")`` is ``float("nan")``)."""
+    return _same(name, module, root, _FloatLower().visit)
 
 
 def _same(name: str, module: str, root: Path, normalise) -> bool:
@@ -129,6 +136,16 @@ class _Unstyle(ast.NodeTransformer):
         node.keywords = [k for k in node.keywords if k.arg not in STYLE_KEYWORDS]
         if isinstance(node.func, ast.Attribute) and node.func.attr in TEXT_CALLS:
             node.args = [_blank(a, none=True) for a in node.args]
+        return node
+
+
+class _FloatLower(ast.NodeTransformer):
+    def visit_Call(self, node: ast.Call) -> ast.Call:
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id == "float":
+            for a in node.args:
+                if isinstance(a, ast.Constant) and isinstance(a.value, str):
+                    a.value = a.value.lower()
         return node
 
 

@@ -359,3 +359,74 @@ def test_preconditions_by_rung_stacks_each_rungs_own_checks(fixture_stores):
         got = table[table.width == w].drop(columns="width").reset_index(drop=True)
         pd.testing.assert_frame_equal(got, own)
     assert list(dict.fromkeys(table.width)) == widths
+
+
+def test_rung_table_columns_against_each_rungs_own_readings(fixture_stores):
+    """Every column of a rung's row from an independent reading of its store: weights per
+    training image, the median validation mAP and loss ratio of the rule, the preconditions and
+    the failing ones in their order."""
+    table = capacity.rung_table(fixture_stores)
+    assert list(table.columns) == capacity.RUNG_COLUMNS
+    for (width, store), row in zip(sorted(fixture_stores.items()), table.itertuples(index=False)):
+        r = dict(zip(capacity.RUNG_COLUMNS, row))
+        weights = store.prunable_weights(store.seeds[0]).size
+        checks = capacity.rung_preconditions(store)
+        assert (r["width"], r["prunable weights"], r["seeds"]) == (width, weights,
+                                                                  len(store.seeds))
+        assert r["weights per training image"] == pytest.approx(
+            weights / store._dataset["n_images"]["train"])
+        assert r["median val mAP"] == capacity.median_val_map(store)
+        assert r["train / val loss"] == capacity.loss_ratio(store)
+        assert r["preconditions met"] is bool(checks["passed"].all())
+        assert r["failing"] == "; ".join(checks.loc[~checks["passed"], "condition"])
+
+
+def test_a_rung_that_meets_every_precondition(fixture_stores, monkeypatch):
+    """The smoke rungs fail theirs; with every check passing the row says so, failing none."""
+    monkeypatch.setattr(capacity, "rung_preconditions",
+                        lambda store: pd.DataFrame({"condition": ["a", "b"], "passed": [True, True]}))
+    table = capacity.rung_table(fixture_stores)
+    assert table["preconditions met"].all() and (table["failing"] == "").all()
+
+
+def test_rung_preconditions_read_how_each_seed_stopped(fixture_stores):
+    """done.json's stopping reasons reach the early-stopping condition (the smoke rungs hit the
+    epoch cap; here the first seed is made to have stopped early)."""
+    store = fixture_stores[8].subset(3)
+    done = store.training_summary()
+    store.training_summary = lambda: done.assign(stopped_early=[True, False, False])
+    row = capacity.rung_preconditions(store).set_index("condition").loc[
+        "seeds stopped early, not at the epoch cap"]
+    assert row["measured"] == "33%" and row["detail"] == "at the cap: seeds [1, 2]"
+
+
+def test_capacity_answer_in_each_case():
+    """The answer whole: span and seeds; a failing rung left out; fewer than two valid rungs;
+    the changed verdicts with their paths and how many flip between holds and does not hold."""
+    table = pd.DataFrame({"width": [8, 16, 24], "prunable weights": [1000, 4000, 9000],
+                          "seeds": [4, 3, 5], "preconditions met": [True, True, False]})
+    by_rung = _by_rung({"a": ["holds", "does not hold", "holds"],
+                        "b": ["holds", "holds", "holds"],
+                        "c": ["not resolved", "holds", "holds"]})
+    head = ("3 rungs, widths 8, 16, 24 (9 times the prunable weights from the narrowest to the "
+            "widest), each read on its first 3 seeds. Width 24 fails its preconditions and is "
+            "left out of the comparison.")
+    assert capacity.capacity_answer(table, by_rung) == head + (
+        " 2 of the 3 claims change verdict with size: a (holds → does not hold); c (not "
+        "resolved → holds). The other 1 keep theirs. 1 of the changes go between holds and does "
+        "not hold; the others to or from not resolved. With this few seeds a verdict decided "
+        "near its threshold can change without any effect of size: the statistics below say "
+        "how near each is.")
+    same = _by_rung({"b": ["holds", "holds", "does not hold"]})
+    assert capacity.capacity_answer(table, same) == head + (
+        " None of the 1 claims changes verdict with size.")
+    one = table.assign(**{"preconditions met": [True, False, False]})
+    assert capacity.capacity_answer(one, by_rung) == (
+        "3 rungs, widths 8, 16, 24 (9 times the prunable weights from the narrowest to the "
+        "widest), each read on its first 3 seeds. Width 16, 24 fails its preconditions and is "
+        "left out of the comparison. Fewer than two rungs meet their preconditions: not "
+        "resolved.")
+    every = table.assign(**{"preconditions met": [True] * 3})
+    assert capacity.capacity_answer(every, same).startswith(
+        "3 rungs, widths 8, 16, 24 (9 times the prunable weights from the narrowest to the "
+        "widest), each read on its first 3 seeds. 1 of the 1 claims change verdict")

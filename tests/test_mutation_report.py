@@ -185,3 +185,18 @@ def x_f__mutmut_orig(df, ax):
            for i in expect}
     assert got == expect
     assert not report.styling_only("pkg.m.x_g__mutmut_1", "pkg/m.py", root=tmp_path)
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ('float("nan")', 'float("NAN")', True),
+    ('float("inf")', 'float("INF")', True),
+    ('float("nan")', 'float("XXnanXX")', False),         # not a float any more
+    ('float("nan")', 'str("NAN")', False),
+    ('s.lower() == "nan"', 's.lower() == "NAN"', False),  # a comparison, not float's parsing
+])
+def test_float_case_only_accepts_only_the_case_of_floats_text(tmp_path, old, new, expected):
+    code = "def x_f__mutmut_orig(s):\n    return {}\n"
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text(
+        code.format(old) + code.format(new).replace("__mutmut_orig", "__mutmut_1"))
+    assert report.float_case_only("pkg.m.x_f__mutmut_1", "pkg/m.py", root=tmp_path) is expected

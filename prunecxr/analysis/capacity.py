@@ -51,9 +51,9 @@ def equal_footing(stores: dict, methods=("l1", "random")) -> dict:
 
 def median_val_map(store) -> float:
     """Median over the store's seeds of the kept dense checkpoint's validation mAP (the mean
-    validation AP over classes, from each seed's ``done.json``): test data steer no choice."""
-    ap = val_ap(store)
-    return float(ap.groupby("seed")["ap"].mean().median()) if len(ap) else float("nan")
+    validation AP over classes, from each seed's ``done.json``; NaN without any): test data
+    steer no choice."""
+    return float(val_ap(store).groupby("seed")["ap"].mean().median())
 
 
 def loss_ratio(store) -> float:
