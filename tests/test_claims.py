@@ -127,6 +127,26 @@ def test_verdict_table_rows_sources_and_html(evidence):
     for verdict, css in ((HOLDS, "verdict-holds"), (FAILS, "verdict-fails"),
                          (UNRESOLVED, "verdict-na")):
         assert (f'class="{css}"' in html) == (verdict in set(table["verdict"]))
+    for result in found.values():   # the paper's texts and sources, joined in order
+        row = result.row()
+        c = result.claim
+        assert row[claims.NIH_COL] == "; ".join(
+            [paper.paper(k)["text"] for k in c.paper_nih] or ["not in the paper"])
+        assert row[claims.MIMIC_COL] == "; ".join(paper.paper(k)["text"] for k in c.paper_mimic)
+        assert row["source"] == "; ".join(dict.fromkeys(paper.paper(k)["source"]
+                                                        for k in c.paper_keys))
+    assert list(claims.verdict_table({}).columns) == list(claims.TABLE_COLUMNS)
+
+
+def test_verdict_html_is_compact_escaped_and_classed():
+    table = pd.DataFrame({"question": ["Q1", "Q2"], "claim": ["a < b", "c"],
+                          "verdict": [HOLDS, UNRESOLVED], "extra": ["x", "y"]})
+    html = claims.verdict_html(table)
+    assert html.startswith('<table class="dataframe verdict-table">')   # border 0: none drawn
+    assert "<td>a &lt; b</td>" in html and "extra" not in html
+    assert f'<td class="verdict-holds">{HOLDS}</td>' in html
+    assert f'<td class="verdict-na">{UNRESOLVED}</td>' in html
+    assert html.count("<th>") == 3 and "<th></th>" not in html       # no index column
 
 
 def test_summary_sentence_lists_each_verdict_once(evidence):
