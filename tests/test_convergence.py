@@ -237,3 +237,33 @@ def test_training_curves_layout_colours_legend_and_ticks():
     for ax in empty.axes:
         (note,) = ax.texts
         assert note.get_position() == (0.5, 0.5) and note.get_transform() == ax.transAxes
+
+
+def test_preconditions_details_when_all_stop_one_class_and_several_weak():
+    """No capped seed: no detail; a single learned class passes; weak classes are listed
+    weakest first, comma-separated; no seeds at all: NaN shares, failing."""
+    summary = pd.DataFrame({"seed": range(3), "stopped_early": [True] * 3,
+                            "kept_map_ratio": [1.0] * 3})
+    one = cv.preconditions(summary, dense({"A": [0.5, 0.6, 0.7]}), pd.Series({"A": 10}), 64, 8)
+    assert one["passed"].all() and (one["detail"] == "").all()
+    assert one.loc[0, "measured"] == "100%" and one.loc[2, "measured"] == "0.600 (A)"
+    weak = cv.preconditions(summary, dense({"A": [0.1] * 3, "B": [0.15] * 3, "C": [0.05] * 3,
+                                            "D": [0.9] * 3}), pd.Series({"A": 10}), 64, 8)
+    assert weak.loc[2, "detail"] == "C 0.050, A 0.100, B 0.150"
+    none = cv.preconditions(summary.iloc[:0], dense({"A": [0.5]}), pd.Series({"A": 10}), 64, 8)
+    assert none.loc[0, "measured"] == "nan%" and none.loc[1, "measured"] == "nan"
+    assert not none.loc[0, "passed"] and not none.loc[1, "passed"]
+
+
+def test_val_ap_is_tidy_per_seed_and_class_from_done_json():
+    """Each seed's kept validation AP by class, in the store's class order; a seed without a
+    list (older results) and a summary without the column give no rows."""
+    done = pd.DataFrame({"seed": [3, 5, 7], "val_ap": [[0.5, 0.25], None, [0.75, 1.0]]})
+    store = SimpleNamespace(classes=["A", "B"], training_summary=lambda: done)
+    expected = pd.DataFrame({"seed": [3, 3, 7, 7], "class": ["A", "B", "A", "B"],
+                             "ap": [0.5, 0.25, 0.75, 1.0]})
+    pd.testing.assert_frame_equal(cv.val_ap(store), expected)
+    for old in (done.drop(columns="val_ap"), pd.DataFrame()):
+        store.training_summary = lambda old=old: old
+        got = cv.val_ap(store)
+        assert got.empty and list(got.columns) == ["seed", "class", "ap"]

@@ -76,12 +76,12 @@ def preconditions(summary: pd.DataFrame, dense_ap: pd.DataFrame, test_counts: pd
                      "passed": bool(passed), "detail": detail})
 
     early = summary["stopped_early"].astype(float)
-    share = float(early.mean()) if len(early) else np.nan
+    share = float(early.mean())   # NaN without seeds, as the ratio below
     capped = summary.loc[early != 1, "seed"].tolist()
     add("seeds stopped early, not at the epoch cap", f"{share:.0%}",
         f">= {MIN_EARLY_STOPPED:.0%}", share >= MIN_EARLY_STOPPED,
         f"at the cap: seeds {capped}" if capped else "")
-    ratio = float(summary["kept_map_ratio"].min()) if len(summary) else np.nan
+    ratio = float(summary["kept_map_ratio"].min())
     low = summary.loc[summary["kept_map_ratio"] < MIN_KEPT_MAP_RATIO, "seed"].tolist()
     add("kept / best val mAP of a run (worst seed)", f"{ratio:.3f}",
         f">= {MIN_KEPT_MAP_RATIO}", ratio >= MIN_KEPT_MAP_RATIO,
@@ -124,7 +124,7 @@ def val_ap(store) -> pd.DataFrame:
     done = store.training_summary()
     rows = [{"seed": int(r["seed"]), "class": c, "ap": float(a)}
             for _, r in done.iterrows() if isinstance(r.get("val_ap"), list)
-            for c, a in zip(store.classes, r["val_ap"])] if "val_ap" in done else []
+            for c, a in zip(store.classes, r["val_ap"])]
     return pd.DataFrame(rows, columns=["seed", "class", "ap"])
 
 
