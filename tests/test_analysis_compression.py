@@ -188,10 +188,15 @@ def test_matched_pies_are_q4_pies_at_the_matched_level_and_overlap_is_jaccard():
     from prunecxr.stats import rowwise_spearman
 
     store = PieStore()
-    matched = pd.DataFrame({"method": ["a", "a", "b"], "loss": [0.1, 0.2, 0.1],
-                            "reached": [True, True, True], "level": [0.5, 0.7, 0.75]})
+    matched = pd.DataFrame({"method": ["a", "a", "b", "b"], "loss": [0.1, 0.2, 0.1, 0.2],
+                            "reached": [True, True, True, False],
+                            "level": [0.5, 0.7, 0.75, np.nan]})
     table, masks = cp.matched_pies(store, matched, fraction=0.1, n_rare=2)
-    assert (table.n_seeds == 2).all()
+    assert list(table.columns) == ["method", "loss", "level", "n_seeds", "n_pies", "rare_ratio",
+                                   "multi_ratio"]
+    assert table[["method", "loss", "level"]].values.tolist() == [["a", 0.1, 0.5], ["a", 0.2, 0.7],
+                                                                  ["b", 0.1, 0.75]]
+    assert (table.n_seeds == 2).all() and set(masks) == {("a", 0.1), ("a", 0.2), ("b", 0.1)}
     for r in table.itertuples():
         if r.level in (0.5, 0.75):  # grid levels: Q4's own PIEs
             expect = pies.select_pies(pies.pie_scores(store, r.method, dense=0.0, sparse=r.level), 0.1)
@@ -285,3 +290,68 @@ def test_channel_savings_is_the_first_seed_of_the_first_channel_method():
     no_channels = _Facts()
     no_channels.methods = ["l1", "quant"]
     assert cp.channel_savings(no_channels).empty
+
+
+def test_matched_pies_and_damage_defaults():
+    """The documented defaults: 5% PIEs, the 5 rarest classes, 4+ findings; 2000 resamples
+    from seed 0."""
+    store = PieStore()
+    matched = pd.DataFrame({"method": ["a", "b"], "loss": [0.1, 0.1], "reached": [True, True],
+                            "level": [0.7, 0.75]})
+    got, _ = cp.matched_pies(store, matched)
+    explicit, _ = cp.matched_pies(store, matched, fraction=0.05, n_rare=5, max_findings=4)
+    pd.testing.assert_frame_equal(got, explicit)
+    assert got["n_pies"].tolist() == [10, 10] and got["rare_ratio"].notna().all()
+    ap = table()
+    pd.testing.assert_frame_equal(cp.matched_damage(ap, COUNTS, losses=(0.1,)),
+                                  cp.matched_damage(ap, COUNTS, losses=(0.1,), n_rare=5,
+                                                    n_boot=2000, seed=0))
+    with pytest.raises(ValueError, match="matched"):
+        cp.matched_pies(store, matched.drop(columns="reached"))
+
+
+def test_shared_seeds_keep_the_first_methods_order():
+    from types import SimpleNamespace
+
+    seeds = {"a": [3, 1, 2, 5], "b": [5, 2, 3], "c": [2, 3, 9]}
+    store = SimpleNamespace(method_seeds=lambda m: seeds[m])
+    assert cp.shared_seeds(store, ["a", "b", "c"]) == [3, 2]
+    assert cp.shared_seeds(store, ["b"]) == [5, 2, 3]
+    assert cp.shared_seeds(store, []) == []
+
+
+def test_interpolated_outputs_between_at_and_beyond_grid_levels():
+    """Linear between the two grid levels around the level; a grid level's own mean there;
+    below the first or past the last grid level, the end's mean (no extrapolation)."""
+    from prunecxr.analysis.pies import mean_probabilities
+
+    store = PieStore()
+    mean = {k: mean_probabilities(store, "a", k, seeds=[0, 1]) for k in (0.0, 0.5, 0.9)}
+    got = cp.interpolated_outputs(store, "a", 0.6, [0, 1])
+    np.testing.assert_allclose(got, 0.75 * mean[0.5] + 0.25 * mean[0.9], rtol=1e-12)
+    for k in (0.0, 0.5, 0.9):
+        np.testing.assert_allclose(cp.interpolated_outputs(store, "a", k, [0, 1]), mean[k],
+                                   rtol=1e-12)
+    np.testing.assert_allclose(cp.interpolated_outputs(store, "a", 0.95, [0, 1]), mean[0.9])
+    np.testing.assert_allclose(cp.interpolated_outputs(store, "a", -0.1, [0, 1]), mean[0.0])
+    one = cp.interpolated_outputs(store, "a", 0.5, [1])
+    np.testing.assert_allclose(one, mean_probabilities(store, "a", 0.5, seeds=[1]))
+
+
+def test_jaccard_pie_overlap_and_overlap_with():
+    from sklearn.metrics import jaccard_score
+
+    rng = np.random.default_rng(2)
+    a, b = rng.random(50) < 0.3, rng.random(50) < 0.3
+    assert cp.jaccard(a, b) == pytest.approx(jaccard_score(a, b))
+    assert cp.jaccard(a.astype(int), b.astype(float)) == cp.jaccard(a, b)
+    assert cp.jaccard([1, 0, 0], [1, 1, 0]) == 0.5
+    masks = {("l1", 0.2): a, ("q", 0.2): b, ("r", 0.2): a, ("l1", 0.1): b, ("q", 0.1): b}
+    overlap = cp.pie_overlap(masks)
+    assert overlap.values.tolist() == [[0.1, "l1", "q", 1.0], [0.2, "l1", "q", cp.jaccard(a, b)],
+                                       [0.2, "l1", "r", 1.0], [0.2, "q", "r", cp.jaccard(b, a)]]
+    assert list(cp.pie_overlap({}).columns) == ["loss", "method_a", "method_b", "jaccard"]
+    mine = cp.overlap_with(overlap, "q")
+    assert mine.values.tolist() == [[0.1, "l1", 1.0], [0.2, "l1", cp.jaccard(a, b)],
+                                    [0.2, "r", cp.jaccard(b, a)]]
+    assert list(mine.index) == [0, 1, 2]
