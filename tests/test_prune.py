@@ -474,3 +474,59 @@ def test_local_and_global_l1_differ_where_layers_differ():
     g = NestedPruner(copy.deepcopy(model), "l1").prune_to(0.5).layer_sparsity["fc.weight"]
     loc = NestedPruner(copy.deepcopy(model), "local_l1").prune_to(0.5).layer_sparsity["fc.weight"]
     assert g < 0.05 and loc == pytest.approx(0.5, abs=0.01)
+
+
+def test_a_method_with_the_wrong_scores_is_named():
+    class Short(ImportanceMethod):
+        name = "short"
+
+        def scores(self, weights, seed=0):
+            return [w.detach().abs() for w in weights][:-1]
+
+    class Flat(ImportanceMethod):
+        name = "flat"
+
+        def scores(self, weights, seed=0):
+            return [w.detach().abs().flatten() for w in weights]
+
+    model = tiny()
+    weights = [getattr(m, n) for m, n in prunable_parameters(model)]
+    with pytest.raises(ValueError) as caught:
+        NestedPruner(model, Short())
+    assert str(caught.value) == (f"method returned {len(weights) - 1} score tensors for "
+                                 f"{len(weights)} weights")
+    with pytest.raises(ValueError) as caught:
+        NestedPruner(model, Flat())
+    w = weights[0]
+    assert str(caught.value) == f"score shape {(w.numel(),)} != weight shape {tuple(w.shape)}"
+
+
+def test_weights_share_one_buffer_only_when_contiguous_of_one_dtype():
+    """The flat buffer holds every weight as a view (same values) when all are contiguous,
+    of one dtype and device, even a single one; otherwise None, and weights stay as they were."""
+    from prunecxr.prune import _flatten_into_buffer
+
+    def params(*tensors):
+        return [nn.Parameter(t) for t in tensors]
+
+    a, b = torch.randn(3, 4), torch.randn(5)
+    ws = params(a.clone(), b.clone())
+    flat = _flatten_into_buffer(ws)
+    assert torch.equal(flat, torch.cat([a.flatten(), b]))
+    assert ws[0].data_ptr() == flat.data_ptr() and torch.equal(ws[0], a)
+    one = params(b.clone())
+    assert torch.equal(_flatten_into_buffer(one), b)
+    for bad in (params(a.clone().t(), b.clone()), params(a.clone(), b.clone().double()),
+                params(a.clone().double(), b.clone())):
+        before = [w.data_ptr() for w in bad]
+        assert _flatten_into_buffer(bad) is None
+        assert [w.data_ptr() for w in bad] == before
+
+
+def test_state_reports_the_amount_asked_and_the_total():
+    model = tiny()
+    pruner = NestedPruner(model)
+    total = sum(getattr(m, n).numel() for m, n in prunable_parameters(model))
+    step = pruner.prune_to(0.3)
+    assert (step.amount, step.total, step.n_pruned) == (0.3, total, n_to_prune(0.3, total))
+    assert pruner.state() == step
