@@ -257,3 +257,17 @@ def test_augment_rotates_by_its_drawn_angle_and_flips_half_the_images():
     for i in range(b):
         want = torch.flip(x[i], [-1]) if flipped[i] else x[i]
         torch.testing.assert_close(still[i], want, atol=1e-9, rtol=0)
+
+
+def test_split_arrays_hold_a_datasets_split_as_uint8_images_and_float_labels():
+    from types import SimpleNamespace
+
+    imgs = {"train": np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)[:, ::-1],   # a view
+            "val": np.zeros((1, 3, 3), np.uint8)}
+    labels = {"train": np.array([[1, 0], [0, 1]], np.uint8), "val": np.array([[1, 1]], np.uint8)}
+    ds = SimpleNamespace(images=lambda s: imgs[s], split_labels=lambda s: labels[s])
+    got = train.SplitArrays.from_dataset(ds, "train")
+    assert got.images.dtype == torch.uint8 and got.images.is_contiguous()
+    assert np.array_equal(got.images.numpy(), imgs["train"])
+    assert got.labels.dtype == torch.float32 and got.labels.tolist() == [[1, 0], [0, 1]]
+    assert train.SplitArrays.from_dataset(ds, "val").labels.tolist() == [[1, 1]]
