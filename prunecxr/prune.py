@@ -315,7 +315,6 @@ class NestedPruner:
 
     def __init__(self, model: nn.Module, method: str | ImportanceMethod = "l1", seed: int = 0,
                  levels: Sequence[float] | None = None):
-        self.model = model
         self.method = get_method(method)
         self.seed = seed
         self.names = _prunable_names(model)

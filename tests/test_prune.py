@@ -530,3 +530,51 @@ def test_state_reports_the_amount_asked_and_the_total():
     step = pruner.prune_to(0.3)
     assert (step.amount, step.total, step.n_pruned) == (0.3, total, n_to_prune(0.3, total))
     assert pruner.state() == step
+
+
+def test_global_order_is_torchs_stable_sort_on_every_path():
+    """Against torch.sort(stable=True) of the concatenated scores: the packed float32 keys
+    (negative and tied scores, float16 scores), the float64 path (scores that float32 would
+    tie), one weight, none; with cut points, the prefixes hold the same positions."""
+    def torch_order(scores):
+        return torch.sort(torch.cat([s.reshape(-1).double() for s in scores]), stable=True).indices
+
+    g = torch.Generator().manual_seed(0)
+    f32 = [torch.randn(4, 5, generator=g), torch.randn(7, generator=g).round()]
+    f16 = [s.half() for s in f32]
+    close = [torch.tensor([1.0 + 1e-12, 1.0, 1.0 + 2e-12], dtype=torch.float64),
+             torch.tensor([1.0 + 5e-13], dtype=torch.float64)]
+    for scores in (f32, f16, close, [torch.tensor([3.0])]):
+        assert torch.equal(_global_order(scores), torch_order(scores))
+    assert _global_order([torch.tensor([0.0, 0.0])]).tolist() == [0, 1]
+    assert _global_order(close).tolist() == [1, 3, 0, 2]           # float32 would tie them all
+    empty = _global_order([torch.empty(0)])
+    assert empty.dtype == torch.int64 and empty.shape == (0,)
+    full = torch_order(f32)
+    cut = _global_order(f32, kth=[0, 5, 11, 27])
+    assert set(cut[:5].tolist()) == set(full[:5].tolist())
+    assert set(cut[:11].tolist()) == set(full[:11].tolist())
+
+
+def test_bad_scores_and_models_are_named():
+    for scores in ([torch.tensor([1.0, float("nan")])],
+                   [torch.tensor([1.0, float("nan")], dtype=torch.float64)]):
+        with pytest.raises(ValueError) as caught:
+            _global_order(scores)
+        assert str(caught.value) == "importance scores contain NaN"
+    with pytest.raises(TypeError) as caught:
+        _global_order([torch.tensor([1, 2])])
+    assert str(caught.value) == "scores must be floating point, got torch.int64"
+    with pytest.raises(ValueError) as caught:
+        NestedPruner(nn.Sequential(nn.ReLU()))
+    assert str(caught.value) == "model has no Conv2d or Linear weights to prune"
+    for bad in (-1, True, 2.0):
+        with pytest.raises(ValueError) as caught:
+            n_to_prune(0.5, bad)
+        assert str(caught.value) == f"total must be a non-negative integer, got {bad!r}"
+    pruner = NestedPruner(tiny(), "random", seed=3, levels=[0.5])
+    assert repr(pruner).startswith("NestedPruner(method='random', seed=3, total=")
+    with pytest.raises(ValueError) as caught:
+        pruner.prune_to(0.25)
+    assert str(caught.value).endswith(
+        "the NestedPruner with levels=None (full ranking) to prune to any amount")
