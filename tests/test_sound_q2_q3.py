@@ -353,3 +353,50 @@ def test_forgetting_figure_draws_the_chance_floor_and_the_sound_row():
     summary, raw_corr = forgetting.forgetting_summary(
         forgetting.forgettability_curves(table), counts)
     assert len(plots.forgetting_vs_frequency_figure(summary, raw_corr).axes) == 2
+
+
+# ------------------------------------------------------------ Q3's values and texts, whole
+
+def _q3_evidence(ols=None, n_perm=200, method="l1", metric="euclidean"):
+    from prunecxr.claims.evidence import Evidence
+
+    ev = Evidence.__new__(Evidence)   # only what Q3 reads: pairs, OLS table, settings, memo
+    ev.__dict__.update(pairs=tiny_pairs(c=7, seed=3), ols=ols,
+                       settings=Settings(n_perm=n_perm, method=method, metric=metric))
+    return ev
+
+
+def test_q3_mantel_is_the_seeded_permutation_table_cached_per_setting():
+    from prunecxr.claims import q3
+
+    ev = _q3_evidence(n_perm=99)
+    table = q3.mantel(ev)
+    pd.testing.assert_frame_equal(
+        table, co.mantel_tests(ev.pairs, n_perm=99, seed=q3.PERM_SEED).set_index("statistic"))
+    assert q3.PERM_SEED == 0 and set(table["n_perm"]) == {99}
+    assert "q3_mantel_l1_euclidean_99" in ev.__dict__["_memo"]
+
+
+def test_q3_ols_values_equation_and_permutation_text():
+    from prunecxr.claims import q3
+
+    ols = pd.DataFrame({"term": ["Intercept", "dlogfreq", "iou4", "dlogfreq:iou4"],
+                        "coef": [1.5, -0.25, 0.5, -0.3125], "p": [0.1, 0.2, 0.3, 0.004],
+                        "r2": [0.4, 0.4, 0.4, 0.4]})
+    v = q3._q3_ols(_q3_evidence(ols))
+    assert v == {"intercept": 1.5, "b_dlogfreq": -0.25, "b_iou4": 0.5, "b3": -0.3125,
+                 "p3": 0.004, "r2": 0.4}
+    none = q3._q3_ols(_q3_evidence(None))
+    assert list(none) == ["intercept", "b_dlogfreq", "b_iou4", "b3", "p3", "r2"]
+    assert all(np.isnan(x) for x in none.values())
+    assert q3.ols_equation(v) == "FCD = 1.50 - 0.25 |ΔlogF| + 0.50 IoU^¼ - 0.31 |ΔlogF|·IoU^¼"
+    assert q3.ols_equation({**v, "b_dlogfreq": 0.0, "b3": 0.75}) == (
+        "FCD = 1.50 + 0.00 |ΔlogF| + 0.50 IoU^¼ + 0.75 |ΔlogF|·IoU^¼")
+    assert q3.ols_equation(none) == "not fitted (too few class pairs)"
+    perm = {"perm_value": 0.6123, "p_perm": 0.03, "n_classes": 20.0, "n_perm": 2000}
+    assert q3.perm_text(perm) == (
+        f"Permuting the labels of 20 classes 2,000 times: ρ = {claims.core.fmt(0.6123)}, "
+        f"{claims.core.format_p(0.03)}.")
+    for undefined in ({**perm, "perm_value": np.nan}, {**perm, "p_perm": np.nan}):
+        assert q3.perm_text(undefined, "β3") == (
+            "β3 is not defined here (fewer than 4 classes with every pair defined).")
