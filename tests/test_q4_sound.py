@@ -412,3 +412,53 @@ def test_sensitivity_table_is_the_pooled_and_findings_rows_at_each_level():
     one = pies.sensitivity_table(masks, labels, classes, rare, damage, levels=[0.6000000001])
     assert one["level"].tolist() == [0.6, 0.6] and not one["guard"].any()
     assert table[["ci_low", "ci_high"]].notna().all().all()   # both rows have data
+
+
+def test_q4_readers_claim_values_rule_and_text():
+    """The readers' answers: their count, each variable's group means and P; the rule asks
+    every reported direction (less agreement, lower quality, higher difficulty for PIEs); the
+    text gives agreement as a share (not its complement); no responses: not resolved."""
+    from types import SimpleNamespace
+
+    readers = pd.DataFrame({"variable": ["quality", "agrees_with_label", "difficulty"],
+                            "mean_a": [2.0, 0.6, 3.5], "mean_b": [3.0, 0.8, 2.5],
+                            "p_kruskal": [0.01, 0.2, 0.04]})
+    v = q4._q4_readers(SimpleNamespace(responses=pd.DataFrame({"x": range(12)}),
+                                       readers=readers))
+    assert v == {"n_answers": 12, "agrees_with_label_mean_a": 0.6,
+                 "agrees_with_label_mean_b": 0.8, "agrees_with_label_p_kruskal": 0.2,
+                 "quality_mean_a": 2.0, "quality_mean_b": 3.0, "quality_p_kruskal": 0.01,
+                 "difficulty_mean_a": 3.5, "difficulty_mean_b": 2.5,
+                 "difficulty_p_kruskal": 0.04}
+    s = claims.Settings()
+    assert q4._q4_readers_rule(v, s) is True
+    assert q4._q4_readers_rule({**v, "difficulty_mean_a": 2.0}, s) is False
+    assert q4._q4_readers_rule({**v, "agrees_with_label_mean_a": 0.9}, s) is False
+    fmt, p = claims.core.fmt, claims.core.format_p
+    assert q4._q4_readers_text(v) == (
+        f"agreement 60.0% vs 80.0% ({p(0.2)}); quality {fmt(2.0)} vs {fmt(3.0)} ({p(0.01)}); "
+        f"difficulty {fmt(3.5)} vs {fmt(2.5)} ({p(0.04)})")
+    none = q4._q4_readers(SimpleNamespace(responses=None, readers=None))
+    assert none["n_answers"] == 0 and np.isnan(none["quality_mean_a"])
+    assert q4._q4_readers_rule(none, s) is None
+    assert q4._q4_readers_text(none) == "no human responses included in this build"
+
+
+def test_stratified_truth_at_needs_the_truth_and_the_findings_count():
+    """The paper's level reads the evidence's own PIEs; another level its mask; without a
+    ground truth or without the findings count in the metadata: None."""
+    from pathlib import Path
+    from types import SimpleNamespace
+    from prunecxr.store import load
+    ev = claims.Evidence(load(Path(__file__).parent / "fixtures" / "smoke_results"))
+    at_paper = q4.stratified_truth_at(ev, ev.settings.sparse + 1e-8)
+    direct = pies.stratified_truth(ev.store.meta.reset_index(drop=True), ev.pies)
+    pd.testing.assert_frame_equal(at_paper, direct)
+    other = max(k for k in q4.pie_levels(ev)["masks"] if not np.isclose(k, ev.settings.sparse))
+    pd.testing.assert_frame_equal(q4.stratified_truth_at(ev, other), pies.stratified_truth(
+        ev.store.meta.reset_index(drop=True), q4.pie_levels(ev)["masks"][other]))
+    pd.testing.assert_frame_equal(q4.stratified_truth_at(ev, other + 4e-7),   # 6 decimals
+                                  q4.stratified_truth_at(ev, other))
+    no_count = SimpleNamespace(truth=ev.truth, settings=ev.settings, store=SimpleNamespace(
+        meta=ev.store.meta.drop(columns="n_findings")))
+    assert q4.stratified_truth_at(no_count, other) is None

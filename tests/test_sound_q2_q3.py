@@ -400,3 +400,23 @@ def test_q3_ols_values_equation_and_permutation_text():
     for undefined in ({**perm, "perm_value": np.nan}, {**perm, "p_perm": np.nan}):
         assert q3.perm_text(undefined, "β3") == (
             "β3 is not defined here (fewer than 4 classes with every pair defined).")
+
+
+def test_q2_examples_are_the_most_frequent_and_the_rarest_class():
+    from types import SimpleNamespace
+
+    per_class = pd.DataFrame({"class": ["b", "a", "c", "d"], "train_count": [50, 900, 50, 7],
+                              "final_change": [-0.1, -0.05, -0.2, -0.6],
+                              "first_drop": [0.5, 0.8, 0.4, 0.2]})
+    per_class.attrs["final_sparsity"] = 0.9
+    v = claims_q2._q2_examples(SimpleNamespace(forgetting=(per_class, None)))
+    assert v == {"final_sparsity": 0.9, "frequent_class": "a", "frequent_count": 900,
+                 "frequent_final": -0.05, "frequent_first": 0.8, "rare_class": "d",
+                 "rare_count": 7, "rare_final": -0.6, "rare_first": 0.2}
+    ties = per_class.assign(train_count=[900, 900, 7, 7])     # stable: first of each tie
+    v = claims_q2._q2_examples(SimpleNamespace(forgetting=(ties, None)))
+    assert (v["frequent_class"], v["rare_class"]) == ("b", "d")
+    no_attr = per_class.copy()
+    no_attr.attrs = {}
+    assert np.isnan(claims_q2._q2_examples(SimpleNamespace(forgetting=(no_attr, None)))[
+        "final_sparsity"])
