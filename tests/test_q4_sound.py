@@ -462,3 +462,56 @@ def test_stratified_truth_at_needs_the_truth_and_the_findings_count():
     no_count = SimpleNamespace(truth=ev.truth, settings=ev.settings, store=SimpleNamespace(
         meta=ev.store.meta.drop(columns="n_findings")))
     assert q4.stratified_truth_at(no_count, other) is None
+
+
+@pytest.mark.parametrize("settings, level_ok", [({}, True), ({"min_spread": 10.0}, False),
+                                                ({"pie_loss": 0.999}, False)],
+                         ids=["default", "guard-fails", "not-reached"])
+def test_q4_truth_and_many_values_from_their_parts(settings, level_ok):
+    """Q4's ground-truth claim on the frozen fixture, every value from its parts: the PIE
+    counts, the unadjusted group means and how many of the readers' differences they confirm,
+    and, where the damage rule's level passes its guard, the stratified table at that level;
+    the 4+ findings claim reads the last row of the findings table."""
+    from pathlib import Path
+    from prunecxr.store import load
+    ev = claims.Evidence(load(Path(__file__).parent / "fixtures" / "smoke_results"),
+                         claims.Settings(**settings))
+    v = q4._q4_truth(ev)
+    assert (v["n_pies"], v["n_other"]) == (int(ev.pies.sum()), int((~ev.pies).sum()))
+    assert v["has_truth"] is True
+    truth = ev.truth.set_index("variable")
+    for var in q4.TRUTH_WORDS:
+        for stat in ("mean_a", "mean_b", "p_kruskal"):
+            assert v[f"{var}_{stat}"] == pytest.approx(truth.loc[var, stat], nan_ok=True)
+    assert v["n_truth_holds_paper"] == sum(ok for _, ok, _ in q4.truth_items(v, ev.settings.level))
+    assert bool(v["k_reached"] and v["k_guard"]) is level_ok
+    assert v["has_strata"] is level_ok
+    if level_ok:
+        strat = q4.stratified_truth_at(ev, v["k_rule"]).set_index("variable")
+        for var in q4.STRATIFIED:
+            assert v[f"s_{var}_effect"] == pytest.approx(strat.loc[var, "effect"], nan_ok=True)
+            assert v[f"s_{var}_p"] == pytest.approx(strat.loc[var, "p"], nan_ok=True)
+        assert v["n_truth_holds"] == sum(bool(o) for _, o, _ in q4.stratified_items(
+            v, ev.settings.level))
+    else:
+        assert all(np.isnan(v[f"s_{var}_p"]) for var in q4.STRATIFIED)
+        assert v["n_truth_holds"] == 0
+    assert v["unresolved_text"] == ("On the phantom's ground truth the comparison is not "
+                                    f"resolved: {q4.level_text(v)}.")
+    many = q4._q4_many(ev)
+    last = ev.enrichment[1].iloc[-1]
+    assert many["label"] == str(last["findings"])
+    assert many["ratio"] == pytest.approx(float(last["ratio"]), nan_ok=True)
+
+
+def test_q4_truth_without_a_ground_truth():
+    from pathlib import Path
+    from prunecxr.store import load
+    ev = claims.Evidence(load(Path(__file__).parent / "fixtures" / "smoke_results"))
+    ev.__dict__["truth"] = None                       # a dataset without per-image truth
+    v = q4._q4_truth(ev)
+    assert v["has_truth"] is False and v["has_strata"] is False
+    assert v["n_truth_holds_paper"] == 0 and v["n_truth_holds"] == 0
+    assert np.isnan(v["quality_mean_a"]) and np.isnan(v["s_quality_p"])
+    assert v["unresolved_text"] == ("This dataset has no ground truth to check the "
+                                    "radiologists' impressions against.")
