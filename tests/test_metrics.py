@@ -163,3 +163,13 @@ def test_mean_ap_is_float64_and_warns_at_the_callers_line():
     import prunecxr.metrics as metrics_module
 
     assert record[0].filename != metrics_module.__file__   # the caller's line, not the library's
+
+
+def test_mean_ap_warns_at_its_callers_line_and_quietly_for_all_nan():
+    with pytest.warns(UndefinedMetricWarning) as caught:
+        mean_ap(np.array([0.5, np.nan]))
+    assert caught[0].filename == __file__            # stacklevel 2: the caller's line
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", category=RuntimeWarning)
+        with pytest.warns(UndefinedMetricWarning):
+            assert np.isnan(mean_ap(np.array([np.nan, np.nan])))
