@@ -355,3 +355,10 @@ def test_jaccard_pie_overlap_and_overlap_with():
     assert mine.values.tolist() == [[0.1, "l1", 1.0], [0.2, "l1", cp.jaccard(a, b)],
                                     [0.2, "r", cp.jaccard(b, a)]]
     assert list(mine.index) == [0, 1, 2]
+
+
+def test_matched_levels_without_their_columns_are_named():
+    for call in (lambda m: cp.class_change_at(table(), m), lambda m: cp.matched_pies(PieStore(), m)):
+        with pytest.raises(ValueError) as caught:
+            call(pd.DataFrame({"other": [1]}))
+        assert str(caught.value).startswith("matched is missing column(s) [")

@@ -147,3 +147,22 @@ def test_marked_pairs_from_highlight_or_the_papers_examples():
         assert str(caught.value) == (
             f"parameter highlight: {bad!r} must be 'class a|class b' with classes of this "
             f"dataset; unknown: {unknown}; classes: {classes}")
+
+
+@pytest.mark.parametrize("call", [co.fcd_ols, co.fcd_correlations, co.pair_matrices])
+def test_a_pair_table_without_its_columns_is_named(call):
+    with pytest.raises(ValueError) as caught:
+        call(pd.DataFrame({"other": [1]}))
+    assert str(caught.value).startswith("pair_table is missing column(s) [")
+
+
+def test_fcd_defaults_to_euclidean_and_names_bad_curves_and_metrics():
+    a, b = [0, 1, 2], [1, 1, 0]
+    assert co.fcd(a, b) == co.fcd(a, b, "euclidean") == pytest.approx(math.sqrt(1 + 0 + 4))
+    assert co.fcd(np.array(a, dtype=np.int64), b) == co.fcd(a, b)
+    with pytest.raises(ValueError) as caught:
+        co.fcd([0, 1], [0, 1, 2])
+    assert str(caught.value) == "curves differ in length: (2,) vs (3,)"
+    with pytest.raises(ValueError) as caught:
+        co.fcd(a, b, "manhattan")
+    assert str(caught.value) == f"metric must be one of {co.METRICS}, got 'manhattan'"

@@ -154,3 +154,14 @@ def test_forgetting_summary_zero_and_one_training_images_and_attrs():
     assert np.isnan(pc.loc["mid", "log_train_count"]) and pc.loc["mid", "train_count"] == 0
     assert pc.loc["rare", "log_train_count"] == pytest.approx(math.log(50))
     assert pc.loc["mid", "first_drop"] == 0.75  # -0.5 is the first at or below -0.3
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda f: forgetting.relative_change(f), "ap_table"),
+    (lambda f: forgetting.forgettability_curves(f.assign(rel_change=1.0)), "table"),
+    (lambda f: forgetting.curve_matrix(f), "curves"),
+])
+def test_a_table_without_its_columns_is_named(call, name):
+    with pytest.raises(ValueError) as caught:
+        call(pd.DataFrame({"other": [1]}))
+    assert str(caught.value).startswith(f"{name} is missing column(s) [")

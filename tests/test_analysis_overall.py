@@ -215,3 +215,15 @@ def test_first_drops_per_method_leaves_out_those_without_enough_seeds():
             assert drops[m] == direct or (np.isnan(drops[m]) and np.isnan(direct))
     assert overall.first_drops(both, ["random"]) == {"random": overall.first_significant_drop(
         overall.welch_by_sparsity(both, alpha=0.001, method="random"))}
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda f: overall.select_method(f, None, "maps"), "maps"),
+    (lambda f: overall.map_per_model(f), "ap_table"),
+    (lambda f: overall.overall_map(f.assign(map=1.0)), "table"),
+    (lambda f: overall.first_significant_drop(f), "welch_table"),
+])
+def test_a_table_without_its_columns_is_named(call, name):
+    with pytest.raises(ValueError) as caught:
+        call(pd.DataFrame({"other": [1]}))
+    assert str(caught.value).startswith(f"{name} is missing column(s) [")

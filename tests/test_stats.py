@@ -323,3 +323,36 @@ def test_median_iqr_groups_in_sorted_order_with_every_column():
     with pytest.raises(ValueError) as caught:
         stats.median_iqr(frame, ["m"], "w")
     assert str(caught.value) == "frame is missing column(s) ['w']; it has ['m', 'v']"
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda f: stats.compare_groups(f, "g", ["x"]), "frame"),
+    (lambda f: stats.median_iqr(f, ["g"], "x"), "frame"),
+])
+def test_a_missing_column_names_the_parameter(call, name):
+    with pytest.raises(ValueError) as caught:
+        call(pd.DataFrame({"other": [1]}))
+    assert str(caught.value).startswith(f"{name} is missing column(s) [")
+
+
+def test_compare_groups_small_groups_attrs_and_named_groups():
+    """One value in a group: its SD and Welch's P are NaN, the rest computed; values read as
+    floats (booleans as 0/1); the group column is kept in attrs; groups that are not two
+    values are named."""
+    frame = pd.DataFrame({"g": ["a", "b", "b", "b"], "x": [True, False, True, True]})
+    out = stats.compare_groups(frame, "g", ["x"], groups=("a", "b"))
+    row = out.iloc[0]
+    assert list(out.columns) == ["variable", "group_a", "group_b", "n_a", "mean_a", "sd_a",
+                                 "n_b", "mean_b", "sd_b", "p_kruskal", "p_welch", "p_mannwhitney"]
+    assert (row.group_a, row.group_b, row.n_a, row.n_b) == ("a", "b", 1, 3)
+    assert row.mean_a == 1.0 and np.isnan(row.sd_a) and np.isnan(row.p_welch)
+    assert row.mean_b == pytest.approx(2 / 3) and row.sd_b == pytest.approx(np.std([0, 1, 1],
+                                                                                 ddof=1))
+    assert out.attrs["group_col"] == "g"
+    two = stats.compare_groups(frame.assign(g=["a", "a", "b", "b"]), "g", ["x"], ("a", "b"))
+    assert two.iloc[0].sd_a == pytest.approx(np.std([1, 0], ddof=1))   # two values: defined
+    none = stats.compare_groups(frame, "g", ["x"], groups=("a", "zzz")).iloc[0]
+    assert none.n_b == 0 and np.isnan(none.mean_b) and np.isnan(none.sd_b)
+    with pytest.raises(ValueError) as caught:
+        stats.compare_groups(frame, "g", ["x"], groups=("a",))
+    assert str(caught.value) == "groups must name two values of 'g', got ('a',)"
