@@ -82,8 +82,9 @@ def test_hand_case_iou_and_counts():
 def test_class_without_test_positives_is_dropped_with_warning():
     curves, labels, classes = random_setup()
     labels[:, 3] = 0
-    with pytest.warns(UserWarning, match="c3"):
+    with pytest.warns(UserWarning, match="c3") as caught:
         out = co.class_pair_table(curves, labels, classes)
+    assert caught[0].filename == __file__                 # at the caller's line
     assert len(out) == 5 * 4 // 2
     assert "c3" not in set(out.class_a) | set(out.class_b)
 
@@ -125,6 +126,17 @@ def test_fcd_correlations_match_scipy():
         assert out.loc[x, "rho"] == pytest.approx(st.spearmanr(pairs[x], pairs.fcd).statistic)
         assert out.loc[x, "p_r"] == pytest.approx(st.pearsonr(pairs[x], pairs.fcd).pvalue)
     assert out.loc["iou", "rho"] == pytest.approx(out.loc["iou4", "rho"])
+    assert list(co.fcd_correlations(pairs).index) == [0, 1, 2]
+
+
+def test_class_pair_table_reads_the_method_asked_for_and_counts_in_integers():
+    curves, labels, classes = random_setup()
+    other = curves.assign(method="random", median_rel_change=curves["median_rel_change"] * 3)
+    both = pd.concat([curves, other])
+    got = co.class_pair_table(both, labels.astype(float), classes, method="random")
+    expected = co.class_pair_table(other, labels, classes)
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["intersection"].dtype.kind == "i" and got["union"].dtype.kind == "i"
 
 
 def test_marked_pairs_from_highlight_or_the_papers_examples():
