@@ -515,3 +515,46 @@ def test_q4_truth_without_a_ground_truth():
     assert np.isnan(v["quality_mean_a"]) and np.isnan(v["s_quality_p"])
     assert v["unresolved_text"] == ("This dataset has no ground truth to check the "
                                     "radiologists' impressions against.")
+
+
+def test_cmh_reads_0_1_arrays_as_booleans_and_names_its_keys_when_undefined():
+    tables = [np.array([[4, 6], [10, 40]]), np.array([[3, 2], [8, 20]])]
+    pie, x, s = _data(tables)
+    as_bool = pies.cmh_test(x, pie, s)
+    assert pies.cmh_test(x.astype(int), pie.astype(float), s) == as_bool
+    none = pies.cmh_test(x, pie, np.arange(len(x)))        # every stratum a single image
+    assert list(none) == ["odds_ratio", "ci_low", "ci_high", "statistic", "p", "n_strata"]
+    assert none["n_strata"] == 0 and all(np.isnan(none[k]) for k in list(none)[:5])
+
+
+def test_stratified_truth_rows_from_their_tests():
+    """One row per variable from the test it names, with the unadjusted Kruskal-Wallis P and
+    the group means; PIEs as 0/1 read as booleans; all-equal values give an undefined P."""
+    rng = np.random.default_rng(6)
+    n = 400
+    meta = pd.DataFrame({"n_findings": rng.integers(0, 7, n),
+                         "label_corrupted": (rng.random(n) < 0.2).astype(float),
+                         "quality": rng.normal(0, 1, n), "difficulty": np.full(n, 0.5)})
+    pie = rng.random(n) < 0.1
+    out = pies.stratified_truth(meta, pie.astype(int))
+    assert list(out.columns) == ["variable", "test", "effect", "ci_low", "ci_high", "p",
+                                 "p_unadjusted", "mean_pie", "mean_other", "n_strata"]
+    strata = pies.strata_of(meta["n_findings"])
+    assert set(strata) == {"0", "1", "2", "3", "4+"}
+    rows = out.set_index("variable")
+    r = pies.cmh_test(meta["label_corrupted"] > 0.5, pie, strata)
+    assert rows.loc["label_corrupted", "test"] == "Cochran-Mantel-Haenszel"
+    assert rows.loc["label_corrupted", "effect"] == pytest.approx(r["odds_ratio"])
+    assert rows.loc["label_corrupted", "n_strata"] == r["n_strata"]
+    q = pies.adjusted_difference(meta["quality"].to_numpy(), pie, strata)
+    assert rows.loc["quality", "test"] == "OLS + C(stratum), HC3"
+    assert (rows.loc["quality", "effect"], rows.loc["quality", "p"]) == pytest.approx(
+        (q["difference"], q["p"]))
+    assert rows.loc["quality", "p_unadjusted"] == pytest.approx(
+        st.kruskal(meta["quality"][pie], meta["quality"][~pie]).pvalue)
+    assert rows.loc["quality", "mean_pie"] == pytest.approx(meta["quality"][pie].mean())
+    assert rows.loc["quality", "mean_other"] == pytest.approx(meta["quality"][~pie].mean())
+    assert np.isnan(rows.loc["difficulty", "p_unadjusted"])       # every value the same
+    three = pies.stratified_truth(meta, pie, max_findings=3).set_index("variable")
+    assert three.loc["quality", "effect"] == pytest.approx(pies.adjusted_difference(
+        meta["quality"].to_numpy(), pie, pies.strata_of(meta["n_findings"], 3))["difference"])
