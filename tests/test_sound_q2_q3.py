@@ -420,3 +420,49 @@ def test_q2_examples_are_the_most_frequent_and_the_rarest_class():
     no_attr.attrs = {}
     assert np.isnan(claims_q2._q2_examples(SimpleNamespace(forgetting=(no_attr, None)))[
         "final_sparsity"])
+
+
+def test_q2_values_and_sound_texts_from_the_forgetting_comparison():
+    """On the frozen fixture: the comparison is forgetting_comparison of the evidence's method
+    at its drop threshold (cached per setting); every value of a Q2 claim is read from it; the
+    sound texts are whole."""
+    from pathlib import Path
+    from prunecxr.claims.core import fmt, format_p
+    from prunecxr.store import load
+
+    store = load(Path(__file__).parent / "fixtures" / "smoke_results")
+    s = Settings(drop=0.15)
+    ev = claims.Evidence(store, s)
+    per_class, corr = claims_q2.comparison(ev)
+    direct = forgetting.forgetting_comparison(store.ap_table(["l1"]), store.labels, store.classes,
+                                              store.train_counts, threshold=0.15, method="l1")
+    pd.testing.assert_frame_equal(per_class, direct[0])
+    pd.testing.assert_frame_equal(corr, direct[1])
+    assert "q2_comparison_l1_0.15" in ev.__dict__["_memo"]
+    c = corr.set_index("outcome")
+    v = claims_q2._corr(ev, "first_drop", "cc_first_drop_censored")
+    expect = {"cc_n": c.loc["cc_first_drop_censored", "n"],
+              "cc_rho": c.loc["cc_first_drop_censored", "rho"],
+              "cc_p": c.loc["cc_first_drop_censored", "p_rho"],
+              "floor_rho": c.loc["chance_floor", "rho"], "floor_p": c.loc["chance_floor", "p_rho"],
+              "final_sparsity": per_class.attrs["final_sparsity"],
+              "n_censored": int(per_class["cc_censored"].sum()),
+              "n_censored_raw": int(per_class["censored"].sum()),
+              "raw_censored_rho": c.loc["first_drop_censored", "rho"],
+              "raw_censored_p": c.loc["first_drop_censored", "p_rho"]}
+    for k, want in expect.items():
+        assert v[k] == pytest.approx(float(want), nan_ok=True), k
+    rho = (f"ρ = {fmt(v['cc_rho'])} ({format_p(v['cc_p'])}, n = {int(v['cc_n'])} classes)"
+           if np.isfinite(v["cc_rho"]) and np.isfinite(v["cc_p"]) else "ρ not defined here")
+    assert claims_q2.first_drop_sound(v) == (
+        f"First drop of the chance-corrected curve, classes that never drop ranked last "
+        f"({v['n_censored']} here): {rho}; of the raw curve with the same censoring, ρ = "
+        f"{fmt(v['raw_censored_rho'])}, {format_p(v['raw_censored_p'])}.")
+    hand = {**v, "cc_rho": 0.5, "cc_p": 0.01, "cc_n": 12, "final_sparsity": 0.95,
+            "floor_rho": -0.25, "floor_p": 0.2}
+    assert claims_q2.final_change_sound(hand) == (
+        f"Chance-corrected change (AP − π)/(AP₀ − π) − 1 at k = {fmt(0.95)}: ρ = {fmt(0.5)} "
+        f"({format_p(0.01)}, n = 12 classes); the chance floor (π − AP₀)/AP₀ alone gives ρ = "
+        f"{fmt(-0.25)}, {format_p(0.2)}.")
+    for rho_, p_ in ((np.nan, 0.01), (0.5, np.nan)):
+        assert claims_q2._rho_text(rho_, p_, 12) == "ρ not defined here"
