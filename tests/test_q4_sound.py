@@ -558,3 +558,73 @@ def test_stratified_truth_rows_from_their_tests():
     three = pies.stratified_truth(meta, pie, max_findings=3).set_index("variable")
     assert three.loc["quality", "effect"] == pytest.approx(pies.adjusted_difference(
         meta["quality"].to_numpy(), pie, pies.strata_of(meta["n_findings"], 3))["difference"])
+
+
+def _truth_values(**change):
+    v = {"agrees_with_label_mean_a": 0.7, "agrees_with_label_mean_b": 0.9,
+         "agrees_with_label_p_kruskal": 0.01, "quality_mean_a": 0.4, "quality_mean_b": 0.6,
+         "quality_p_kruskal": 0.2, "difficulty_mean_a": 0.8, "difficulty_mean_b": 0.5,
+         "difficulty_p_kruskal": 0.001,
+         "s_label_corrupted_effect": 2.5, "s_label_corrupted_ci_low": 1.2,
+         "s_label_corrupted_ci_high": 5.0, "s_label_corrupted_p": 0.02,
+         "s_quality_effect": -0.1, "s_quality_ci_low": -0.3, "s_quality_ci_high": 0.1,
+         "s_quality_p": 0.04, "s_difficulty_effect": 0.0, "s_difficulty_ci_low": -0.2,
+         "s_difficulty_ci_high": 0.2, "s_difficulty_p": 0.01}
+    return {**v, **change}
+
+
+def test_truth_and_stratified_items_whole():
+    """Each reported difference: its words, whether it holds (claimed direction with P below
+    the level; an effect exactly at the null does not) and its evidence text."""
+    from prunecxr.claims.core import fmt, format_p
+    v = _truth_values()
+    assert q4.truth_items(v, 0.05) == [
+        ("more label noise", True, "30.0% of PIEs have a corrupted label against 10.0% of other "
+                                   f"images (Kruskal-Wallis {format_p(0.01)})"),
+        ("lower image quality", False, f"mean quality 0.40 against 0.60 (Kruskal-Wallis "
+                                       f"{format_p(0.2)})"),
+        ("higher diagnosis difficulty", True, f"mean difficulty 0.80 against 0.50 "
+                                              f"(Kruskal-Wallis {format_p(0.001)})")]
+    assert [ok for _, ok, _ in q4.truth_items(v, 0.01)] == [False, False, True]   # P < level
+    assert q4.stratified_items(v, 0.05) == [
+        ("more label noise", True, f"Mantel-Haenszel OR {fmt(2.5)} ({fmt(1.2)} to {fmt(5.0)}), "
+                                   f"CMH {format_p(0.02)}"),
+        ("lower image quality", True, f"adjusted difference -0.100 (-0.300 to +0.100), "
+                                      f"{format_p(0.04)}"),
+        ("higher diagnosis difficulty", False, f"adjusted difference +0.000 (-0.200 to +0.200), "
+                                               f"{format_p(0.01)}")]                # at the null
+    assert [ok for _, ok, _ in q4.stratified_items(v, 0.02)] == [False, False, False]
+    below = _truth_values(s_label_corrupted_effect=0.5, s_label_corrupted_ci_low=np.nan)
+    (_, ok, text), *_ = q4.stratified_items(below, 0.05)
+    assert ok is False and text == f"Mantel-Haenszel OR {fmt(0.5)}, CMH {format_p(0.02)}"
+    undefined = _truth_values(s_quality_p=np.nan)
+    items = q4.stratified_items(undefined, 0.05)
+    assert items[1] == ("lower image quality", None, "not defined (no stratum holds both PIEs "
+                                                     "and other images with both values)")
+    assert items[2][1] is False                                  # the loop goes on after it
+
+
+def test_pie_levels_pass_the_settings_through():
+    """The damage table, rule and PIE masks of the evidence's method at its dense level, loss,
+    guard and PIE share, as the analysis functions give them; computed once."""
+    from pathlib import Path
+    from prunecxr.store import load
+    store = load(Path(__file__).parent / "fixtures" / "smoke_results")
+    s = claims.Settings(method="random", pie_loss=0.1, min_spread=0.05, fraction=0.1)
+    ev = claims.Evidence(store, s)
+    lv = q4.pie_levels(ev)
+    levels = np.asarray(store.levels("random"), dtype=float)
+    probs = pies.mean_probabilities(store, "random", list(levels))
+    table = pies.damage_table(ev.maps, probs, levels, store.labels, method="random",
+                              dense=s.dense, min_spread=0.05)
+    pd.testing.assert_frame_equal(lv["table"], table)
+    assert lv["rule"] == pies.damage_level(table, 0.1, dense=s.dense)
+    masks = pies.pies_at_levels(probs, levels, dense=s.dense, fraction=0.1)
+    assert set(lv["masks"]) == set(masks)
+    assert all(np.array_equal(lv["masks"][k], masks[k]) for k in masks)
+    assert q4.pie_levels(ev) is lv and "q4_levels" in ev.__dict__["_memo"]
+    k = sorted(masks)[-1]
+    got = q4.intervals_at(ev, k + 4e-7)                         # levels rounded to 6 decimals
+    pd.testing.assert_frame_equal(got, pies.enrichment_intervals(
+        masks[k], store.labels, store.classes, ev.rare_classes, confidence=1 - s.level))
+    assert f"q4_intervals_{k}" in ev.__dict__["_memo"]
