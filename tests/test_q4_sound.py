@@ -628,3 +628,27 @@ def test_pie_levels_pass_the_settings_through():
     pd.testing.assert_frame_equal(got, pies.enrichment_intervals(
         masks[k], store.labels, store.classes, ev.rare_classes, confidence=1 - s.level))
     assert f"q4_intervals_{k}" in ev.__dict__["_memo"]
+
+
+def test_q4_truth_texts_and_rule_whole():
+    from prunecxr.claims.core import fmt, format_p
+    v = _truth_values(has_truth=True, has_strata=True, k_reached=True, k_guard=True,
+                      k_rule=0.6, pie_loss=0.2, k_loss=0.25, k_spread_ratio=0.5, min_spread=0.1)
+    s = claims.Settings()
+    level = q4.level_text(v)
+    assert q4._q4_truth_sound(v) == (
+        f"PIEs {level}; within strata of the number of findings: "
+        + "; ".join(f"{w}: {t}" for w, _, t in q4.stratified_items(v, 0.05)))
+    assert q4._q4_truth_rule(v, s) is False                      # difficulty sits at the null
+    assert q4._q4_truth_rule(_truth_values(**{**v, "s_difficulty_effect": 0.1}), s) is True
+    assert q4._q4_truth_rule({**v, "s_quality_p": np.nan}, s) is None
+    for off in ({"has_strata": False}, {"k_guard": False}, {"has_truth": False}):
+        assert q4._q4_truth_rule({**v, **off}, s) is None
+    assert q4._q4_truth_sound({**v, "has_strata": False}) == level
+    assert q4._q4_truth_sound({**v, "has_truth": False}) == (
+        "no per-image ground truth in this dataset")
+    assert q4._q4_truth_text(v) == (
+        f"labels corrupted 30.0% vs 10.0% ({format_p(0.01)}); quality {fmt(0.4)} vs "
+        f"{fmt(0.6)} ({format_p(0.2)}); difficulty {fmt(0.8)} vs {fmt(0.5)} ({format_p(0.001)})")
+    assert q4._q4_truth_text({**v, "has_truth": False}) == (
+        "no per-image ground truth in this dataset")

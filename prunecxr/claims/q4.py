@@ -270,7 +270,7 @@ def stratified_status(result: Result) -> str:
     v, level = result.values, result.settings.level
     if not v["has_truth"]:
         return ""
-    if not (_level_ok(v) and v.get("has_strata", False)):
+    if not (_level_ok(v) and v["has_strata"]):
         return ("Within strata of the number of findings the comparison is not resolved: "
                 f"{level_text(v)}.")
     verdict = {True: HOLDS, False: FAILS, None: UNRESOLVED}
@@ -309,7 +309,7 @@ def _q4_truth_paper_rule(v: dict, s: Settings) -> bool | None:
 
 
 def _q4_truth_rule(v: dict, s: Settings) -> bool | None:
-    if not (v["has_truth"] and _level_ok(v) and v.get("has_strata", False)):
+    if not (v["has_truth"] and _level_ok(v) and v["has_strata"]):
         return None
     found = [ok for _, ok, _ in stratified_items(v, s.level)]
     if any(ok is None for ok in found):
@@ -320,7 +320,7 @@ def _q4_truth_rule(v: dict, s: Settings) -> bool | None:
 def _q4_truth_sound(v: dict) -> str:
     if not v["has_truth"]:
         return "no per-image ground truth in this dataset"
-    if not (_level_ok(v) and v.get("has_strata", False)):
+    if not (_level_ok(v) and v["has_strata"]):
         return level_text(v)
     return (f"PIEs {level_text(v)}; within strata of the number of findings: "
             + "; ".join(f"{w}: {t}" for w, _, t in stratified_items(v, 0.05)))
