@@ -333,3 +333,14 @@ def test_q5_points_and_the_less_branch_of_the_rare_text():
         "The rarest classes lose clearly more than the others (interval of the gap below 0) at "
         "0 of 1 resolved points: none. Clearly less at 1: quant at 10% (+0.30). No clear "
         "difference at 0.")
+
+
+def test_ratio_and_correlation_texts_whole():
+    from prunecxr.claims.core import format_p, ratio_text
+    assert [ratio_text(r) for r in (2.34, np.inf, np.nan)] == ["2.3x", "only among PIEs", "n/a"]
+    assert claims.corr_text({"n": 20.0, "r": 0.5, "rho": 0.61, "p_rho": 0.005}, "pairs") == (
+        f"r = 0.50, ρ = 0.61 ({format_p(0.005)}, n = 20 pairs)")
+    assert claims.corr_text({"n": np.nan, "r": np.nan, "rho": np.nan, "p_rho": np.nan}) == (
+        "not defined here (only 0 classes with a value)")
+    assert claims.corr_text({"n": 3.0, "r": 0.2, "rho": np.nan, "p_rho": np.nan}) == (
+        "not defined here (only 3 classes with a value)")
