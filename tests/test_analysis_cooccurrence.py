@@ -178,3 +178,15 @@ def test_fcd_defaults_to_euclidean_and_names_bad_curves_and_metrics():
     with pytest.raises(ValueError) as caught:
         co.fcd(a, b, "manhattan")
     assert str(caught.value) == f"metric must be one of {co.METRICS}, got 'manhattan'"
+
+
+def test_fcd_ols_needs_five_defined_pairs_and_reads_integers_as_floats():
+    tiny = pd.DataFrame({"fcd": [0.1, 0.4, 0.2, 0.9, 0.5, np.nan],
+                         "dlogfreq": [0, 1, 2, 3, 4, 5], "iou4": [1, 0, 1, 0, 1, 1]})
+    out = co.fcd_ols(tiny)                                   # exactly 5 defined pairs: fitted
+    assert set(out["term"]) == {"Intercept", "dlogfreq", "iou4", "dlogfreq:iou4"}
+    assert out.attrs["n"] == 5
+    with pytest.raises(ValueError) as caught:
+        co.fcd_ols(tiny.iloc[1:])
+    assert str(caught.value) == ("fcd_ols needs at least 5 class pairs with defined values, "
+                                 "got 4")

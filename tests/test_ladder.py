@@ -430,3 +430,18 @@ def test_capacity_answer_in_each_case():
     assert capacity.capacity_answer(every, same).startswith(
         "3 rungs, widths 8, 16, 24 (9 times the prunable weights from the narrowest to the "
         "widest), each read on its first 3 seeds. 1 of the 1 claims change verdict")
+
+
+def test_claims_by_rung_reads_the_keys_and_settings_asked_for(fixture_stores):
+    from prunecxr.claims import Settings
+
+    by_rung = capacity.claims_by_rung(fixture_stores, keys=["q1_first_drop", "q2_first_drop"],
+                                      settings=Settings(level=0.01))
+    assert list(by_rung.columns) == ["key", "question", "claim", "width", "paper's statistic",
+                                     "paper's verdict", "sound statistic", "verdict", "result"]
+    assert list(by_rung["key"]) == ["q1_first_drop", "q2_first_drop"] * len(fixture_stores)
+    assert {r.settings.level for r in by_rung["result"]} == {0.01}
+    row = by_rung.iloc[0]
+    r = row["result"]
+    assert (row["question"], row["claim"], row["paper's verdict"], row["sound statistic"]) == (
+        r.claim.question, r.claim.statement(r.settings), r.paper_verdict, r.sound)
