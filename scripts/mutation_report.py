@@ -8,10 +8,11 @@ accepted survivors by reason, and the diff of every unexplained one to ``--out``
 
 An accepted entry names mutants by pattern (``fnmatch`` on mutmut's names, e.g.
 ``prunecxr.train.x_describe__mutmut_*``), optionally the statuses it accepts and a check on the
-code (``strings_only``, ``styling_only``, ``float_case_only``), a ``kind`` (``equivalent``: the program behaves the
-same; ``presentation``: only a figure's styling or a text's wording changes, which the fast
-tests do not pin and the chapters' nbval references do; ``unreached``: run only where mutmut
-cannot follow, a subprocess, a GPU or a chapter) and the ``reason``. A survivor no entry
+code (``strings_only``, ``styling_only``, ``float_case_only``, ``astype_none_only``), a
+``kind`` (``equivalent``: the program behaves the same; ``presentation``: only a figure's
+styling or a text's wording changes, which the fast tests do not pin and the chapters' nbval
+references do; ``unreached``: run only where mutmut cannot follow, a subprocess, a GPU or a
+chapter) and the ``reason``. A survivor no entry
 matches is unexplained: a test to write, or an entry to add after reading its diff.
 
 Usage: ``python scripts/mutation_report.py [--out mutation-report.txt] [--no-diffs]``;
@@ -84,7 +85,8 @@ def explain(name: str, status: str, entries: list[dict], module: str = "") -> di
                  and any(fnmatch.fnmatchcase(name, p) for p in e["mutants"])
                  and (not e.get("strings_only") or strings_only(name, module))
                  and (not e.get("styling_only") or styling_only(name, module))
-                 and (not e.get("float_case_only") or float_case_only(name, module))), None)
+                 and (not e.get("float_case_only") or float_case_only(name, module))
+                 and (not e.get("astype_none_only") or astype_none_only(name, module))), None)
 
 
 def strings_only(name: str, module: str, root: Path = Path("mutants")) -> bool:
@@ -104,6 +106,12 @@ def float_case_only(name: str, module: str, root: Path = Path("mutants")) -> boo
     """Whether mutant ``name`` differs from its original only in the case of a string that
     ``float`` parses (``float("NAN")`` is ``float("nan")``)."""
     return _same(name, module, root, _FloatLower().visit)
+
+
+def astype_none_only(name: str, module: str, root: Path = Path("mutants")) -> bool:
+    """Whether mutant ``name`` differs from its original only where ``astype(float)`` became
+    ``astype(None)``: numpy and pandas both read a None dtype as float64."""
+    return _same(name, module, root, _AstypeFloat().visit)
 
 
 def _same(name: str, module: str, root: Path, normalise) -> bool:
@@ -136,6 +144,16 @@ class _Unstyle(ast.NodeTransformer):
         node.keywords = [k for k in node.keywords if k.arg not in STYLE_KEYWORDS]
         if isinstance(node.func, ast.Attribute) and node.func.attr in TEXT_CALLS:
             node.args = [_blank(a, none=True) for a in node.args]
+        return node
+
+
+class _AstypeFloat(ast.NodeTransformer):
+    def visit_Call(self, node: ast.Call) -> ast.Call:
+        self.generic_visit(node)
+        if (isinstance(node.func, ast.Attribute) and node.func.attr == "astype"
+                and len(node.args) == 1 and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value is None):
+            node.args = [ast.Name(id="float", ctx=ast.Load())]
         return node
 
 

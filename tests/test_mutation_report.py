@@ -200,3 +200,18 @@ def test_float_case_only_accepts_only_the_case_of_floats_text(tmp_path, old, new
     (tmp_path / "pkg" / "m.py").write_text(
         code.format(old) + code.format(new).replace("__mutmut_orig", "__mutmut_1"))
     assert report.float_case_only("pkg.m.x_f__mutmut_1", "pkg/m.py", root=tmp_path) is expected
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("x.astype(float)", "x.astype(None)", True),
+    ("x.astype(float).mean()", "x.astype(None).mean()", True),
+    ("x.astype(int)", "x.astype(None)", False),              # int -> float64 changes values
+    ("np.asarray(x, dtype=float)", "np.asarray(x, dtype=None)", False),   # keeps x's dtype
+    ("x.astype(float)", "x.astype(float, copy=None)", False),
+])
+def test_astype_none_only_accepts_only_a_float_astype(tmp_path, old, new, expected):
+    code = "def x_f__mutmut_orig(x):\n    return {}\n"
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text(
+        code.format(old) + code.format(new).replace("__mutmut_orig", "__mutmut_1"))
+    assert report.astype_none_only("pkg.m.x_f__mutmut_1", "pkg/m.py", root=tmp_path) is expected
