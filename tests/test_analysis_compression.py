@@ -59,6 +59,16 @@ def test_class_change_at_is_the_interpolated_relative_change():
         ap0 = g.ap.iloc[0]
         assert value == pytest.approx(np.interp(0.3, g.sparsity, (g.ap - ap0) / ap0))
     assert len(got) == 2 * len(CLASSES)
+    shuffled = ap.sample(frac=1.0, random_state=0)             # rows in any order
+    both = pd.DataFrame({"method": ["rare", "lin", "lin"], "loss": [0.1, 0.1, 0.2],
+                         "level": [0.3, 0.25, np.nan]})
+    whole = cp.class_change_at(shuffled, both)
+    assert list(whole.columns) == ["method", "loss", "level", "seed", "class", "rel_change"]
+    keys = list(zip(whole["method"], whole["seed"], whole["class"]))
+    assert keys == sorted(keys)                                # grouped in sorted order
+    assert set(whole["level"]) == {0.3, 0.25} and set(whole["loss"]) == {0.1}
+    empty = cp.class_change_at(ap, both.iloc[:0])
+    assert empty.empty and list(empty.columns) == list(whole.columns)
 
 
 def test_matched_damage_point_estimates_and_bootstrap():
@@ -306,6 +316,13 @@ def test_matched_pies_and_damage_defaults():
     pd.testing.assert_frame_equal(cp.matched_damage(ap, COUNTS, losses=(0.1,)),
                                   cp.matched_damage(ap, COUNTS, losses=(0.1,), n_rare=5,
                                                     n_boot=2000, seed=0))
+    # each row's resolution is its own (method, loss) row of matched_levels, in its order
+    damage = cp.matched_damage(ap, COUNTS, losses=(0.05, 0.3), n_boot=20)
+    levels = cp.matched_levels(ap, (0.05, 0.3))
+    levels = levels[levels["reached"]]
+    assert damage[["method", "loss", "resolved"]].values.tolist() == (
+        levels[["method", "loss", "resolved"]].values.tolist())
+    assert damage["resolved"].nunique() == 2
     with pytest.raises(ValueError, match="matched"):
         cp.matched_pies(store, matched.drop(columns="reached"))
 
