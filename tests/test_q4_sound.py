@@ -652,3 +652,108 @@ def test_q4_truth_texts_and_rule_whole():
         f"{fmt(0.6)} ({format_p(0.2)}); difficulty {fmt(0.8)} vs {fmt(0.5)} ({format_p(0.001)})")
     assert q4._q4_truth_text({**v, "has_truth": False}) == (
         "no per-image ground truth in this dataset")
+
+
+# ------------------------------------------------ Q4's tables whole, against direct computation
+
+def _q4_data(n=300, seed=9):
+    rng = np.random.default_rng(seed)
+    classes = ["A", "B", "C", "D", "E", "No Finding"]
+    labels = rng.random((n, 6)) < [0.6, 0.55, 0.5, 0.5, 0.04, 0.0]
+    labels[:, 5] = ~labels[:, :5].any(axis=1)
+    return classes, labels, rng.random(n) < 0.1
+
+
+def test_enrichment_intervals_against_exact_enrichment_row_by_row():
+    """Per class, pooled rarest, and images with at least 4 findings (No Finding not counted),
+    each exact_enrichment of the PIEs, with the confidence and the verdict of its interval;
+    0/1 labels read as booleans; the defaults are the documented ones."""
+    classes, labels, pie = _q4_data()
+    got = pies.enrichment_intervals(pie, labels, classes, ["E", "D"], confidence=0.9)
+    n_find = labels[:, :5].sum(axis=1)
+    groups = [labels[:, j] for j in range(6)] + [labels[:, [4, 3]].any(axis=1), n_find >= 4]
+    assert got["group"].tolist() == classes + ["any of the 2 rarest", "4+ findings"]
+    assert got["kind"].tolist() == ["class"] * 6 + ["rarest (pooled)", "findings"]
+    for (_, row), has in zip(got.iterrows(), groups):
+        e = pies.exact_enrichment(pie, has, 0.9)
+        assert row["pie_with"] == e["pie_with"] and row["other_with"] == e["other_with"]
+        assert row["ci_low"] == pytest.approx(e["ci_low"], nan_ok=True)
+        assert row["over"] == pies.enrichment_verdict(e["ci_low"], e["ci_high"])
+    assert (got["confidence"] == 0.9).all()
+    assert (n_find == 4).any() and (n_find > 4).any()          # the boundary is in the data
+    pd.testing.assert_frame_equal(
+        pies.enrichment_intervals(pie.astype(int), labels.astype(int), classes, ["E"]),
+        pies.enrichment_intervals(pie, labels, classes, ["E"], no_finding="No Finding",
+                                  max_findings=4, confidence=0.95))
+    assert pies.findings_count(labels, classes).tolist() == n_find.tolist()
+    assert pies.findings_count(labels, classes, no_finding="A").tolist() == (
+        labels[:, 1:].sum(axis=1).tolist())
+
+
+def test_interval_text_whole():
+    row = {"pie_with": 3, "pie_without": 3, "other_with": 10, "other_without": 115,
+           "odds_ratio": 11.2, "ci_low": 1.73, "ci_high": 70.4, "confidence": 0.9}
+    assert pies.interval_text(row) == (
+        "3 of 6 PIEs vs 10 of 125 others; OR 11 (90% exact CI 1.7 to 70)")
+    assert pies.interval_text({**row, "odds_ratio": 2.5, "ci_high": np.inf}) == (
+        "3 of 6 PIEs vs 10 of 125 others; OR 2.5 (90% exact CI 1.7 to ∞)")
+    no_conf = {k: v for k, v in row.items() if k != "confidence"}
+    assert "(95% exact CI" in pies.interval_text(no_conf)
+    assert pies.interval_text({**row, "ci_low": np.nan}) == (
+        "3 of 6 PIEs vs 10 of 125 others; no interval (no image has it, or no PIE)")
+
+
+def test_damage_table_whole_and_its_undefined_cases():
+    rng = np.random.default_rng(3)
+    dense = rng.uniform(size=(200, 4))
+    probs = np.stack([dense, dense * 0.5, dense * 0.0 + 0.3]).astype(np.float32)
+    levels = [0.0, 0.3, 0.6]
+    maps = pd.DataFrame({"method": "l1", "seed": [0, 1, 0, 1, 0, 1],
+                         "sparsity": [0.0, 0.0, 0.3, 0.3, 0.6, 0.6],
+                         "map": [0.64, 0.66, 0.5, 0.52, 0.3, 0.3]})
+    labels = _labels()
+    table = pies.damage_table(maps, probs, levels, labels, min_spread=0.5)
+    assert list(table.columns) == ["level", "median_map", "chance", "loss", "spread",
+                                   "spread_ratio", "guard"]
+    np.testing.assert_allclose(table["median_map"], [0.65, 0.51, 0.3])
+    assert (table["chance"] == pies.chance_map(labels)).all()
+    np.testing.assert_array_equal(table["spread"], [pies.output_spread(p.astype(float))
+                                                    for p in probs])
+    assert table["guard"].tolist() == [True, True, False]       # a ratio of exactly 0.5 passes
+    at_chance = pies.damage_table(maps.assign(map=0.25), probs, levels, labels)
+    assert at_chance["loss"].isna().all()
+    flat = pies.damage_table(maps, np.stack([probs[2]] * 3), levels, labels, min_spread=0.01)
+    assert flat["spread_ratio"].isna().all() and not flat["guard"].any()
+    with pytest.raises(ValueError) as caught:
+        pies.damage_table(maps, probs[:2], levels, labels)
+    assert str(caught.value) == "probs has 2 levels, levels has 3"
+    with pytest.raises(ValueError) as caught:
+        pies.damage_table(maps, probs, levels, labels, dense=0.1)
+    assert str(caught.value) == "dense=0.1 is not among the method's levels [0.0, 0.3, 0.6]"
+
+
+def test_damage_level_edges_and_defaults():
+    table = pd.DataFrame({"level": [0.0, 0.3, 0.6], "loss": [0.3, 0.2, 0.5],
+                          "spread_ratio": [1.0, 0.4, 0.05], "guard": [True, True, False]})
+    assert pies.damage_level(table)["level"] == 0.3            # 0.2 by default, inclusive
+    assert pies.damage_level(table, 0.21)["level"] == 0.6
+    assert pies.damage_level(table, 0.2, dense=0.3)["level"] == 0.6   # the dense level itself never
+    none = pies.damage_level(table, 0.9)
+    assert none["reached"] is False and none["guard"] is False
+    assert set(none) == {"level", "loss", "spread_ratio", "guard", "reached"}
+    assert all(np.isnan(none[k]) for k in ("level", "loss", "spread_ratio"))
+
+
+def test_chance_map_counts_classes_with_one_positive_and_none_gives_nan():
+    y = np.zeros((10, 2), dtype=int)
+    y[3, 0] = 1
+    assert pies.chance_map(y) == pytest.approx(0.1)
+    assert np.isnan(pies.chance_map(np.zeros((10, 2))))
+
+
+def test_pies_at_levels_default_share_and_output_spread_in_float64():
+    rng = np.random.default_rng(1)
+    probs = rng.random((3, 100, 4)).astype(np.float32)
+    masks = pies.pies_at_levels(probs, [0.0, 0.5, 0.9])
+    assert sorted(masks) == [0.5, 0.9] and all(m.sum() == 5 for m in masks.values())
+    assert pies.output_spread(probs[0]) == pies.output_spread(probs[0].astype(np.float64))
