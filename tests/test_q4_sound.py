@@ -757,3 +757,69 @@ def test_pies_at_levels_default_share_and_output_spread_in_float64():
     masks = pies.pies_at_levels(probs, [0.0, 0.5, 0.9])
     assert sorted(masks) == [0.5, 0.9] and all(m.sum() == 5 for m in masks.values())
     assert pies.output_spread(probs[0]) == pies.output_spread(probs[0].astype(np.float64))
+
+
+def _fixture_evidence(**settings):
+    from pathlib import Path
+    from prunecxr.store import load
+    return claims.Evidence(load(Path(__file__).parent / "fixtures" / "smoke_results"),
+                           claims.Settings(**settings))
+
+
+def test_q4_rare_values_and_ratio_text():
+    """The rarest classes' prevalence ratios: the range over finite ones, how many are only
+    among PIEs (inf) or absent (NaN); the sound statistic's row at the rule's level."""
+    ev = _fixture_evidence()
+    rare = list(ev.rare_classes)
+    assert len(rare) == 5
+    by_class = pd.DataFrame({"class": rare + ["x"], "ratio": [2.0, np.inf, np.nan, 1.5, 4.0, 9]})
+    ev.__dict__["enrichment"] = (by_class, None)
+    v = q4._q4_rare(ev)
+    assert v["ratios"][:2] == [2.0, np.inf] and np.isnan(v["ratios"][2])
+    assert (v["rare_classes"], v["n_rare"], v["n_defined"], v["n_only_pies"]) == (
+        ", ".join(rare), 5, 4, 1)
+    assert (v["ratio_min"], v["ratio_max"], v["finite_min"]) == (1.5, 4.0, 1.5)
+    assert q4.rare_ratio_text(v) == (
+        "1.5 to 4.0 times (1 of them only among PIEs; 1 absent from the test set)")
+    assert q4.rare_ratio_text({**v, "finite_min": 4.0, "n_only_pies": 0, "n_defined": 5}) == (
+        "4.0 times")
+    row = q4.intervals_at(ev, v["k_rule"]).set_index("kind").loc["rarest (pooled)"]
+    assert v["s_pie_with"] == row["pie_with"] and v["s_group"] == str(row["group"])
+    assert v["s_odds_ratio"] == pytest.approx(float(row["odds_ratio"]), nan_ok=True)
+    assert v["s_text"] == pies.interval_text(row)
+    ev.__dict__["enrichment"] = (by_class.assign(ratio=[np.inf, np.inf, np.nan, np.nan,
+                                                         np.nan, 1.0]), None)
+    none = q4._q4_rare(ev)
+    assert np.isinf(none["ratio_min"]) and np.isnan(none["ratio_max"])
+    assert np.isnan(none["finite_min"])
+    assert q4.rare_ratio_text(none) == (
+        "an undefined number of times (2 of them only among PIEs; 3 absent from the test set)")
+    ev.__dict__["enrichment"] = (by_class.assign(ratio=np.nan), None)
+    assert np.isnan(q4._q4_rare(ev)["ratio_min"])
+
+
+def test_q4_rule_values_level_text_and_sound_in_each_case():
+    ev = _fixture_evidence()
+    v = q4._rule_values(ev)
+    table = q4.pie_levels(ev)["table"]
+    assert (v["pie_loss"], v["min_spread"]) == (ev.settings.pie_loss, ev.settings.min_spread)
+    assert v["paper_spread_ratio"] == pytest.approx(
+        float(table.loc[np.isclose(table["level"], ev.settings.sparse), "spread_ratio"].iloc[0]))
+    assert np.isnan(q4._spread_at(ev, 0.123))
+    assert q4.level_text(v) == (
+        f"at k = {v['k_rule']:.2f}, the lowest level losing 20% of the dense mAP above chance "
+        f"({v['k_loss']:.0%} lost); spread {v['k_spread_ratio']:.2f} of the dense (guard passed)")
+    guard = {**v, "k_guard": False}
+    assert q4.level_text(guard) == (
+        f"at k = {v['k_rule']:.2f}, the lowest level losing 20% of the dense mAP above chance "
+        f"({v['k_loss']:.0%} lost), the pruned outputs barely vary between images (spread "
+        f"{v['k_spread_ratio']:.3f} of the dense, below 0.1), so its PIEs are not analysed "
+        "(guard)")
+    assert q4.level_text({**v, "k_reached": False}) == (
+        "no level of the grid loses 20% of the dense mAP above chance (damage rule)")
+    row = {**v, "s_group": "any of the 5 rarest", "s_text": "3 of 6 PIEs"}
+    assert q4._enrichment_sound(row) == f"{q4.level_text(v)}: any of the 5 rarest: 3 of 6 PIEs"
+    assert q4._enrichment_sound({**row, "k_guard": False}) == q4.level_text(guard)
+    far = q4._row_values(_fixture_evidence(pie_loss=0.999), "findings")
+    assert far["k_reached"] is False and (far["s_text"], far["s_group"]) == ("", "")
+    assert np.isnan(far["s_odds_ratio"])
