@@ -188,3 +188,59 @@ def test_findings_prevalences_columns_and_options():
     assert list(default["findings"]) == ["0", "1", "2", "3", "4+"]
     assert default["n_pie"].tolist() == [int(np.sum(np.minimum(d[mask], 4) == k))
                                          for k in range(5)]
+
+
+class LevelStore:
+    """A method on its own levels (bits, say): levels() and predictions, no sparsity grid."""
+
+    def __init__(self):
+        rng = np.random.default_rng(4)
+        self.preds = {s: rng.random((3, 30, 2)).astype(np.float32) for s in (5, 7)}
+
+    def levels(self, method):
+        assert method == "quant"
+        return [32.0, 8.0, 4.0]
+
+    def method_seeds(self, method):
+        assert method == "quant"
+        return [5, 7]
+
+    def predictions(self, method, seed):
+        return self.preds[seed]
+
+
+def test_mean_probabilities_on_a_methods_own_levels_in_float64():
+    store = LevelStore()
+    got = pies.mean_probabilities(store, "quant", 8.0)
+    expected = (store.preds[5][1].astype(np.float64) + store.preds[7][1].astype(np.float64)) / 2
+    np.testing.assert_array_equal(got, expected)
+    both = pies.mean_probabilities(store, "quant", [32.0, 4.0], seeds=[7])
+    np.testing.assert_array_equal(both, store.preds[7][[0, 2]].astype(np.float64))
+    with pytest.raises(ValueError) as caught:
+        pies.mean_probabilities(store, "quant", 5.0)
+    assert str(caught.value) == "sparsity=5.0 is not among the method's levels [32.0, 8.0, 4.0]"
+    with pytest.raises(ValueError) as caught:
+        pies.mean_probabilities(store, "quant", 8.0, seeds=[])
+    assert str(caught.value) == "seeds is empty"
+
+
+def test_pies_at_levels_keys_names_and_strata_labels():
+    rng = np.random.default_rng(2)
+    probs = rng.random((3, 60, 3))
+    masks = pies.pies_at_levels(probs, [0.0, 0.30000001, 0.9])
+    assert sorted(masks) == [0.3, 0.9]                          # keys rounded to 6 decimals
+    with pytest.raises(ValueError) as caught:
+        pies.pies_at_levels(probs, [0.0, 0.3, 0.9], dense=0.1)
+    assert str(caught.value) == "dense=0.1 is not among the method's levels [0.0, 0.3, 0.9]"
+    assert pies.strata_of([0, 1.0, 3, 4, 7]).tolist() == ["0", "1", "3", "4+", "4+"]
+    assert pies.strata_of([2, 3], max_findings=3).tolist() == ["2", "3+"]
+
+
+def test_enrichment_verdict_edges():
+    m = pies.ENRICHMENT_MARGIN
+    assert pies.enrichment_verdict(1.0001, 3.0) is True
+    assert pies.enrichment_verdict(1.0, 3.0) is None                  # touching 1: not above
+    assert pies.enrichment_verdict(0.1, m - 1e-9) is False
+    assert pies.enrichment_verdict(0.1, m) is None                    # touching the margin
+    assert pies.enrichment_verdict(np.nan, 0.5) is None
+    assert pies.enrichment_verdict(2.0, np.nan) is None
