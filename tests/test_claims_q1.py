@@ -310,3 +310,50 @@ def test_random_control_sentence_whole_in_each_case():
     assert overall.random_control_sentence(l1, ["l1", "quant"], 0.6) == (
         "this build ran only l1, quant pruning, so there is no comparison (add methods=l1,random "
         "to the overrides).")
+
+
+class _WeightStore:
+    """A store whose second seed alone has weights (a ResNet-18 of width 8, 3 classes)."""
+
+    def __init__(self):
+        from prunecxr.models import build_model
+        self.config = {"arch": "resnet18", "width": 8}
+        self.classes = ["a", "b", "c"]
+        self.seeds = [0, 1, 2]
+        self._state = build_model("resnet18", 3, "none", seed=4, width=8).state_dict()
+
+    def state_dict(self, seed):
+        if seed == 0:
+            raise FileNotFoundError("no weights kept for seed 0")
+        return self._state if seed == 1 else {}
+
+
+def test_weight_shares_per_seed_with_weights_and_the_sound_text():
+    from types import SimpleNamespace
+
+    from prunecxr.claims import q1
+    from prunecxr.models import build_model
+    from prunecxr.prune import _prunable_names
+
+    store = _WeightStore()
+    layers = q1.layer_weights(store, 1)
+    names = _prunable_names(build_model("resnet18", 3, "none", width=8))
+    assert len(layers) == len(names) and layers[0].size == store._state[names[0]].numel()
+    assert q1.layer_weights(store, 2) is None
+    table = q1.weight_shares(store, 0.05, fraction=0.5)
+    flat = np.concatenate(layers)
+    assert table.values.tolist() == [[1, flat.size, overall.fraction_below(flat, 0.05),
+                                      overall.fraction_below_sd(layers, 0.5)]]
+    assert list(table.columns) == ["seed", "n_weights", "below_abs", "below_sd"]
+    empty = q1.weight_shares(SimpleNamespace(seeds=[], config=store.config), 0.01)
+    assert empty.empty and list(empty.columns) == list(table.columns)
+    v = {"n_seeds": 2, "fraction_below_sd": 0.5512, "sd_min": 0.5, "sd_max": 0.61234,
+         "sd_fraction": 0.6745, "gaussian": 0.5}
+    assert q1._sound_weights(v) == ("55.12% of the weights lie below 0.674 × their layer's SD "
+                                    "(median over 2 seeds, seeds 50.00% to 61.23%; a Gaussian "
+                                    "layer: 50%)")
+    assert q1._sound_weights({**v, "n_seeds": 1, "fraction_below_sd": np.nan}) == (
+        "n/a of the weights lie below 0.674 × their layer's SD (median over 1 seed; a Gaussian "
+        "layer: 50%)")
+    assert q1._sound_weights({**v, "n_seeds": 0}) == "no seed's weights in this store"
+    assert q1._pct(0.123) == "12.3%"

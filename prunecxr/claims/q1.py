@@ -170,7 +170,7 @@ def layer_weights(store, seed: int) -> list[np.ndarray] | None:
     from ..prune import _prunable_names
 
     model = build_model(store.config["arch"], len(store.classes), "none",
-                        width=store.config.get("width", 64))
+                        width=store.config["width"])
     state = store.state_dict(seed)
     names = _prunable_names(model)
     if not all(n in state for n in names):
@@ -201,10 +201,9 @@ def _q1_weights(ev: Evidence) -> dict:
     table = ev.memo(f"q1_weight_shares_{ev.settings.weight_threshold!r}", weight_shares,
                     ev.store, ev.settings.weight_threshold)
     has = not table.empty
-    v = {"fraction_below": float(table["below_abs"].median()) if has else np.nan,
-            "fraction_below_sd": float(table["below_sd"].median()) if has else np.nan,
-            "sd_min": float(table["below_sd"].min()) if has else np.nan,
-            "sd_max": float(table["below_sd"].max()) if has else np.nan,
+    v = {"fraction_below": float(table["below_abs"].median()),   # NaN without seeds
+            "fraction_below_sd": float(table["below_sd"].median()),
+            "sd_min": float(table["below_sd"].min()), "sd_max": float(table["below_sd"].max()),
             "n_seeds": int(len(table)), "n_weights": int(table["n_weights"].iloc[0]) if has else 0,
             "sd_fraction": overall.SD_FRACTION,
             "gaussian": overall.gaussian_share_below(overall.SD_FRACTION),
