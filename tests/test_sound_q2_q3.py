@@ -466,3 +466,40 @@ def test_q2_values_and_sound_texts_from_the_forgetting_comparison():
         f"{fmt(-0.25)}, {format_p(0.2)}.")
     for rho_, p_ in ((np.nan, 0.01), (0.5, np.nan)):
         assert claims_q2._rho_text(rho_, p_, 12) == "ρ not defined here"
+
+
+def test_forgetting_comparison_reads_one_method_and_aligns_classes():
+    """With a second method beside it, the comparison of one method equals that method alone;
+    per-class columns (prevalence, dense AP, chance floor) follow the class, whatever order the
+    table's rows come in; a method is named as the table asks."""
+    table, labels, classes, counts = ap_table_and_labels()
+    other = table.assign(method="random", ap=table["ap"] * 0.5)
+    both = pd.concat([other, table]).iloc[::-1].reset_index(drop=True)    # rows reversed
+    alone = forgetting.forgetting_comparison(table, labels, classes, counts)
+    got = forgetting.forgetting_comparison(both, labels, classes, counts, method="l1")
+    a = alone[0].set_index("class")
+    g = got[0].set_index("class").loc[a.index.tolist()]
+    pd.testing.assert_frame_equal(g, a, check_like=True)
+    assert g["ap0"].tolist() == [0.9, 0.6, 0.5, 0.4]
+    assert g.attrs["censor_value"] == alone[0].attrs["censor_value"]
+    pd.testing.assert_frame_equal(got[1], alone[1])
+    with pytest.raises(ValueError) as caught:
+        forgetting.forgetting_comparison(both, labels, classes, counts)
+    assert str(caught.value) == ("ap_table holds methods ['l1', 'random']; pass method= to "
+                                 "choose one")
+
+
+def test_test_prevalence_and_censoring_edges():
+    classes = ["a", "b"]
+    prev = forgetting.test_prevalence(np.array([[1, 0], [1, 1], [0, 0], [1, 0]]), classes)
+    assert prev.name == "prevalence" and prev.tolist() == [0.75, 0.25]
+    for bad in (np.zeros((4, 3)), np.zeros(4)):
+        with pytest.raises(ValueError) as caught:
+            forgetting.test_prevalence(bad, classes)
+        assert str(caught.value) == (f"labels must be (n_images, 2) to match classes, got shape "
+                                     f"{bad.shape}")
+    # a censored class gets the grid's last level plus its step; one level: plus 0.05
+    got = forgetting.censored_first_drop([np.nan, 0.3], [1, 1], [0.1, 0.5, 0.3])
+    assert got.tolist() == [0.7, 0.3]
+    assert forgetting.censored_first_drop([np.nan], [True], [0.4]).tolist() == [0.45]
+    assert np.isnan(forgetting.censored_first_drop([np.nan], [False], [0.4, 0.6])[0])
