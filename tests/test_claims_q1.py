@@ -357,3 +357,28 @@ def test_weight_shares_per_seed_with_weights_and_the_sound_text():
         "layer: 50%)")
     assert q1._sound_weights({**v, "n_seeds": 0}) == "no seed's weights in this store"
     assert q1._pct(0.123) == "12.3%"
+
+
+def test_fraction_below_sd_edges_and_messages():
+    """Empty layers are skipped (not the ones after them), a one-weight layer counts, |w| equal
+    to the bound is not below it, float32 layers are measured in float64; bad layers named."""
+    layer = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])                  # SD sqrt(2)
+    bound = 1 / np.sqrt(2)                                        # fraction x SD = 1
+    assert overall.fraction_below_sd([layer], bound) == pytest.approx(1 / 5)   # |1| is not < 1
+    assert overall.fraction_below_sd([np.array([]), layer, np.array([3.0])], bound) == (
+        pytest.approx(1 / 6))                                     # 0 < 1; 3 vs SD 0: not below
+    w32 = np.random.default_rng(0).normal(size=1001).astype(np.float32)
+    assert overall.fraction_below_sd([w32]) == overall.fraction_below_sd([w32.astype(np.float64)])
+    for bad, message in (([np.array([1.0, np.nan])], "a layer contains NaN or inf"),
+                         ([np.array([])], "layers hold no weights")):
+        with pytest.raises(ValueError) as caught:
+            overall.fraction_below_sd(bad)
+        assert str(caught.value) == message
+
+
+def test_weights_rule_edges():
+    rule = claims.CLAIMS["q1_weights"].rule
+    s = claims.Settings()
+    assert rule({"n_seeds": 1, "sd_min": 0.6, "sd_max": 0.6}, s) is True      # one seed decides
+    assert rule({"n_seeds": 2, "sd_min": 0.5, "sd_max": 0.7}, s) is None       # 0.5 is not over half
+    assert rule({"n_seeds": 0, "sd_min": 0.6, "sd_max": 0.6}, s) is None
