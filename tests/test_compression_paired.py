@@ -259,3 +259,27 @@ def test_the_answer_figure_marks_decided_differing_and_undecided_comparisons():
     assert any(line.get_marker() == "x" for line in left.get_lines())
     empty = plots.method_differences_figure(comp.iloc[:0], "ref")
     assert [t.get_text() for t in empty.axes[0].texts] == ["no method to compare"]
+
+
+def test_paired_comparisons_defaults_shared_seeds_and_class_order():
+    """Defaults as documented (l1, the 5 rarest, 2000 resamples from seed 0); only the seeds
+    both methods have are paired; train counts are matched to classes by name, not order; a
+    level column of another name is read when named."""
+    ap = population(range(6), {"l1": 0.0, "quant": 0.3})
+    got = cp.paired_comparisons(ap, COUNTS, losses=(0.1,))
+    explicit = cp.paired_comparisons(ap, COUNTS, reference="l1", losses=(0.1,), n_rare=5,
+                                     n_boot=2000, seed=0)
+    pd.testing.assert_frame_equal(got, explicit)
+    assert got["method"].tolist() == ["quant"]
+    extra = pd.concat([pd.Series({"absent": 99999.0}), COUNTS.iloc[::-1]])  # not in the table
+    shuffled = cp.paired_comparisons(ap, extra, losses=(0.1,), n_rare=2, n_boot=50)
+    pd.testing.assert_frame_equal(
+        shuffled, cp.paired_comparisons(ap, COUNTS, losses=(0.1,), n_rare=2, n_boot=50),
+        check_exact=False)
+    fewer = ap[~((ap.method == "quant") & (ap.seed >= 4))]          # quant on seeds 0-3 only
+    row = cp.paired_comparisons(fewer, COUNTS, losses=(0.1,), n_rare=2, n_boot=50).iloc[0]
+    assert row["n_seeds"] == 4
+    bits = ap.rename(columns={"sparsity": "bits"})
+    pd.testing.assert_frame_equal(
+        cp.paired_comparisons(bits, COUNTS, losses=(0.1,), n_rare=2, n_boot=50, level="bits"),
+        cp.paired_comparisons(ap, COUNTS, losses=(0.1,), n_rare=2, n_boot=50))
