@@ -283,3 +283,21 @@ def test_paired_comparisons_defaults_shared_seeds_and_class_order():
     pd.testing.assert_frame_equal(
         cp.paired_comparisons(bits, COUNTS, losses=(0.1,), n_rare=2, n_boot=50, level="bits"),
         cp.paired_comparisons(ap, COUNTS, losses=(0.1,), n_rare=2, n_boot=50))
+
+
+def test_method_array_is_the_cube_in_the_order_asked_with_gaps_as_nan():
+    ap = population(range(3), {"l1": 0.0})
+    ap = ap[~((ap.seed == 1) & (ap["class"] == CLASSES[0]) & (ap.sparsity == KS[2]))]  # a gap
+    seeds, classes = [2, 0, 1], CLASSES[::-1]
+    ks, cube = cp.method_array(ap, "l1", seeds, classes)
+    assert ks.tolist() == sorted(KS) and cube.shape == (3, len(KS), len(CLASSES))
+    for i, s in enumerate(seeds):
+        for j, k in enumerate(ks):
+            for c_i, c in enumerate(classes):
+                hit = ap[(ap.seed == s) & (ap.sparsity == k) & (ap["class"] == c)]["ap"]
+                want = float(hit.iloc[0]) if len(hit) else np.nan
+                assert cube[i, j, c_i] == pytest.approx(want, nan_ok=True)
+    assert np.isnan(cube).sum() == 1
+    bits_ks, bits = cp.method_array(ap.rename(columns={"sparsity": "bits"}), "l1", seeds,
+                                    classes, level="bits")
+    np.testing.assert_array_equal(bits, cube)
