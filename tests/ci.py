@@ -53,3 +53,9 @@ def require_cuda() -> None:
 
     if not torch.cuda.is_available():
         skip_or_fail("needs a CUDA device", allowed_on_ci=NO_GPU_ON_CI)
+
+
+def under_mutmut() -> bool:
+    """Whether this test runs under ``make mutation``: mutmut's trampoline then stands between
+    a test and the function it calls, so the frame a warning's stacklevel names is mutmut's."""
+    return "MUTANT_UNDER_TEST" in os.environ
