@@ -311,10 +311,10 @@ def test_q5_pies_chance_is_the_jaccard_of_two_random_sets():
     assert q5._q5_pies_text(none) == ("No method other than quant reached a matched loss, so "
                                       "there is nothing to compare.")
     two = q5._q5_pies(SimpleNamespace(settings=claims.Settings(fraction=0.05), pie_overlap=(
-        overlap.assign(jaccard=[0.3, 0.4, 0.1], loss=[0.05, 0.1, 0.2]))))
+        overlap.assign(jaccard=[0.3, 0.4, 0.1], loss=[0.95, 0.55, 0.2]))))
     assert q5._q5_pies_text(two) == (
         "The PIEs of the other methods overlap those of l1 with a Jaccard index from 0.30 (random "
-        "at 5%) to 0.40 (quant at 10%), median 0.35, against about 0.026 for two random sets of "
+        "at 95%) to 0.40 (quant at 55%), median 0.35, against about 0.026 for two random sets of "
         "the same size.")
 
 
@@ -323,9 +323,9 @@ def test_q5_points_and_the_less_branch_of_the_rare_text():
 
     from prunecxr.claims import q5
 
-    frame = pd.DataFrame({"method": ["a", "b"], "loss": [0.5, 0.25], "x": [0.1, -0.2]})
-    assert q5._points(frame, "x") == "a at 50% (+0.10); b at 25% (-0.20)"
-    assert q5._points(frame, "x", ".1f") == "a at 50% (0.1); b at 25% (-0.2)"
+    frame = pd.DataFrame({"method": ["a", "b"], "loss": [0.95, 0.25], "x": [0.1, -0.2]})
+    assert q5._points(frame, "x") == "a at 95% (+0.10); b at 25% (-0.20)"
+    assert q5._points(frame, "x", ".1f") == "a at 95% (0.1); b at 25% (-0.2)"
     assert q5._points(frame.iloc[:0], "x") == "none"
     less = _damage([("quant", 0.1, True, 0.3, 0.1, 0.5, 0.2, 0.0, 0.4)])
     rare = q5._q5_rare(SimpleNamespace(matched_damage=less))

@@ -367,6 +367,7 @@ def test_rung_table_columns_against_each_rungs_own_readings(fixture_stores):
     the failing ones in their order."""
     table = capacity.rung_table(fixture_stores)
     assert list(table.columns) == capacity.RUNG_COLUMNS
+    assert list(capacity.rung_table({}).columns) == capacity.RUNG_COLUMNS
     for (width, store), row in zip(sorted(fixture_stores.items()), table.itertuples(index=False)):
         r = dict(zip(capacity.RUNG_COLUMNS, row))
         weights = store.prunable_weights(store.seeds[0]).size
@@ -384,7 +385,8 @@ def test_rung_table_columns_against_each_rungs_own_readings(fixture_stores):
 def test_a_rung_that_meets_every_precondition(fixture_stores, monkeypatch):
     """The smoke rungs fail theirs; with every check passing the row says so, failing none."""
     monkeypatch.setattr(capacity, "rung_preconditions",
-                        lambda store: pd.DataFrame({"condition": ["a", "b"], "passed": [True, True]}))
+                        lambda store: pd.DataFrame({"condition": ["a", "b"],
+                                                    "passed": [True, True]}))
     table = capacity.rung_table(fixture_stores)
     assert table["preconditions met"].all() and (table["failing"] == "").all()
 
@@ -398,6 +400,9 @@ def test_rung_preconditions_read_how_each_seed_stopped(fixture_stores):
     row = capacity.rung_preconditions(store).set_index("condition").loc[
         "seeds stopped early, not at the epoch cap"]
     assert row["measured"] == "33%" and row["detail"] == "at the cap: seeds [1, 2]"
+    checks = capacity.rung_preconditions(store).set_index("condition")
+    seeds = checks.loc["seeds of the main method"]
+    assert seeds["threshold"] == f">= {capacity.MIN_RUNG_POPULATION}"   # a rung's, not 8
 
 
 def test_capacity_answer_in_each_case():

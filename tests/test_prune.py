@@ -516,6 +516,9 @@ def test_weights_share_one_buffer_only_when_contiguous_of_one_dtype():
     assert ws[0].data_ptr() == flat.data_ptr() and torch.equal(ws[0], a)
     one = params(b.clone())
     assert torch.equal(_flatten_into_buffer(one), b)
+    doubles = params(a.clone().double(), b.clone().double())
+    assert _flatten_into_buffer(doubles).dtype == torch.float64
+    assert doubles[0].dtype == torch.float64
     for bad in (params(a.clone().t(), b.clone()), params(a.clone(), b.clone().double()),
                 params(a.clone().double(), b.clone())):
         before = [w.data_ptr() for w in bad]

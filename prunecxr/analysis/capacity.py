@@ -149,7 +149,6 @@ def claims_by_rung(stores: dict, keys=None, settings=None) -> pd.DataFrame:
 def verdict_grid(by_rung: pd.DataFrame, column: str = "verdict") -> pd.DataFrame:
     """Claims by rungs: one row per claim, one column per width, the verdict in each cell."""
     grid = by_rung.pivot(index="key", columns="width", values=column)
-    grid = grid.reindex(list(dict.fromkeys(by_rung["key"])))
     grid.columns = [f"width {w}" for w in grid.columns]
     claims = by_rung.drop_duplicates("key").set_index("key")[["question", "claim"]]
     return claims.join(grid).reset_index()
