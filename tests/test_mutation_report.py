@@ -136,6 +136,15 @@ def test_mutmut_stats_credit_each_test_of_a_shared_fixture_file(monkeypatch):
     assert fake.tests_by_mangled_function_name == {"f": set(ladder), "g": {metrics[0]}}
 
 
+def _original_and_mutant(root, signature: str, old: str, new: str) -> None:
+    """pkg/m.py under ``root`` as mutmut writes it: ``x_f__mutmut_orig`` with body ``old`` and
+    its mutant ``x_f__mutmut_1`` with body ``new``."""
+    code = f"def x_f__mutmut_orig({signature}):\n    {{}}\n"
+    (root / "pkg").mkdir()
+    (root / "pkg" / "m.py").write_text(
+        code.format(old) + code.format(new).replace("__mutmut_orig", "__mutmut_1"))
+
+
 @pytest.mark.parametrize("old, new, expected", [
     ('return f"met at {w}"', 'return f"XXmet at {w}XX"', True),
     ('verb = "met" if ok else "not met"', 'verb = "MET" if ok else "not met"', True),
@@ -147,10 +156,7 @@ def test_mutmut_stats_credit_each_test_of_a_shared_fixture_file(monkeypatch):
     ('n = 1', 'n = 1', True),   # no change at all: the same function
 ])
 def test_strings_only_tells_a_literals_text_from_code(tmp_path, old, new, expected):
-    code = "def x_f__mutmut_orig(x, y, w, ok, s, ax):\n    {}\n"
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "m.py").write_text(
-        code.format(old) + code.format(new).replace("__mutmut_orig", "__mutmut_1"))
+    _original_and_mutant(tmp_path, "x, y, w, ok, s, ax", old, new)
     assert report.strings_only("pkg.m.x_f__mutmut_1", "pkg/m.py", root=tmp_path) is expected
     assert not report.strings_only("pkg.m.x_g__mutmut_1", "pkg/m.py", root=tmp_path)
 
@@ -195,10 +201,7 @@ def x_f__mutmut_orig(df, ax):
     ('s.lower() == "nan"', 's.lower() == "NAN"', False),  # a comparison, not float's parsing
 ])
 def test_float_case_only_accepts_only_the_case_of_floats_text(tmp_path, old, new, expected):
-    code = "def x_f__mutmut_orig(s):\n    return {}\n"
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "m.py").write_text(
-        code.format(old) + code.format(new).replace("__mutmut_orig", "__mutmut_1"))
+    _original_and_mutant(tmp_path, "s", f"return {old}", f"return {new}")
     assert report.float_case_only("pkg.m.x_f__mutmut_1", "pkg/m.py", root=tmp_path) is expected
 
 
@@ -210,8 +213,5 @@ def test_float_case_only_accepts_only_the_case_of_floats_text(tmp_path, old, new
     ("x.astype(float)", "x.astype(float, copy=None)", False),
 ])
 def test_astype_none_only_accepts_only_a_float_astype(tmp_path, old, new, expected):
-    code = "def x_f__mutmut_orig(x):\n    return {}\n"
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "m.py").write_text(
-        code.format(old) + code.format(new).replace("__mutmut_orig", "__mutmut_1"))
+    _original_and_mutant(tmp_path, "x", f"return {old}", f"return {new}")
     assert report.astype_none_only("pkg.m.x_f__mutmut_1", "pkg/m.py", root=tmp_path) is expected
