@@ -66,11 +66,12 @@ def _prunecxr_table(pyproject: Path) -> dict:
     return tomllib.loads(pyproject.read_text()).get("tool", {}).get("prunecxr", {})
 
 
-def mutation_test_files(mutant: str, pyproject: Path) -> set[str] | None:
-    """The test files a mutmut mutant runs against (``[tool.prunecxr.mutation_tests]`` of
-    pyproject.toml, by the mutant's module: ``prunecxr.analysis.pies.x_f__mutmut_3`` is module
-    ``analysis/pies``, covered by its own entry or by ``analysis``'s); None when the variable
-    names no mutant (an ordinary run, mutmut's stats and clean runs) or the module has no entry."""
+def mutation_test_files(mutant: str, pyproject: Path) -> list[str] | None:
+    """The test files a mutmut mutant runs against, in their listed order
+    (``[tool.prunecxr.mutation_tests]`` of pyproject.toml, by the mutant's module:
+    ``prunecxr.analysis.pies.x_f__mutmut_3`` is module ``analysis/pies``, covered by its own
+    entry or by ``analysis``'s); None when the variable names no mutant (an ordinary run,
+    mutmut's stats and clean runs) or the module has no entry."""
     if "__mutmut_" not in mutant or not pyproject.is_file():
         return None
     entries = _prunecxr_table(pyproject).get("mutation_tests", {})
@@ -79,21 +80,27 @@ def mutation_test_files(mutant: str, pyproject: Path) -> set[str] | None:
                                               if p.startswith(("x_", "xǁ")))])
     while module:
         if module in entries:
-            return set(entries[module])
+            return list(entries[module])
         module = module.rpartition("/")[0]
     return None
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under ``make mutation``, keep only the mutated module's own test files."""
+    """Under ``make mutation``, keep only the mutated module's own test files and run them
+    file by file in their listed order (the cheap ones first, so that a killed mutant fails
+    early), each file in its source order. mutmut passes a mutant's tests in a set's order,
+    and pytest builds a module-scoped fixture (the micro ladder, a trained model) again each
+    time it comes back to a file."""
     files = mutation_test_files(os.environ.get("MUTANT_UNDER_TEST", ""),
                                 Path(config.rootpath) / "pyproject.toml")
     if files is None:
         return
-    drop = [item for item in items if Path(str(item.fspath)).name not in files]
+    rank = {name: i for i, name in enumerate(files)}
+    drop = [item for item in items if Path(str(item.fspath)).name not in rank]
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = [item for item in items if Path(str(item.fspath)).name in files]
+    items[:] = sorted((item for item in items if Path(str(item.fspath)).name in rank),
+                      key=lambda item: (rank[Path(str(item.fspath)).name], item.location[1]))
 
 
 def pytest_sessionfinish(session):

@@ -99,14 +99,44 @@ def test_per_module_selection_names_existing_files_and_covers_every_mutated_modu
         for source in REPO.glob(path):
             dotted = ".".join(source.relative_to(REPO).with_suffix("").parts)
             assert mutation_test_files(f"{dotted}.x_f__mutmut_1", pyproject), source
-    assert mutation_test_files("prunecxr.analysis.pies.x_f__mutmut_3", pyproject) == {
+    assert mutation_test_files("prunecxr.analysis.pies.x_f__mutmut_3", pyproject) == [
         "test_analysis_pies.py", "test_q4_sound.py", "test_analysis_figures.py",
-        "test_figure_data.py"}
+        "test_figure_data.py"]
     assert "test_claims.py" in mutation_test_files("prunecxr.claims.q4.x_f__mutmut_1", pyproject)
-    assert mutation_test_files("prunecxr.store.xǁResultsǁsubset__mutmut_2", pyproject) == {
-        "test_store_cache.py", "test_pipeline_micro.py"}
+    assert mutation_test_files("prunecxr.store.xǁResultsǁsubset__mutmut_2", pyproject) == [
+        "test_store_cache.py", "test_pipeline_micro.py"]
     assert mutation_test_files("prunecxr.store.x_f", pyproject) is None   # not a mutant
     assert mutation_test_files("", pyproject) is None
+
+
+def test_a_mutants_tests_run_file_by_file_in_the_listed_order(monkeypatch):
+    """tests/conftest.py under a mutant: other modules' tests are deselected, and the rest run
+    grouped by file in the module's listed order, each file in source order, whatever order
+    mutmut passed them in (returning to a file would build its module fixture again)."""
+    import types
+
+    from conftest import pytest_collection_modifyitems
+
+    def item(name, line):
+        return types.SimpleNamespace(fspath=f"/r/tests/{name}", location=(name, line, ""),
+                                     id=(name, line))
+
+    passed = [item("test_pipeline_micro.py", 90), item("test_train.py", 30),
+              item("test_metrics.py", 5), item("test_pipeline_micro.py", 50),
+              item("test_batches.py", 12), item("test_train.py", 10)]
+    deselected = []
+    hook = types.SimpleNamespace(pytest_deselected=lambda items: deselected.extend(items))
+    config = types.SimpleNamespace(rootpath=REPO, hook=hook)
+    items = list(passed)
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "")
+    pytest_collection_modifyitems(config, items)             # an ordinary run: untouched
+    assert items == passed and not deselected
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "prunecxr.train.x_augment__mutmut_3")
+    pytest_collection_modifyitems(config, items)
+    assert [i.id for i in items] == [("test_train.py", 10), ("test_train.py", 30),
+                                     ("test_batches.py", 12), ("test_pipeline_micro.py", 50),
+                                     ("test_pipeline_micro.py", 90)]
+    assert [i.id for i in deselected] == [("test_metrics.py", 5)]
 
 
 def test_mutmut_stats_credit_each_test_of_a_shared_fixture_file(monkeypatch):
