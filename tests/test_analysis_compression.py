@@ -304,7 +304,7 @@ def test_channel_savings_is_the_first_seed_of_the_first_channel_method():
 
 def test_matched_pies_and_damage_defaults():
     """The documented defaults: 5% PIEs, the 5 rarest classes, 4+ findings; 2000 resamples
-    from seed 0."""
+    from seed 0 (on 8 seeds, where another count or seed moves the intervals)."""
     store = PieStore()
     matched = pd.DataFrame({"method": ["a", "b"], "loss": [0.1, 0.1], "reached": [True, True],
                             "level": [0.7, 0.75]})
@@ -312,10 +312,12 @@ def test_matched_pies_and_damage_defaults():
     explicit, _ = cp.matched_pies(store, matched, fraction=0.05, n_rare=5, max_findings=4)
     pd.testing.assert_frame_equal(got, explicit)
     assert got["n_pies"].tolist() == [10, 10] and got["rare_ratio"].notna().all()
-    ap = table()
-    pd.testing.assert_frame_equal(cp.matched_damage(ap, COUNTS, losses=(0.1,)),
-                                  cp.matched_damage(ap, COUNTS, losses=(0.1,), n_rare=5,
+    eight = table(seeds=range(8))
+    eight = eight[(eight.method == "rare") & eight.sparsity.isin([0.0, 0.1, 0.2])]
+    pd.testing.assert_frame_equal(cp.matched_damage(eight, COUNTS, losses=(0.1,)),
+                                  cp.matched_damage(eight, COUNTS, losses=(0.1,), n_rare=5,
                                                     n_boot=2000, seed=0))
+    ap = table()
     # each row's resolution is its own (method, loss) row of matched_levels, in its order
     damage = cp.matched_damage(ap, COUNTS, losses=(0.05, 0.3), n_boot=20)
     levels = cp.matched_levels(ap, (0.05, 0.3))
@@ -379,3 +381,143 @@ def test_matched_levels_without_their_columns_are_named():
         with pytest.raises(ValueError) as caught:
             call(pd.DataFrame({"other": [1]}))
         assert str(caught.value).startswith("matched is missing column(s) [")
+
+
+# ------------------------------------------- rows, names and edges the tests above leave open
+
+def test_matched_damage_rows_follow_the_losses_given_with_counts_matched_by_name():
+    """One row per method and loss, the losses in the order asked (not sorted), each with its
+    matched level; train counts are matched to classes by name (a reversed Series with a
+    class the table lacks gives the same table)."""
+    ap = table(seeds=(0, 1, 2))
+    out = cp.matched_damage(ap, COUNTS, losses=(0.2, 0.05), n_rare=2, n_boot=50)
+    assert out[["method", "loss"]].values.tolist() == [["lin", 0.2], ["lin", 0.05],
+                                                       ["rare", 0.2], ["rare", 0.05]]
+    levels = cp.matched_levels(ap, (0.2, 0.05)).set_index(["method", "loss"])["level"]
+    np.testing.assert_allclose(out["level"], levels.loc[list(zip(out.method, out.loss))])
+    extra = pd.concat([pd.Series({"absent": 99999}), COUNTS.iloc[::-1]])
+    pd.testing.assert_frame_equal(
+        cp.matched_damage(ap, extra, losses=(0.2, 0.05), n_rare=2, n_boot=50), out)
+
+
+def test_matched_damage_of_one_seed_and_one_class_is_nan_where_undefined_without_a_warning():
+    """The smallest table: the class (not among the rarest) changes as it does at its level;
+    no rare class and no rank correlation, so those statistics and their bounds are NaN,
+    without a warning."""
+    import warnings
+
+    ap = table(seeds=(0,))
+    ap = ap[(ap.method == "lin") & (ap["class"] == "c0")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = cp.matched_damage(ap, COUNTS, losses=(0.1,), n_boot=20).iloc[0]
+    level = cp.matched_levels(ap, (0.1,))["level"].iloc[0]
+    change = cp.class_change_at(ap, cp.matched_levels(ap, (0.1,)))["rel_change"].iloc[0]
+    assert out["level"] == pytest.approx(level) and out["n_seeds"] == 1
+    assert out["other_change"] == out["other_change_lo"] == out["other_change_hi"] == change
+    for name in ("rare_change", "rare_minus_other", "rho"):
+        assert out[[name, f"{name}_lo", f"{name}_hi"]].isna().all()
+
+
+def test_the_rarest_classes_break_ties_in_train_count_order():
+    """Three classes share the smallest count: the two rarest are the first two of them in the
+    counts' order (a stable sort), in matched_damage, matched_pies and paired_comparisons."""
+    tied = COUNTS.copy()
+    tied[["c4", "c5", "c6"]] = 8
+    ap = table()
+    out = cp.matched_damage(ap, tied, losses=(0.2,), n_rare=2, n_boot=20).set_index("method")
+    changes = cp.class_change_at(ap, cp.matched_levels(ap, (0.2,)))
+    per_class = changes[changes.method == "rare"].groupby("class")["rel_change"].median()
+    assert out.loc["rare", "rare_change"] == pytest.approx(per_class[["c4", "c5"]].median())
+    assert out.loc["rare", "other_change"] == pytest.approx(per_class.drop(["c4", "c5"]).median())
+    paired = cp.paired_comparisons(ap, tied, reference="lin", losses=(0.2,), n_rare=2,
+                                   n_boot=20).iloc[0]
+    assert paired["gap"] == pytest.approx(out.loc["rare", "rare_minus_other"])
+    assert paired["ref_gap"] == pytest.approx(out.loc["lin", "rare_minus_other"])
+    store = PieStore()
+    store.train_counts = tied
+    matched = pd.DataFrame({"method": ["a"], "loss": [0.1], "reached": [True], "level": [0.5]})
+    got, masks = cp.matched_pies(store, matched, fraction=0.1, n_rare=2)
+    has_rare = store.labels[:, [4, 5]].any(axis=1)
+    mask = masks[("a", 0.1)]
+    ratio = has_rare[mask].mean() / has_rare[~mask].mean()
+    assert got["rare_ratio"].iloc[0] == pytest.approx(ratio)
+
+
+def test_matched_pies_on_chosen_seeds_with_other_findings_and_edge_ratios():
+    """``seeds`` chooses the population at both levels (here one seed: its own outputs);
+    ``max_findings`` sets the many-findings group; a rare class found only among the PIEs
+    gives a NaN ratio (nothing to compare with), not inf; no reached row gives an empty table
+    with the columns."""
+    from prunecxr.analysis import pies
+    from prunecxr.stats import rowwise_spearman
+
+    store = PieStore()
+    matched = pd.DataFrame({"method": ["a", "b"], "loss": [0.1, 0.2], "reached": [True, False],
+                            "level": [0.5, np.nan]})
+    got, masks = cp.matched_pies(store, matched, fraction=0.1, n_rare=2, max_findings=2,
+                                 seeds=[1])
+    p = store.predictions("a", 1)
+    expect = pies.select_pies(rowwise_spearman(p[0], p[1]), 0.1)
+    assert np.array_equal(masks[("a", 0.1)], expect) and list(masks) == [("a", 0.1)]
+    many = store.labels.sum(axis=1) >= 2
+    assert got["multi_ratio"].iloc[0] == pytest.approx(many[expect].mean() / many[~expect].mean())
+    assert got["n_seeds"].tolist() == [1]
+    store.labels[:, -2:] = 0
+    store.labels[expect, -1] = 1                       # the rarest class: PIEs only
+    only, _ = cp.matched_pies(store, matched, fraction=0.1, n_rare=2, seeds=[1])
+    assert np.isnan(only["rare_ratio"].iloc[0])
+    empty, none = cp.matched_pies(store, matched.assign(reached=False), seeds=[1])
+    assert empty.empty and none == {} and list(empty.columns) == list(got.columns)
+
+
+def test_jaccard_reads_any_zero_one_masks_and_two_empty_ones_quietly():
+    """0/1 floats in either argument are read as the boolean masks; two empty masks give NaN
+    without numpy's 0/0 warning."""
+    import warnings
+
+    a, b = np.array([True, False, True, False]), np.array([True, True, False, False])
+    assert cp.jaccard(a.astype(float), b) == cp.jaccard(a, b.astype(float)) == 1 / 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(cp.jaccard(np.zeros(3, bool), np.zeros(3, bool)))
+
+
+def test_matched_in_units_edges():
+    """Nothing reached: the unit still named, nominal and storage float NaN; a row not reached
+    before reached ones leaves them in place; nominal is read off the first seed's grid; a
+    storage grid whose unit falls as the level rises (bits) is read in the grid's order;
+    without storage recorded, a float NaN; a method with only its dense level has a unit."""
+    from types import SimpleNamespace
+
+    bits = pd.DataFrame({"seed": [0, 0, 0, 1, 1, 1], "nominal": [32, 8, 4] * 2,
+                         "level": [0.0, 0.5, 0.9, 0.0, 0.55, 0.95],
+                         "storage_removed": [0.0, 0.6, 0.8, 0.0, 0.62, 0.85], "unit": "bits"})
+    facts = _Facts()
+    store = SimpleNamespace(level_facts=lambda m: (
+        bits if m == "bits" else facts.level_facts("l1").iloc[:1] if m == "dense"
+        else facts.level_facts(m)))
+
+    def matched(methods, levels):
+        return pd.DataFrame({"method": methods, "loss": 0.1, "level": levels,
+                             "reached": np.isfinite(levels), "grid_level": np.nan,
+                             "grid_loss": np.nan, "resolved": False})
+
+    none = cp.matched_in_units(store, matched(["l1", "dense"], [np.nan, np.nan]))
+    assert none["unit"].tolist() == ["sparsity", "sparsity"]
+    assert none["nominal"].dtype == float and none["storage_removed"].dtype == float
+    assert none[["nominal", "storage_removed"]].isna().all(axis=None)
+    got = cp.matched_in_units(store, matched(["l1", "l1", "bits"], [np.nan, 0.75, 0.7]))
+    assert np.isnan(got["nominal"].iloc[0])
+    assert got["nominal"].iloc[1] == pytest.approx(0.75)          # seed 1's level 0.75
+    level_med, storage_med = [0.0, 0.525, 0.925], [0.0, 0.61, 0.825]
+    assert got["storage_removed"].iloc[2] == pytest.approx(np.interp(0.7, level_med, storage_med))
+    assert got["nominal"].iloc[2] == pytest.approx(np.interp(0.7, [0, 0.5, 0.9], [32, 8, 4]))
+    plain = cp.matched_in_units(store, matched(["quant"], [0.7]))
+    assert plain["storage_removed"].dtype == float and plain["storage_removed"].isna().all()
+
+
+def test_first_step_losses_without_a_second_level_is_an_empty_float_series():
+    curve = pd.DataFrame({"method": ["solo"], "level": [0.0], "loss": [0.0]})
+    got = cp.first_step_losses(curve)
+    assert got.empty and got.dtype == float and got.name == "first_step_loss"

@@ -88,6 +88,12 @@ def test_class_without_test_positives_is_dropped_with_warning():
     assert under_mutmut() or caught[0].filename == __file__       # at the caller's line
     assert len(out) == 5 * 4 // 2
     assert "c3" not in set(out.class_a) | set(out.class_b)
+    labels[:, 1:] = 0                         # one class left: no pair, but the same columns
+    with pytest.warns(UserWarning, match="c5"):
+        none = co.class_pair_table(curves, labels, classes)
+    assert none.empty and list(none.columns) == list(out.columns) == [
+        "class_a", "class_b", "count_a", "count_b", "fcd", "dlogfreq", "intersection", "union",
+        "iou", "iou4"]
 
 
 def test_class_pair_table_validates():
@@ -191,3 +197,20 @@ def test_fcd_ols_needs_five_defined_pairs_and_reads_integers_as_floats():
         co.fcd_ols(tiny.iloc[1:])
     assert str(caught.value) == ("fcd_ols needs at least 5 class pairs with defined values, "
                                  "got 4")
+
+
+def test_pair_matrices_leave_out_classes_with_an_undefined_pair():
+    """A NaN FCD for one pair drops both its classes; the others' matrices stay square, in
+    first-appearance order, symmetric with a NaN diagonal, each entry the pair table's value."""
+    curves, labels, classes = random_setup()
+    pairs = co.class_pair_table(curves, labels, classes)
+    pairs.loc[(pairs["class_a"] == "c1") & (pairs["class_b"] == "c3"), "fcd"] = np.nan
+    kept, mats = co.pair_matrices(pairs)
+    assert kept == ["c0", "c2", "c4", "c5"]
+    lookup = {frozenset((r["class_a"], r["class_b"])): r for _, r in pairs.iterrows()}
+    for name in ("fcd", "dlogfreq", "iou4"):
+        assert mats[name].shape == (4, 4)
+        for i, a in enumerate(kept):
+            for j, b in enumerate(kept):
+                want = np.nan if a == b else lookup[frozenset((a, b))][name]
+                np.testing.assert_equal(mats[name][i, j], want)

@@ -165,3 +165,31 @@ def test_a_table_without_its_columns_is_named(call, name):
     with pytest.raises(ValueError) as caught:
         call(pd.DataFrame({"other": [1]}))
     assert str(caught.value).startswith(f"{name} is missing column(s) [")
+
+
+def test_forgettability_curves_order_rows_by_method_class_then_sparsity():
+    """Rows come by method, then class in order of first appearance in the table, then
+    sparsity ascending, whatever order the table's rows come in."""
+    ap = pd.concat([make_ap_table(seeds=(0, 1)),
+                    make_ap_table(seeds=(0, 1)).assign(method="random")])
+    ap["class"] = ap["class"].map({"c0": "zeta", "c1": "alpha", "c2": "mu"})
+    shuffled = ap.sample(frac=1, random_state=3).reset_index(drop=True)
+    curves = forgetting.forgettability_curves(shuffled)
+    order = list(pd.unique(shuffled["class"]))
+    expected = [(m, c, k) for m in ("l1", "random") for c in order for k in KS[1:]]
+    assert list(curves[["method", "class", "sparsity"]].itertuples(index=False, name=None)) == (
+        expected)
+    assert curves.index.tolist() == list(range(len(expected)))
+
+
+def test_forgetting_summary_types_columns_and_index():
+    """train_counts must be a Series (the error names it); integer counts come back as floats
+    like their logarithm; the correlation table is indexed 0, 1 (one row per outcome)."""
+    counts = pd.Series({"common": 5000, "mid": 800, "rare": 50, "rarer": 20, "empty": 10})
+    with pytest.raises(TypeError, match="^train_counts must be a pandas Series"):
+        forgetting.forgetting_summary(hand_curves(), counts.to_dict())
+    per_class, corr = forgetting.forgetting_summary(hand_curves(), counts)
+    assert per_class["train_count"].dtype == np.float64
+    assert per_class["train_count"].tolist() == [5000.0, 800.0, 50.0, 20.0, 10.0]
+    assert corr.index.tolist() == [0, 1]
+    assert corr["outcome"].tolist() == ["first_drop", "final_change"]

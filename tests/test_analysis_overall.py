@@ -1,5 +1,6 @@
 """Q1 (prunecxr.analysis.overall) against loops, scipy, statsmodels and scikit-learn's AP."""
 
+import statistics
 import warnings
 
 import numpy as np
@@ -207,8 +208,8 @@ def test_first_drops_per_method_leaves_out_those_without_enough_seeds():
     one = maps[(maps.seed == 0) & (maps.method == "l1")].assign(method="single")
     both = pd.concat([maps, one])
     for alpha in (0.001, 0.2):
-        drops = overall.first_drops(both, ["l1", "random", "absent", "single"], alpha=alpha)
-        assert list(drops) == ["l1", "random"]
+        drops = overall.first_drops(both, ["absent", "l1", "single", "random"], alpha=alpha)
+        assert list(drops) == ["l1", "random"]      # a left-out method does not stop the rest
         for m in ("l1", "random"):
             direct = overall.first_significant_drop(
                 overall.welch_by_sparsity(both, alpha=alpha, method=m))
@@ -227,3 +228,32 @@ def test_a_table_without_its_columns_is_named(call, name):
     with pytest.raises(ValueError) as caught:
         call(pd.DataFrame({"other": [1]}))
     assert str(caught.value).startswith(f"{name} is missing column(s) [")
+
+
+def test_fraction_below_default_bound_edges_and_float32_weights():
+    """The default bound is 0.01; |w| equal to it is not below; a float32 weight is compared in
+    float64 (float32(0.01) is 0.0099999998, below 0.01, which a float32 comparison, reading
+    0.01 as float32(0.01), would miss); an empty input is named."""
+    w = np.array([0.01, -0.01, 0.0099, 0.5, -0.002])
+    assert overall.fraction_below(w) == overall.fraction_below(w, 0.01) == 2 / 5
+    assert overall.fraction_below(w, 0.5) == 4 / 5
+    w32 = np.array([0.01, -0.01, 0.02, 0.5], dtype=np.float32)
+    assert overall.fraction_below(w32) == 2 / 4
+    with pytest.raises(ValueError, match="^weights is empty$"):
+        overall.fraction_below(np.array([], dtype=np.float32))
+
+
+def test_fraction_below_sd_measures_float32_layers_in_float64():
+    """A float32 weight just under its layer's bound (fraction x SD, in float64: the largest
+    float32 below it) counts as below, as an exact loop (statistics.pstdev) says; in float32
+    arithmetic the bound rounds onto the weight and it would not."""
+    w = np.random.default_rng(0).normal(size=9).astype(np.float32)
+    for _ in range(4):          # w[0] settles on the largest float32 below its layer's bound
+        bound = overall.SD_FRACTION * w.astype(np.float64).std()
+        w[0] = np.float32(bound)
+        if float(w[0]) >= bound:
+            w[0] = np.nextafter(w[0], np.float32(0))
+    x = [float(v) for v in w]
+    bound = overall.SD_FRACTION * statistics.pstdev(x)
+    assert abs(x[0]) < bound and (bound - abs(x[0])) / bound > 1e-9   # clear of float64 noise
+    assert overall.fraction_below_sd([w]) == sum(abs(v) < bound for v in x) / len(x)

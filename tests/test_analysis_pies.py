@@ -131,10 +131,15 @@ def test_enrichment_inf_and_nan_ratios():
     assert np.isinf(ce.loc["rare", "ratio"])
     assert np.isnan(ce.loc["absent", "ratio"])
     assert ce.loc["No Finding", "ratio"] == 0.0
-    with pytest.raises(ValueError, match="at least one PIE"):
+    with pytest.raises(ValueError, match="^pies must contain at least one PIE and one non-PIE$"):
         pies.class_enrichment(np.zeros(4, bool), labels, classes)
     with pytest.raises(TypeError, match="boolean"):
         pies.class_enrichment(mask.astype(int), labels, classes)
+    for bad in (labels[:3], labels[:, :2], labels[0]):             # rows, classes, not 2-D
+        with pytest.raises(ValueError) as caught:
+            pies.findings_enrichment(mask, bad, classes)
+        assert str(caught.value) == (f"labels must have shape (4, 3) to match pies and classes, "
+                                     f"got {bad.shape}")
 
 
 def test_defaults_fraction_bounds_and_warning_site():
@@ -227,7 +232,7 @@ def test_mean_probabilities_on_a_methods_own_levels_in_float64():
 def test_pies_at_levels_keys_names_and_strata_labels():
     rng = np.random.default_rng(2)
     probs = rng.random((3, 60, 3))
-    masks = pies.pies_at_levels(probs, [0.0, 0.30000001, 0.9])
+    masks = pies.pies_at_levels(probs, [0.0, 0.3000004, 0.9])
     assert sorted(masks) == [0.3, 0.9]                          # keys rounded to 6 decimals
     with pytest.raises(ValueError) as caught:
         pies.pies_at_levels(probs, [0.0, 0.3, 0.9], dense=0.1)
@@ -244,3 +249,27 @@ def test_enrichment_verdict_edges():
     assert pies.enrichment_verdict(0.1, m) is None                    # touching the margin
     assert pies.enrichment_verdict(np.nan, 0.5) is None
     assert pies.enrichment_verdict(2.0, np.nan) is None
+
+
+def test_pie_scores_index_is_the_metas_only_when_it_fits():
+    """The scores carry the store's metadata index when it has one row per test image, a
+    default range index for a store without metadata or with metadata of another length."""
+    store = LevelStore()
+    expected = pies.pie_scores(store, "quant", dense=32.0, sparse=4.0)
+    assert expected.index.equals(pd.RangeIndex(30)) and expected.name == "spearman"
+    store.meta = pd.DataFrame({"image_id": range(12)}, index=range(100, 112))
+    pd.testing.assert_series_equal(pies.pie_scores(store, "quant", dense=32.0, sparse=4.0),
+                                   expected)
+    store.meta = pd.DataFrame({"image_id": range(30)}, index=range(100, 130))
+    assert list(pies.pie_scores(store, "quant", 32.0, 4.0).index) == list(range(100, 130))
+
+
+def test_findings_count_is_an_integer_count_whatever_the_label_dtype():
+    """0/1 labels stored as uint8 (the store's dtype) or floats count like booleans, as signed
+    integers: an unsigned count would wrap around on subtraction, a float one is no count."""
+    rng = np.random.default_rng(5)
+    classes = ["a", "No Finding", "b", "c"]
+    labels = rng.random((50, 4)) < 0.4
+    expected = labels[:, [0, 2, 3]].sum(axis=1)
+    for y in (labels, labels.astype(np.uint8), labels.astype(float)):
+        np.testing.assert_array_equal(pies.findings_count(y, classes), expected, strict=True)

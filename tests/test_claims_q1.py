@@ -382,3 +382,27 @@ def test_weights_rule_edges():
     assert rule({"n_seeds": 1, "sd_min": 0.6, "sd_max": 0.6}, s) is True      # one seed decides
     assert rule({"n_seeds": 2, "sd_min": 0.5, "sd_max": 0.7}, s) is None       # 0.5 is not over half
     assert rule({"n_seeds": 0, "sd_min": 0.6, "sd_max": 0.6}, s) is None
+
+
+def test_the_weights_claims_values_with_and_without_weights():
+    """q1_weights reads weight_shares at the settings' threshold: the seeds with weights, the
+    first one's weight count, the shares' medians and range, the sound text from them; a
+    store without weights gives no seeds, no weights and NaN shares, said so."""
+    from types import SimpleNamespace
+
+    from prunecxr.claims import q1
+
+    store = _WeightStore()
+    settings = claims.Settings(weight_threshold=0.05)
+    v = claims.evaluate(claims.Evidence(store, settings), ["q1_weights"])["q1_weights"].values
+    table = q1.weight_shares(store, 0.05)
+    assert (v["n_seeds"], v["n_weights"], v["threshold"]) == (1, table["n_weights"].iloc[0], 0.05)
+    assert v["n_weights"] == sum(w.size for w in q1.layer_weights(store, 1))
+    assert v["fraction_below"] == table["below_abs"].iloc[0]
+    assert v["fraction_below_sd"] == v["sd_min"] == v["sd_max"] == table["below_sd"].iloc[0]
+    assert v["sd_text"] == q1._sound_weights(v) and v["sd_text"].endswith("layer: 50%)")
+    bare = SimpleNamespace(seeds=[], config=store.config)
+    none = claims.evaluate(claims.Evidence(bare, settings), ["q1_weights"])["q1_weights"]
+    assert (none.values["n_seeds"], none.values["n_weights"]) == (0, 0)
+    assert np.isnan(none.values["fraction_below"]) and none.verdict == UNRESOLVED
+    assert none.values["sd_text"] == "no seed's weights in this store"

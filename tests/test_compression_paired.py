@@ -301,3 +301,61 @@ def test_method_array_is_the_cube_in_the_order_asked_with_gaps_as_nan():
     bits_ks, bits = cp.method_array(ap.rename(columns={"sparsity": "bits"}), "l1", seeds,
                                     classes, level="bits")
     np.testing.assert_array_equal(bits, cube)
+
+
+def test_which_comparisons_are_made_and_their_resolution():
+    """The reference's seeds bound the pairing (even where the method has more); two shared
+    seeds make a comparison (not decided), one does not, and a method skipped so does not end
+    the loop; a loss only the reference reaches gives no row, and the losses after it still
+    do; ``resolved`` is both grids resolving their point."""
+    ap = population(range(6), {"ref": 0.0, "one": 0.3, "two": 0.3, "m": 0.3})
+    ap = ap[~(((ap.method == "ref") & (ap.seed >= 4)) | ((ap.method == "one") & (ap.seed > 0))
+              | ((ap.method == "two") & (ap.seed > 1)))]
+    out = cp.paired_comparisons(ap, COUNTS, reference="ref", losses=(0.1,), n_rare=2, n_boot=20)
+    assert out[["method", "n_seeds", "decided"]].values.tolist() == [["two", 2, False],
+                                                                     ["m", 4, False]]
+    short = ap[(ap.method == "ref") | ((ap.method == "m") & (ap.sparsity <= 0.15))]
+    out = cp.paired_comparisons(short, COUNTS, reference="ref", losses=(0.3, 0.05, 0.1),
+                                n_rare=2, n_boot=20)
+    levels = cp.matched_levels(short, (0.3, 0.05, 0.1)).set_index(["method", "loss"])
+    assert levels.loc[("ref", 0.3), "reached"] and not levels.loc[("m", 0.3), "reached"]
+    assert out["loss"].tolist() == [0.05, 0.1]
+    both = [bool(levels.loc[("m", x), "resolved"] and levels.loc[("ref", x), "resolved"])
+            for x in (0.05, 0.1)]
+    assert out["resolved"].tolist() == both and out["resolved"].any()
+
+
+def test_decided_at_the_thresholds_and_differs_strictly_below_alpha(monkeypatch):
+    """A comparison whose resamples reach the loss exactly as often as RESAMPLES_REACHED asks
+    is decided; one whose Holm P equals alpha does not differ. The planted difference puts
+    every one of 100 resamples below 0, so P is 2 x 1/101 exactly (one comparison: Holm
+    leaves it as it is)."""
+    monkeypatch.setattr(cp, "RESAMPLES_REACHED", 1.0)
+    alpha = 2 * (1 / 101)
+    out = cp.paired_comparisons(population(range(8), {"ref": 0.0, "m": 2.0}), COUNTS,
+                                reference="ref", losses=(0.05,), n_rare=2, n_boot=100,
+                                alpha=alpha).iloc[0]
+    assert out["reached"] == 1.0 and out["decided"]
+    assert out["gap_p_holm"] == out["gap_p"] == alpha and out["gap_differs"] == False  # noqa: E712
+
+
+def test_matched_changes_on_a_known_grid():
+    """One seed losing AP linearly (a class with dense AP 1, one with 0.8, one with AP 0 whose
+    change is undefined) and one losing nothing: targets crossed within the first step, exactly
+    at a grid level and within the last step give np.interp's level, the loss at the grid level
+    at or above, and each class's interpolated change; the seed that never loses is NaN."""
+    ks = np.array([0.0, 0.1, 0.2, 0.3])
+    lose = np.array([[1.0, 0.75, 0.5, 0.25], [0.8, 0.6, 0.4, 0.2], [0.0, 0.0, 0.0, 0.0]]).T
+    ap = np.stack([lose, np.repeat(lose[:1], 4, axis=0)])   # seed 1 keeps its dense AP
+    picks = np.array([[0, 0], [1, 1]])
+    maps = lose.mean(axis=1)
+    loss = 1.0 - maps / maps[0]
+    for target in (0.1, float(loss[1]), 0.6):
+        level, change, grid_loss = cp.matched_changes(ap, ks, target, picks)
+        at = np.interp(target, loss, ks)
+        assert level[0] == pytest.approx(at) and np.isnan(level[1])
+        assert grid_loss[0] == loss[np.argmax(loss >= target)] and np.isnan(grid_loss[1])
+        want = [np.interp(at, ks, (lose[:, 0] - 1.0) / 1.0),
+                np.interp(at, ks, (lose[:, 1] - 0.8) / 0.8), np.nan]
+        np.testing.assert_allclose(change[0], want)
+        assert np.isnan(change[1]).all()

@@ -216,6 +216,32 @@ def test_adjusted_difference_against_a_direct_ols():
     assert r["p"] == pytest.approx(fit.pvalues["is_pie"])
 
 
+def test_adjusted_difference_needs_both_groups_and_strata_plus_three_rows():
+    """Undefined (NaN, with the number of strata) without both PIEs and other images or with
+    fewer rows than strata + 3; from there on the direct OLS fit with HC3 errors, a stratum
+    dummy only with two strata or more; boolean values read as 0/1."""
+    import statsmodels.api as sm
+    values = np.array([1.0, 2.0, 3.0, 5.0, 4.0, 8.0, 6.0, 7.0])
+    pie = np.array([1, 1, 0, 0, 1, 0, 1, 0], bool)
+    two = np.repeat([0, 1], 4)
+    for r, n in ((pies.adjusted_difference(values, np.ones(8, bool), np.zeros(8)), 1),
+                 (pies.adjusted_difference(values[:3], pie[:3], np.zeros(3)), 1),
+                 (pies.adjusted_difference(values[:4], pie[:4], [0, 0, 1, 1]), 2)):
+        assert list(r) == ["difference", "ci_low", "ci_high", "p", "n_strata"]
+        assert r["n_strata"] == n and all(np.isnan(r[k]) for k in list(r)[:4])
+    for m, strata in ((4, np.zeros(4)), (8, two)):
+        x = pie[:m, None].astype(float)
+        if len(set(strata)) > 1:
+            x = np.c_[x, strata == 1]
+        fit = sm.OLS(values[:m], sm.add_constant(x)).fit(cov_type="HC3")
+        r = pies.adjusted_difference(values[:m], pie[:m], strata)
+        assert (r["difference"], r["p"], r["ci_low"]) == pytest.approx(
+            (fit.params[1], fit.pvalues[1], fit.conf_int()[1, 0]))
+    high = values > 4.5
+    assert pies.adjusted_difference(high, pie, two) == pytest.approx(
+        pies.adjusted_difference(high.astype(float), pie, two))
+
+
 # --------------------------------------------------------------- verdict rules
 
 def _decide(key, **values):
@@ -319,7 +345,7 @@ def test_q4_chapter_tables_on_the_frozen_fixture():
     from prunecxr.store import load
     ev = claims.Evidence(load(Path(__file__).parent / "fixtures" / "smoke_results"))
     levels = sorted(q4.pie_levels(ev)["masks"])[-2:]
-    table = q4.stratified_truth_table(ev, [levels[1], np.nan, levels[0] + 1e-9, levels[1]])
+    table = q4.stratified_truth_table(ev, [levels[1], np.nan, levels[0] + 4e-7, levels[1]])
     assert list(table.index.get_level_values("k").unique()) == [levels[1], levels[0]]
     for k in levels:
         pd.testing.assert_frame_equal(table.loc[k], q4.stratified_truth_at(ev, k))
@@ -409,7 +435,7 @@ def test_sensitivity_table_is_the_pooled_and_findings_rows_at_each_level():
     pd.testing.assert_frame_equal(table, expected, check_dtype=False)
     assert list(table.columns[:4]) == ["level", "loss", "spread_ratio", "guard"]
     assert set(table["kind"]) == {"rarest (pooled)", "findings"}
-    one = pies.sensitivity_table(masks, labels, classes, rare, damage, levels=[0.6000000001])
+    one = pies.sensitivity_table(masks, labels, classes, rare, damage, levels=[0.6000004])
     assert one["level"].tolist() == [0.6, 0.6] and not one["guard"].any()
     assert table[["ci_low", "ci_high"]].notna().all().all()   # both rows have data
 
@@ -434,6 +460,7 @@ def test_q4_readers_claim_values_rule_and_text():
     assert q4._q4_readers_rule(v, s) is True
     assert q4._q4_readers_rule({**v, "difficulty_mean_a": 2.0}, s) is False
     assert q4._q4_readers_rule({**v, "agrees_with_label_mean_a": 0.9}, s) is False
+    assert q4._q4_readers_rule({**v, "quality_mean_a": 3.0}, s) is False     # a tie: no direction
     fmt, p = claims.core.fmt, claims.core.format_p
     assert q4._q4_readers_text(v) == (
         f"agreement 60.0% vs 80.0% ({p(0.2)}); quality {fmt(2.0)} vs {fmt(3.0)} ({p(0.01)}); "
@@ -454,6 +481,10 @@ def test_stratified_truth_at_needs_the_truth_and_the_findings_count():
     at_paper = q4.stratified_truth_at(ev, ev.settings.sparse + 1e-8)
     direct = pies.stratified_truth(ev.store.meta.reset_index(drop=True), ev.pies)
     pd.testing.assert_frame_equal(at_paper, direct)
+    own = claims.Evidence(ev.store)
+    own.__dict__["pies"] = np.roll(ev.pies, 1)          # whatever PIEs the evidence holds
+    pd.testing.assert_frame_equal(q4.stratified_truth_at(own, ev.settings.sparse),
+                                  pies.stratified_truth(ev.store.meta, np.roll(ev.pies, 1)))
     other = max(k for k in q4.pie_levels(ev)["masks"] if not np.isclose(k, ev.settings.sparse))
     pd.testing.assert_frame_equal(q4.stratified_truth_at(ev, other), pies.stratified_truth(
         ev.store.meta.reset_index(drop=True), q4.pie_levels(ev)["masks"][other]))
@@ -504,6 +535,71 @@ def test_q4_truth_and_many_values_from_their_parts(settings, level_ok):
     assert many["ratio"] == pytest.approx(float(last["ratio"]), nan_ok=True)
 
 
+def test_q4_truth_counts_the_differences_that_hold():
+    """How many of the readers' differences hold, by the paper's unadjusted test and within
+    strata at the rule's level, each counted from its items (here all three of each)."""
+    ev = _fixture_evidence()
+    ev.__dict__["truth"] = pd.DataFrame({
+        "variable": ["agrees_with_label", "quality", "difficulty"], "mean_a": [0.7, 0.4, 0.8],
+        "mean_b": [0.9, 0.6, 0.5], "p_kruskal": [0.01, 0.01, 0.01]})
+    k = round(float(q4.pie_levels(ev)["rule"]["level"]), 6)
+    ev.memo(f"q4_truth_{k}", pd.DataFrame, {
+        "variable": list(q4.STRATIFIED), "effect": [2.5, -0.1, 0.1], "ci_low": [1.5, -0.2, 0.05],
+        "ci_high": [4.0, -0.05, 0.2], "p": [0.001] * 3})
+    v = q4._q4_truth(ev)
+    assert v["has_strata"] and (v["n_truth_holds_paper"], v["n_truth_holds"]) == (3, 3)
+
+
+class _GridStore:
+    """A store with the shared sparsity grid only (no levels()): two seeds' outputs."""
+
+    sparsities = np.array([0.05, 0.1, 0.4, 0.7])
+
+    def __init__(self):
+        rng = np.random.default_rng(8)
+        dense = rng.random((60, 4))
+        self.preds = {seed: np.stack([dense * 0.9, dense, dense * 0.5 + 0.1 * rng.random((60, 4)),
+                                      rng.random((60, 4))]) for seed in (0, 1)}
+        self.labels = _labels(60, 4)
+
+    def method_seeds(self, method):
+        return [0, 1]
+
+    def predictions(self, method, seed):
+        return self.preds[seed]
+
+
+class _LevelStore(_GridStore):
+    """A method on levels of its own; the sparsity grid is another one."""
+
+    sparsities = np.array([0.0, 0.3, 0.6, 0.9])
+
+    def levels(self, method):
+        return np.array([0.05, 0.1, 0.4, 0.7])
+
+
+@pytest.mark.parametrize("store_class", [_GridStore, _LevelStore])
+def test_pie_levels_on_the_methods_levels_with_a_dense_level_not_first(store_class):
+    """Q4's levels are store.levels(method) where the store has that, else its sparsity grid;
+    the dense level, loss, guard and PIE share reach the damage table, rule and masks (a level
+    below the dense one that loses much is not the rule's)."""
+    from types import SimpleNamespace
+    store = store_class()
+    s = claims.Settings(method="m", dense=0.1, pie_loss=0.2, min_spread=0.05, fraction=0.1)
+    levels = np.array([0.05, 0.1, 0.4, 0.7])
+    maps = pd.DataFrame({"method": "m", "seed": 0, "sparsity": levels,
+                         "map": [0.3, 0.65, 0.5, 0.3]})
+    lv = q4._levels(SimpleNamespace(settings=s, store=store, maps=maps))
+    probs = pies.mean_probabilities(store, "m", list(levels))
+    table = pies.damage_table(maps, probs, levels, store.labels, method="m", dense=0.1,
+                              min_spread=0.05)
+    pd.testing.assert_frame_equal(lv["table"], table)
+    assert lv["rule"] == pies.damage_level(table, 0.2, dense=0.1) and lv["rule"]["level"] == 0.4
+    masks = pies.pies_at_levels(probs, levels, dense=0.1, fraction=0.1)
+    assert sorted(lv["masks"]) == [0.05, 0.4, 0.7]
+    assert all(np.array_equal(lv["masks"][k], masks[k]) for k in masks)
+
+
 def test_q4_truth_without_a_ground_truth():
     from pathlib import Path
     from prunecxr.store import load
@@ -522,6 +618,7 @@ def test_cmh_reads_0_1_arrays_as_booleans_and_names_its_keys_when_undefined():
     pie, x, s = _data(tables)
     as_bool = pies.cmh_test(x, pie, s)
     assert pies.cmh_test(x.astype(int), pie.astype(float), s) == as_bool
+    assert pies.cmh_test(x.astype(float), pie, s) == as_bool       # a 0/1 float column
     none = pies.cmh_test(x, pie, np.arange(len(x)))        # every stratum a single image
     assert list(none) == ["odds_ratio", "ci_low", "ci_high", "statistic", "p", "n_strata"]
     assert none["n_strata"] == 0 and all(np.isnan(none[k]) for k in list(none)[:5])
@@ -610,7 +707,7 @@ def test_pie_levels_pass_the_settings_through():
     from pathlib import Path
     from prunecxr.store import load
     store = load(Path(__file__).parent / "fixtures" / "smoke_results")
-    s = claims.Settings(method="random", pie_loss=0.1, min_spread=0.05, fraction=0.1)
+    s = claims.Settings(method="random", pie_loss=0.1, min_spread=0.05, fraction=0.1, level=0.1)
     ev = claims.Evidence(store, s)
     lv = q4.pie_levels(ev)
     levels = np.asarray(store.levels("random"), dtype=float)
@@ -690,6 +787,28 @@ def test_enrichment_intervals_against_exact_enrichment_row_by_row():
         labels[:, 1:].sum(axis=1).tolist())
 
 
+def test_enrichment_intervals_count_findings_as_asked_and_give_each_rows_verdict():
+    """The findings row counts the positive classes other than ``no_finding`` (default "No
+    Finding") against ``max_findings``; ``over`` is each row's verdict, here on a planted
+    over-representation (True) and on a tight interval below the margin (False)."""
+    classes, labels, pie = _q4_data()
+    for kw, count, m in (({}, labels[:, :5].sum(axis=1), 1),
+                         ({"no_finding": "A"}, labels[:, 1:].sum(axis=1), 2)):
+        row = pies.enrichment_intervals(pie, labels, classes, ["E"], max_findings=m,
+                                        **kw).set_index("kind").loc["findings"]
+        e = pies.exact_enrichment(pie, count >= m)
+        assert (row["group"], row["pie_with"], row["other_with"]) == (
+            f"{m}+ findings", e["pie_with"], e["other_with"])
+        assert e["pie_with"] != pies.exact_enrichment(pie, labels.sum(axis=1) >= m)["pie_with"]
+    rng = np.random.default_rng(11)
+    pie = np.arange(1000) < 100
+    labels = np.c_[rng.random(1000) < np.where(pie, 0.3, 0.05), rng.random(1000) < 0.5]
+    got = pies.enrichment_intervals(pie, labels, ["rare", "common"], ["rare"])
+    assert got["over"].tolist() == [True, False, True, None]    # no image has 4+ findings
+    assert got["over"].tolist() == [pies.enrichment_verdict(lo, hi)
+                                    for lo, hi in zip(got["ci_low"], got["ci_high"])]
+
+
 def test_interval_text_whole():
     row = {"pie_with": 3, "pie_without": 3, "other_with": 10, "other_without": 115,
            "odds_ratio": 11.2, "ci_low": 1.73, "ci_high": 70.4, "confidence": 0.9}
@@ -697,6 +816,8 @@ def test_interval_text_whole():
         "3 of 6 PIEs vs 10 of 125 others; OR 11 (90% exact CI 1.7 to 70)")
     assert pies.interval_text({**row, "odds_ratio": 2.5, "ci_high": np.inf}) == (
         "3 of 6 PIEs vs 10 of 125 others; OR 2.5 (90% exact CI 1.7 to ∞)")
+    assert pies.interval_text({**row, "odds_ratio": 123.4, "ci_high": 2345.6}) == (
+        "3 of 6 PIEs vs 10 of 125 others; OR 123 (90% exact CI 1.7 to 2346)")  # no exponent
     no_conf = {k: v for k, v in row.items() if k != "confidence"}
     assert "(95% exact CI" in pies.interval_text(no_conf)
     assert pies.interval_text({**row, "ci_low": np.nan}) == (
@@ -720,10 +841,18 @@ def test_damage_table_whole_and_its_undefined_cases():
     np.testing.assert_array_equal(table["spread"], [pies.output_spread(p.astype(float))
                                                     for p in probs])
     assert table["guard"].tolist() == [True, True, False]       # a ratio of exactly 0.5 passes
-    at_chance = pies.damage_table(maps.assign(map=0.25), probs, levels, labels)
-    assert at_chance["loss"].isna().all()
-    flat = pies.damage_table(maps, np.stack([probs[2]] * 3), levels, labels, min_spread=0.01)
+    for dense_map in (0.25, 0.2):       # dense mAP at or below chance (0.25): no loss, not inf
+        at_chance = pies.damage_table(
+            maps.assign(map=np.where(maps["sparsity"] == 0, dense_map, 0.22)), probs, levels,
+            labels)
+        assert at_chance["loss"].dtype == float and at_chance["loss"].isna().all()
+    # constant dense outputs: no spread to compare the others' with (NaN ratio, guard refused)
+    flat = pies.damage_table(maps, probs[[2, 0, 1]], levels, labels, min_spread=0.01)
+    assert flat["spread"].iloc[0] == 0 and (flat["spread"].iloc[1:] > 0).all()
     assert flat["spread_ratio"].isna().all() and not flat["guard"].any()
+    gap = pies.damage_table(maps[maps["sparsity"] != 0.3], probs, levels, labels)
+    np.testing.assert_allclose(gap["median_map"], [0.65, np.nan, 0.3])   # no mAP at 0.3: NaN
+    np.testing.assert_allclose(gap["loss"], [0.0, np.nan, 0.35 / 0.4])
     with pytest.raises(ValueError) as caught:
         pies.damage_table(maps, probs[:2], levels, labels)
     assert str(caught.value) == "probs has 2 levels, levels has 3"
@@ -738,6 +867,8 @@ def test_damage_level_edges_and_defaults():
     assert pies.damage_level(table)["level"] == 0.3            # 0.2 by default, inclusive
     assert pies.damage_level(table, 0.21)["level"] == 0.6
     assert pies.damage_level(table, 0.2, dense=0.3)["level"] == 0.6   # the dense level itself never
+    near = table.assign(level=[0.0, 1e-9, 0.6])                 # 1e-9 above dense: still dense
+    assert pies.damage_level(near, 0.2)["level"] == 0.6
     none = pies.damage_level(table, 0.9)
     assert none["reached"] is False and none["guard"] is False
     assert set(none) == {"level", "loss", "spread_ratio", "guard", "reached"}

@@ -4,6 +4,7 @@ three-way verdict rules of their claims on synthetic values whose answer is know
 
 import itertools
 import math
+import statistics
 import time
 import warnings
 
@@ -218,6 +219,36 @@ def test_mantel_is_seeded_fast_and_sizes_are_reported():
     assert ((a["p_perm"] >= 1 / 2001) & (a["p_perm"] <= 1)).all()
     few = co.mantel_tests(tiny_pairs(3), n_perm=50)
     assert few["p_perm"].isna().all() and few["value"].isna().all()
+    assert (few["n_perm"] == 0).all()                    # no permutation drawn for 3 classes
+
+
+def test_mantel_defaults_and_the_four_class_edge():
+    """By default 2,000 row-wise permutations from numpy.random.default_rng(0), the same as
+    passing them; none: the values without P; four classes (six pairs) are enough for every
+    value and P."""
+    pairs = tiny_pairs(5, seed=2)
+    perms = np.random.default_rng(0).permuted(np.tile(np.arange(5), (2000, 1)), axis=1)
+    default = co.mantel_tests(pairs)
+    pd.testing.assert_frame_equal(default, co.mantel_tests(pairs, permutations=perms))
+    assert (default["n_perm"] == 2000).all()
+    none = co.mantel_tests(pairs, n_perm=0)                # no permutation: values, no P
+    assert np.isfinite(none["value"]).all() and none["p_perm"].isna().all()
+    assert (none["n_perm"] == 0).all()
+    four = co.mantel_tests(tiny_pairs(4, seed=2), n_perm=50)
+    assert np.isfinite(four[["value", "p_naive", "p_perm"]].to_numpy()).all()
+    assert (four["n_perm"] == 50).all() and (four["n_pairs"] == 6).all()
+
+
+def test_permutation_p_edges_and_its_relative_tolerance():
+    """NaN for an undefined statistic or an empty null; (1 + hits) / (1 + n) otherwise; a null
+    value within 1e-12 relative of |observed| is a tie (counted), one 1e-9 below is not, at any
+    scale of the statistic."""
+    assert np.isnan(co.permutation_p(np.nan, [0.1, 0.2]))
+    assert np.isnan(co.permutation_p(0.5, []))
+    assert co.permutation_p(0.5, [-0.7]) == 1.0 and co.permutation_p(0.5, [0.1]) == 0.5
+    for obs in (3e-7, 0.3, 3e5):
+        assert co.permutation_p(obs, [obs * (1 - 1e-14), -obs * (1 - 1e-14)]) == 1.0
+        assert co.permutation_p(-obs, [obs * (1 - 1e-9)]) == 0.5
 
 
 def _null_dataset(rng, c=20, m=19):
@@ -420,6 +451,14 @@ def test_q2_examples_are_the_most_frequent_and_the_rarest_class():
     no_attr.attrs = {}
     assert np.isnan(claims_q2._q2_examples(SimpleNamespace(forgetting=(no_attr, None)))[
         "final_sparsity"])
+    # 30 classes in three tied counts (long enough for numpy's unstable sort to reorder ties):
+    # the first class of the largest count, the last of the smallest, as a direct loop finds
+    counts = [(i * 7) % 3 * 100 + 7 for i in range(30)]
+    many = pd.DataFrame({"class": [f"c{i}" for i in range(30)], "train_count": counts,
+                         "final_change": -0.5, "first_drop": 0.5})
+    v = claims_q2._q2_examples(SimpleNamespace(forgetting=(many, None)))
+    assert v["frequent_class"] == f"c{counts.index(max(counts))}"
+    assert v["rare_class"] == f"c{max(i for i, n in enumerate(counts) if n == min(counts))}"
 
 
 def test_q2_values_and_sound_texts_from_the_forgetting_comparison():
@@ -431,14 +470,14 @@ def test_q2_values_and_sound_texts_from_the_forgetting_comparison():
     from prunecxr.store import load
 
     store = load(Path(__file__).parent / "fixtures" / "smoke_results")
-    s = Settings(drop=0.15)
+    s = Settings(drop=-0.3)     # not the default; the statistics below are defined here
     ev = claims.Evidence(store, s)
     per_class, corr = claims_q2.comparison(ev)
     direct = forgetting.forgetting_comparison(store.ap_table(["l1"]), store.labels, store.classes,
-                                              store.train_counts, threshold=0.15, method="l1")
+                                              store.train_counts, threshold=-0.3, method="l1")
     pd.testing.assert_frame_equal(per_class, direct[0])
     pd.testing.assert_frame_equal(corr, direct[1])
-    assert "q2_comparison_l1_0.15" in ev.__dict__["_memo"]
+    assert "q2_comparison_l1_-0.3" in ev.__dict__["_memo"]
     c = corr.set_index("outcome")
     v = claims_q2._corr(ev, "first_drop", "cc_first_drop_censored")
     expect = {"cc_n": c.loc["cc_first_drop_censored", "n"],
@@ -451,7 +490,13 @@ def test_q2_values_and_sound_texts_from_the_forgetting_comparison():
               "raw_censored_rho": c.loc["first_drop_censored", "rho"],
               "raw_censored_p": c.loc["first_drop_censored", "p_rho"]}
     for k, want in expect.items():
-        assert v[k] == pytest.approx(float(want), nan_ok=True), k
+        assert np.isfinite(v[k]) and v[k] == pytest.approx(float(want)), k
+    assert v["n_censored_raw"] > 0
+    no_attrs = (per_class.copy(), corr)                 # a comparison that lost its attrs
+    no_attrs[0].attrs = {}
+    ev.__dict__["_memo"]["q2_comparison_l1_-0.3"] = no_attrs
+    assert np.isnan(claims_q2._corr(ev, "first_drop", "cc_first_drop_censored")["final_sparsity"])
+    ev.__dict__["_memo"]["q2_comparison_l1_-0.3"] = (per_class, corr)
     rho = (f"ρ = {fmt(v['cc_rho'])} ({format_p(v['cc_p'])}, n = {int(v['cc_n'])} classes)"
            if np.isfinite(v["cc_rho"]) and np.isfinite(v["cc_p"]) else "ρ not defined here")
     assert claims_q2.first_drop_sound(v) == (
@@ -483,6 +528,11 @@ def test_forgetting_comparison_reads_one_method_and_aligns_classes():
     assert g["ap0"].tolist() == [0.9, 0.6, 0.5, 0.4]
     assert g.attrs["censor_value"] == alone[0].attrs["censor_value"]
     pd.testing.assert_frame_equal(got[1], alone[1])
+    # a class with no pruned rows has no curve: left out, each other class keeps its own values
+    no_b = table[(table["class"] != "b") | (table["sparsity"] == 0)].iloc[::-1]
+    without = forgetting.forgetting_comparison(no_b, labels, classes, counts)[0]
+    pd.testing.assert_frame_equal(without.set_index("class"), a.drop(index="b").loc[
+        without["class"]], check_like=True)
     with pytest.raises(ValueError) as caught:
         forgetting.forgetting_comparison(both, labels, classes, counts)
     assert str(caught.value) == ("ap_table holds methods ['l1', 'random']; pass method= to "
@@ -502,4 +552,105 @@ def test_test_prevalence_and_censoring_edges():
     got = forgetting.censored_first_drop([np.nan, 0.3], [1, 1], [0.1, 0.5, 0.3])
     assert got.tolist() == [0.7, 0.3]
     assert forgetting.censored_first_drop([np.nan], [True], [0.4]).tolist() == [0.45]
+    assert forgetting.censored_first_drop([np.nan], [True], [0.2, 0.5]).tolist() == [0.8]
     assert np.isnan(forgetting.censored_first_drop([np.nan], [False], [0.4, 0.6])[0])
+
+
+# -------------------------------------------- forgetting_comparison against a direct loop (Q2)
+
+def _sweep(grid, seeds=(0, 1, 2), partial=(1, 2)):
+    """AP of 7 classes on a sparsity grid; the ``partial`` seeds' sweeps stop after the first
+    pruned level (so seeds differ in row counts). k0 has a high prevalence: its chance-corrected
+    curve drops, its raw one does not; k5 has an undefined point; k6's dense AP is below its
+    prevalence (chance-corrected change undefined)."""
+    rng = np.random.default_rng(7)
+    positives = [20, 10, 6, 4, 2, 8, 38]
+    labels = np.zeros((40, 7), dtype=np.uint8)
+    for j, n in enumerate(positives):
+        labels[rng.permutation(40)[:n], j] = 1
+    decay = [0.05, 0.1, 0.5, 1.0, 1.5, 0.3, 0.8]
+    rows = []
+    for s in seeds:
+        levels = grid[:2] if s in partial else grid
+        for c, d in enumerate(decay):
+            ap0 = (0.55 + 0.1 * rng.uniform()) if c == 0 else rng.uniform(0.3, 0.9)
+            for k in levels:
+                ap = ap0 * (1 - d * k * rng.uniform(0.5, 1.5))
+                rows.append(("l1", s, k, f"k{c}", np.nan if (c == 5 and k == grid[-1] and
+                                                             k > 0) else max(ap, 0.01)))
+    table = pd.DataFrame(rows, columns=["method", "seed", "sparsity", "class", "ap"])
+    classes = [f"k{c}" for c in range(7)]
+    counts = pd.Series([4000, 1500, 700, 300, 90, 40, 12], index=classes)
+    return table, labels, classes, counts
+
+
+def _direct_comparison(table, labels, classes, counts, threshold=-0.2):
+    """forgetting_comparison's per-class columns and correlations by plain loops."""
+    pi = dict(zip(classes, labels.mean(axis=0)))
+    grid = sorted(k for k in table["sparsity"].unique() if k > 0)
+    step = min(np.diff(grid)) if len(grid) > 1 else 0.05
+    censor = round(grid[-1] + step, 10)
+    ap = {(r.seed, r.sparsity, r._4): r.ap for r in table.itertuples()}
+    seeds = sorted(table["seed"].unique())
+    rows = []
+    for c in classes:
+        ap0 = {s: ap[(s, 0.0, c)] for s in seeds}
+        row = {"class": c, "train_count": float(counts[c]), "log_train_count": np.log(counts[c])}
+        for tag, change in (("", lambda a, a0: (a - a0) / a0),
+                            ("cc_", lambda a, a0: (a - pi[c]) / (a0 - pi[c]) - 1
+                             if a0 > pi[c] else np.nan)):
+            curve = []
+            for k in grid:
+                vals = [change(ap[(s, k, c)], ap0[s]) for s in seeds if (s, k, c) in ap]
+                vals = [v for v in vals if np.isfinite(v)]
+                curve.append(statistics.median(vals) if vals else np.nan)
+            hits = [k for k, v in zip(grid, curve) if v <= threshold]
+            complete = all(np.isfinite(curve))
+            first = hits[0] if hits else np.nan
+            row.update({f"{tag}first_drop": first, f"{tag}dropped": bool(hits),
+                        f"{tag}final_change": curve[-1],
+                        f"{tag}first_drop_censored": censor if complete and not hits else first,
+                        f"{tag}censored": complete and not hits})
+        row.update(prevalence=pi[c], ap0=statistics.median(ap0.values()),
+                   chance_floor=statistics.median((pi[c] - a0) / a0 for a0 in ap0.values()))
+        rows.append(row)
+    columns = ["class", "train_count", "log_train_count", "first_drop", "dropped",
+               "final_change", "prevalence", "ap0", "chance_floor", "first_drop_censored",
+               "censored", "cc_first_drop", "cc_dropped", "cc_first_drop_censored",
+               "cc_censored", "cc_final_change"]
+    per_class = pd.DataFrame(rows)[columns]
+    corr = []
+    for o in ("first_drop", "first_drop_censored", "final_change", "chance_floor",
+              "cc_first_drop", "cc_first_drop_censored", "cc_final_change"):
+        x, y = per_class["log_train_count"].to_numpy(), per_class[o].to_numpy(dtype=float)
+        keep = np.isfinite(x) & np.isfinite(y)
+        defined = keep.sum() >= 3 and np.ptp(y[keep]) > 0
+        corr.append((o, int(keep.sum()),
+                     st.spearmanr(x[keep], y[keep]).statistic if defined else np.nan))
+    return per_class, pd.DataFrame(corr, columns=["outcome", "n", "rho"]), censor
+
+
+@pytest.mark.parametrize("grid", [
+    [0.0, 0.2, 0.4, 0.6, 0.8],          # k6, k5 and partial seeds as described in _sweep
+    [0.0, 1 / 7, 2 / 7, 3 / 7],         # a censor value 4/7 that needs its 10-digit rounding
+    [0.0, 0.3, 0.5],                    # two levels: the step is their difference
+    [0.0, 0.6],                         # one level: the step is 0.05
+])
+def test_forgetting_comparison_matches_a_direct_loop(grid):
+    """Every per-class column, their order and types, the attrs and the correlations (one row
+    per outcome, indexed 0..6) of forgetting_comparison equal a direct computation: medians
+    over the seeds each level has, the dense AP and chance floor as medians over seeds (not
+    over rows), censoring only for curves defined everywhere, the censor value the grid's last
+    level plus its smallest step, the same value in the column and in attrs."""
+    table, labels, classes, counts = _sweep(grid)
+    pc, corr = forgetting.forgetting_comparison(table, labels, classes, counts)
+    want, want_corr, censor = _direct_comparison(table, labels, classes, counts)
+    pd.testing.assert_frame_equal(pc, want, check_exact=False, rtol=1e-12)
+    assert pc.attrs == {"final_sparsity": grid[-1], "threshold": -0.2, "censor_value": censor}
+    assert list(corr.columns) == ["outcome", "n", "r", "p_r", "rho", "p_rho"]
+    assert corr.index.tolist() == list(range(7))
+    assert corr["outcome"].tolist() == want_corr["outcome"].tolist()
+    assert corr["n"].tolist() == want_corr["n"].tolist()
+    np.testing.assert_allclose(corr["rho"], want_corr["rho"], rtol=1e-12)
+    never = pc["first_drop_censored"][pc["censored"]].tolist()
+    assert never and never == [pc.attrs["censor_value"]] * len(never)

@@ -356,3 +356,90 @@ def test_compare_groups_small_groups_attrs_and_named_groups():
     with pytest.raises(ValueError) as caught:
         stats.compare_groups(frame, "g", ["x"], groups=("a",))
     assert str(caught.value) == "groups must name two values of 'g', got ('a',)"
+
+
+def test_kruskal_and_mann_whitney_rows_on_edges_quietly():
+    """The computed rows have the documented columns (Kruskal's df = groups - 1); a single
+    value in the second group is enough; 0/1 data (a range of exactly 1) is tested, not taken
+    as all equal; an empty group is NaN without scipy's small-sample warning."""
+    import warnings
+
+    row = stats.kruskal([1.0, 2.0, 4.0], [3.0, 5.0], [0.5, 6.0])
+    assert list(row.columns) == ["H", "df", "p"] and row["df"].item() == 2
+    w = stats.welch([1.0, 2.0, 4.0], [3.0, 5.0])
+    assert list(w.columns) == ["n_a", "n_b", "mean_a", "mean_b", "t", "df", "p"]
+    assert w["mean_b"].item() == 4.0
+    ref = st.mannwhitneyu([1.0, 2.0, 3.0], [2.5], alternative="two-sided")
+    one = stats.mann_whitney([1.0, 2.0, 3.0], [2.5])
+    assert (one["U"].item(), one["p"].item()) == pytest.approx((ref.statistic, ref.pvalue))
+    a, b = [0, 0, 0, 1], [1, 1, 1, 1, 0]
+    ref = st.mannwhitneyu(a, b, alternative="two-sided")
+    binary = stats.mann_whitney(a, b)
+    assert (binary["U"].item(), binary["p"].item()) == pytest.approx((ref.statistic, ref.pvalue))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert stats.mann_whitney([], [1.0, 2.0]).isna().all(axis=None)
+        assert stats.mann_whitney([1.0, 2.0], [np.nan]).isna().all(axis=None)
+
+
+def test_compare_groups_undefined_summaries_are_nan_without_a_warning():
+    """An empty group's mean and SD, and a one-value group's SD, are NaN quietly (the NaN
+    policy); two values in either group give a sample SD."""
+    import warnings
+
+    frame = pd.DataFrame({"g": ["a", "b", "b", "c", "c", "c"], "x": [1.0, 2.0, 4.0, 0.0, 1.0, 5.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows = {groups: stats.compare_groups(frame, "g", ["x"], groups=groups).iloc[0]
+                for groups in (("zzz", "a"), ("a", "zzz"), ("c", "b"))}
+    for row, empty, lone in ((rows[("zzz", "a")], "a", "b"), (rows[("a", "zzz")], "b", "a")):
+        assert row[f"n_{empty}"] == 0 and row[[f"mean_{empty}", f"sd_{empty}"]].isna().all()
+        assert row[f"mean_{lone}"] == 1.0 and np.isnan(row[f"sd_{lone}"])   # one value: a
+    assert rows[("c", "b")]["sd_b"] == pytest.approx(np.std([2.0, 4.0], ddof=1))
+    assert rows[("c", "b")]["sd_a"] == pytest.approx(np.std([0.0, 1.0, 5.0], ddof=1))
+
+
+def test_booleans_are_read_as_zero_one_and_float32_rows_in_float64():
+    """The tests and correlations read booleans as 0/1 (as compare_groups does), 0/1 data
+    included (a range of exactly 1 is not constant); row-wise correlations of float32 rows
+    (model outputs) are computed in float64: the float64 copy's result, exactly."""
+    rng = np.random.default_rng(11)
+    a, b = rng.random(12) < 0.3, rng.random(9) < 0.7
+    for test in (stats.mann_whitney, stats.kruskal, stats.welch):
+        pd.testing.assert_frame_equal(test(a, b), test(a.astype(float), b.astype(float)))
+    x = rng.normal(size=12)
+    for y in (a, a.astype(float)):
+        got = stats.correlation(x, y).iloc[0]
+        ref = st.pearsonr(x, a.astype(float))
+        assert (got.r, got.p_r) == pytest.approx((ref.statistic, ref.pvalue))
+    pd.testing.assert_frame_equal(stats.correlation(a, x), stats.correlation(a.astype(float), x))
+    p, q = rng.random((6, 9)).astype(np.float32), rng.random((6, 9)).astype(np.float32)
+    wide_p, wide_q = p.astype(np.float64), q.astype(np.float64)
+    np.testing.assert_array_equal(stats.rowwise_pearson(p, wide_q),
+                                  stats.rowwise_pearson(wide_p, wide_q))
+    np.testing.assert_array_equal(stats.rowwise_pearson(wide_p, q),
+                                  stats.rowwise_pearson(wide_p, wide_q))
+
+
+def test_rowwise_correlations_refuse_nan_or_inf_in_either_array():
+    a = np.array([[0.1, 0.2, 0.3], [0.3, 0.1, 0.2]])
+    for bad_a, bad_b in ((a, np.where(a > 0.25, np.nan, a)), (np.where(a > 0.25, np.inf, a), a)):
+        for fn in (stats.rowwise_spearman, stats.rowwise_pearson):
+            with pytest.raises(ValueError, match=r"^a and b must be finite \(no NaN or inf\)$"):
+                fn(bad_a, bad_b)
+
+
+def test_rowwise_pearson_of_exact_lines_stays_within_one_and_table_checks_named():
+    """Rows that are exact lines of each other correlate +-1, never beyond (rounding alone
+    would give 1 + 4e-16); ols keeps n in attrs; a table that is not a DataFrame, or lacks a
+    column without a name given, is refused naming it."""
+    a = np.random.default_rng(0).random((200, 7))
+    for sign in (1.0, -1.0):
+        r = stats.rowwise_pearson(a, sign * 3.0 * a + 1.0)
+        assert np.all(np.abs(r) <= 1.0) and r == pytest.approx(np.full(200, sign))
+    d = pd.DataFrame({"u": np.arange(8.0), "y": np.arange(8.0) ** 1.5})
+    assert stats.ols("y ~ u", d).attrs["n"] == 8
+    with pytest.raises(TypeError, match="^table must be a pandas DataFrame, got list$"):
+        stats.require_columns([1, 2], ["x"], "table")
+    with pytest.raises(ValueError, match=r"^frame is missing column\(s\) \['x'\]"):
+        stats.require_columns(d, ["x"])
