@@ -121,6 +121,19 @@ def test_damage_curve_and_a_level_column_of_another_name():
         cp.matched_levels(ap, losses=(1.0,))
 
 
+def test_damage_curve_sorts_levels_when_a_seed_lacks_one():
+    """A seed without a level (a run cut short) still gives each method's curve in increasing
+    level, the missing level's median taken over the other seeds, methods in name order."""
+    ap = table(seeds=(0, 1, 2))
+    ap = ap[~((ap.seed == 0) & (ap.sparsity == 0.2))].replace({"lin": "z_lin"})
+    curve = cp.damage_curve(ap)
+    assert curve.method.tolist() == ["rare"] * len(KS) + ["z_lin"] * len(KS)
+    assert curve.level.tolist() == KS * 2 and list(curve.index) == list(range(2 * len(KS)))
+    lin = curve[curve.method == "z_lin"].set_index("level")["median_map"]
+    per_model = ap[ap.method == "z_lin"].groupby(["seed", "sparsity"])["ap"].mean()
+    np.testing.assert_allclose(lin, per_model.groupby("sparsity").median().loc[KS])
+
+
 @pytest.mark.filterwarnings("ignore:mAP excludes")
 def test_vectorised_bootstrap_equals_a_loop_over_resamples():
     """The same resampled seeds (the generator's first draw) summarised one resample at a time

@@ -193,3 +193,72 @@ def test_forgetting_summary_types_columns_and_index():
     assert per_class["train_count"].tolist() == [5000.0, 800.0, 50.0, 20.0, 10.0]
     assert corr.index.tolist() == [0, 1]
     assert corr["outcome"].tolist() == ["first_drop", "final_change"]
+
+
+# ------------------------------------------------------------------ chance-corrected change
+
+# class: (prevalence, AP_0, AP at k = 0.5); the edges of the correction and of its floor
+CHANCE_CASES = {"plain": (0.2, 0.6, 0.3), "at_chance": (0.25, 0.25, 0.1),
+                "below": (0.3, 0.1, 0.05), "zero_ap0": (0.1, 0.0, 0.2),
+                "one_ap0": (0.5, 1.0, 0.5), "nan_pi": (np.nan, 0.4, 0.3),
+                "no_pos": (0.0, np.nan, np.nan)}
+
+
+def test_chance_corrected_change_columns_match_a_direct_computation():
+    """prevalence, chance_floor = (pi - AP_0) / AP_0 and cc_change = (AP - pi) / (AP_0 - pi) - 1,
+    row by row against plain Python: cc_change only where AP_0 > pi (NaN at AP_0 = pi, never
+    inf), the floor NaN where AP_0 is 0 or NaN or pi is NaN (defined at AP_0 = 1); all float64."""
+    table = pd.DataFrame([("l1", 0, k, c, ap) for c, (_, ap0, ap) in CHANCE_CASES.items()
+                          for k, ap in ((0.0, ap0), (0.5, ap))],
+                         columns=["method", "seed", "sparsity", "class", "ap"])
+    prevalence = pd.Series({c: v[0] for c, v in CHANCE_CASES.items()} | {"unused": 0.4})
+    out = forgetting.chance_corrected_change(table, prevalence)
+    pd.testing.assert_frame_equal(out.iloc[:, :7], forgetting.relative_change(table))
+    assert list(out.columns[7:]) == ["prevalence", "chance_floor", "cc_change"]
+    assert (out.dtypes.iloc[7:] == np.float64).all()
+
+    def direct(pi, ap0, ap):
+        ok = not (math.isnan(pi) or math.isnan(ap0))
+        floor = (pi - ap0) / ap0 if ok and ap0 != 0 else math.nan
+        return floor, (ap - pi) / (ap0 - pi) - 1 if ok and ap0 > pi else math.nan
+
+    for r in out.itertuples():
+        pi, ap0, _ = CHANCE_CASES[r._4]
+        assert r.prevalence == pi or math.isnan(pi) and math.isnan(r.prevalence)
+        expected = direct(pi, ap0, r.ap)
+        assert (r.chance_floor, r.cc_change) == pytest.approx(expected, nan_ok=True), r._4
+    by = out.set_index(["class", "sparsity"])
+    assert by.loc[("one_ap0", 0.5), "chance_floor"] == -0.5  # AP_0 = 1 has a floor
+    assert by.loc[("one_ap0", 0.5), "cc_change"] == -1.0
+    assert by.loc[("below", 0.5), "chance_floor"] == pytest.approx(2.0)
+
+
+def test_chance_corrected_change_argument_errors_name_prevalence():
+    table = pd.DataFrame({"method": "l1", "seed": 0, "sparsity": [0.0, 0.5],
+                          "class": "a", "ap": [0.6, 0.3]})
+    with pytest.raises(TypeError, match="^prevalence must be a pandas Series indexed by class"):
+        forgetting.chance_corrected_change(table, {"a": 0.2})
+    with pytest.raises(ValueError, match=r"^prevalence has no value for class\(es\) \['a'\]"):
+        forgetting.chance_corrected_change(table, pd.Series({"b": 0.2}))
+
+
+# ------------------------------------------------------------------ curve matrix
+
+def test_curve_matrix_follows_classes_and_names_what_is_missing():
+    """Rows in the order of ``classes`` (first appearance without it), sparsity columns
+    ascending; a class with no curve, or an unselected method, is an error naming ``curves``."""
+    curves = hand_curves()
+    mat = forgetting.curve_matrix(curves.iloc[::-1], classes=["rare", "empty", "common"])
+    assert mat.index.tolist() == ["rare", "empty", "common"]
+    assert mat.columns.tolist() == [0.25, 0.5, 0.75, 0.95]
+    assert mat.loc["rare"].tolist() == [-0.3, -0.6, -0.9, -0.99]
+    assert mat.loc["empty"].isna().all()
+    assert forgetting.curve_matrix(curves).index.tolist() == [
+        "common", "mid", "rare", "rarer", "empty"]
+    with pytest.raises(ValueError, match=r"^curves has no curve for class\(es\) \['nope'\]$"):
+        forgetting.curve_matrix(curves, classes=["common", "nope"])
+    two = pd.concat([curves, curves.assign(method="random")])
+    with pytest.raises(ValueError, match=r"^curves holds methods \['l1', 'random'\]"):
+        forgetting.curve_matrix(two)
+    with pytest.raises(ValueError, match="^method 'x' not in curves;"):
+        forgetting.curve_matrix(two, method="x")

@@ -344,3 +344,14 @@ def test_ratio_and_correlation_texts_whole():
         "not defined here (only 0 classes with a value)")
     assert claims.corr_text({"n": 3.0, "r": 0.2, "rho": np.nan, "p_rho": np.nan}) == (
         "not defined here (only 3 classes with a value)")
+
+
+def test_as_float_and_fmt_read_what_is_missing_as_nan_and_n_a():
+    """``as_float``: a value's float, NaN for None or text; ``fmt``: ``format(x, spec)``
+    (".2f" unless asked), "n/a" for None, NaN and either infinity."""
+    from prunecxr.claims.core import as_float, fmt
+
+    assert as_float("2.5") == 2.5 and as_float(3) == 3.0
+    assert np.isnan(as_float(None)) and np.isnan(as_float("n/a"))
+    assert fmt(0.123456) == "0.12" and fmt(np.float64(1)) == "1.00" and fmt(2.0, ".1%") == "200.0%"
+    assert fmt(None) == fmt(np.nan) == fmt(np.inf) == fmt(-np.inf) == "n/a"

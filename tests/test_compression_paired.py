@@ -6,6 +6,7 @@ with prunecxr.compress, in test_compress.py)."""
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -91,7 +92,10 @@ def test_paired_bootstrap_equals_a_loop_that_rematches_every_resample():
 
 
 def test_bootstrap_p_and_holm():
+    """P counts a resample of exactly 0 on both sides; Holm over the decided comparisons."""
     assert cp.bootstrap_p(np.array([1.0, 2.0, 3.0])) == pytest.approx(2 * 1 / 4)
+    assert cp.bootstrap_p(np.array([0.0, 0.0, 1.0])) == 1.0  # below: (2 + 1) / 4
+    assert cp.bootstrap_p(np.array([0.0, 0.0, -1.0])) == 1.0  # above: (2 + 1) / 4
     assert cp.bootstrap_p(np.array([-1.0, 1.0])) == 1.0
     assert np.isnan(cp.bootstrap_p(np.array([np.nan])))
     ap = population(range(8), {"ref": 0.0, "m": 2.0, "n": 2.0})
@@ -103,6 +107,53 @@ def test_bootstrap_p_and_holm():
     assert len(decided) >= 2 and out[~out.decided].gap_p_holm.isna().all()
     np.testing.assert_allclose(decided.gap_p_holm, multipletests(decided.gap_p, method="holm")[1])
     assert (decided.gap_differs == (decided.gap_p_holm < 0.05)).all()
+
+
+def _matched_level(ap: np.ndarray, ks: np.ndarray, target: float) -> float:
+    """The population's matched level by a direct loop over the median mAP loss curve."""
+    med = np.median(ap.mean(axis=2), axis=0)
+    loss = 1 - med / med[0]
+    i = next(j for j in range(len(ks)) if loss[j] >= target)
+    return ks[i - 1] + (target - loss[i - 1]) / (loss[i] - loss[i - 1]) * (ks[i] - ks[i - 1])
+
+
+def test_paired_difference_defaults_levels_and_unshared_seeds():
+    """The defaults are 2,000 resamples from seed 0 (the same numbers as passed explicitly,
+    not as another seed's); level and ref_level are each method's matched level on all seeds;
+    methods on different seed counts are refused, naming both counts."""
+    am, ar = simulated_population(np.random.default_rng(5), 8, 0.5)
+    args = (am, SIM_KS_M, ar, SIM_KS_R, 0.2, SIM_LOGC, SIM_RARE)
+    out = cp.paired_difference(*args)
+    np.testing.assert_equal(out, cp.paired_difference(*args, n_boot=2000, seed=0))
+    assert out["gap_diff_lo"] != cp.paired_difference(*args, n_boot=2000, seed=1)["gap_diff_lo"]
+    assert out["level"] == pytest.approx(_matched_level(am, SIM_KS_M, 0.2))
+    assert out["ref_level"] == pytest.approx(_matched_level(ar, SIM_KS_R, 0.2))
+    with pytest.raises(ValueError, match=r"share their seeds \(got 8 and 4\)"):
+        cp.paired_difference(am, SIM_KS_M, ar[:4], SIM_KS_R, 0.2, SIM_LOGC, SIM_RARE)
+
+
+def test_reached_counts_resamples_where_both_reach_and_none_gives_nan_quietly():
+    """Three seeds on the grid (0, 1): the method's all lose 60% of mAP, the reference's first
+    two 60% and its third none, so at a 50% target the reference reaches it only in resamples
+    that pick its third seed at most once. ``reached`` is that share (not the method's, 1);
+    with no resamples it, the intervals and P are NaN without a warning, the point estimates
+    the same."""
+    hit = [0.2, 0.3, 0.5, 0.6]
+    ap_m = np.array([[[1.0] * 4, hit], [[1.0] * 4, [0.25, 0.3, 0.45, 0.6]], [[1.0] * 4, hit]])
+    ap_r = np.array([[[1.0] * 4, hit], [[1.0] * 4, hit], [[1.0] * 4, [0.9, 1.0, 1.05, 1.05]]])
+    ks, logc, rare = np.array([0.0, 1.0]), np.log([800.0, 400.0, 60.0, 9.0]), np.arange(4) > 2
+    args = (ap_m, ks, ap_r, ks, 0.5, logc, rare)
+    out = cp.paired_difference(*args, n_boot=400, seed=2)
+    picks = np.random.default_rng(2).integers(0, 3, size=(400, 3))
+    assert out["reached"] == pytest.approx(((picks == 2).sum(axis=1) <= 1).mean())
+    assert 0.6 < out["reached"] < 0.9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        none = cp.paired_difference(*args, n_boot=0)
+    assert np.isnan([none[k] for k in ("reached", "gap_diff_lo", "gap_diff_hi", "rho_diff_lo",
+                                        "rho_diff_hi", "gap_p", "rho_p")]).all()
+    for k in ("level", "ref_level", "gap", "ref_gap", "rho", "gap_diff", "rho_diff"):
+        assert none[k] == out[k], k
 
 
 # ---------------------------------------------------------------- coverage at the default's seeds
