@@ -57,6 +57,28 @@ def test_holm_matches_statsmodels_and_keeps_nan():
     np.testing.assert_allclose(np.delete(out, 4), ref)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_holm_matches_statsmodels_with_ties_caps_and_shapes(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 30))
+    p = rng.choice([0.001, 0.01, 0.02, 0.3, 0.6], n) if seed % 2 else rng.uniform(0, 1, n) ** 3
+    ref = multipletests(p, method="holm")[1]
+    out = stats.holm(p.tolist())
+    assert out.dtype == float and out.shape == p.shape
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-15)
+    assert (out <= 1).all() and (out >= p).all()
+    # a 2-D input keeps its shape, and adjusts over all its cells
+    if n % 2 == 0:
+        np.testing.assert_allclose(stats.holm(p.reshape(2, -1)).ravel(), ref, rtol=0, atol=1e-15)
+
+
+def test_holm_of_nothing_or_only_nan_is_nan():
+    assert stats.holm([]).shape == (0,)
+    assert np.isnan(stats.holm([np.nan, np.inf])).all()
+    assert stats.holm([0.2]).tolist() == [0.2]
+    assert stats.holm([0.6, 0.6]).tolist() == [1.0, 1.0]
+
+
 def test_correlation_matches_scipy_with_ties_and_nans():
     rng = np.random.default_rng(4)
     x = rng.integers(0, 6, 40).astype(float)  # ties
