@@ -100,10 +100,12 @@ def test_exact_enrichment_against_scipy(a, b, c, d):
     assert r["ratio"] == pytest.approx(ratio)
 
 
+@pytest.mark.slow
 def test_exact_interval_coverage_at_the_sizes_used():
     """Simulated coverage of the conditional exact 95% interval of the odds ratio, at the
     default build's sizes (100 PIEs, 1,900 other images; prevalence of the pooled rarest
-    classes about 3%, of 4+ findings about 2%) and the smoke build's (6 and 125)."""
+    classes about 3%, of 4+ findings about 2%) and the smoke build's (6 and 125), 400 draws
+    each (8 s: slow tier; the fast tier checks 100 draws through interval_coverage)."""
     rng = np.random.default_rng(2023)
     for n_pie, n_other, p0, ratio in ((100, 1900, 0.03, 3.0), (100, 1900, 0.02, 1.0),
                                       (6, 125, 0.3, 2.0)):
@@ -377,35 +379,56 @@ def test_phantom_statement_matches_the_generator():
     assert np.all(q == q[0])                               # quality ignores the findings
 
 
-def test_interval_coverage_is_the_documented_simulation():
-    """interval_coverage draws what its docstring states (re-written here from the text): a
-    binomial count of positive PIEs at ratio x p0 and of positive others at p0 per draw, the
-    share of defined exact intervals holding the true odds ratio; by default ratio 1, 200
-    draws from seed 0; NaN for an impossible prevalence or an empty group."""
-    def by_hand(n_pie, n_other, p0, ratio=1.0, n_sim=200, confidence=0.95, seed=0):
-        rng = np.random.default_rng(seed)
-        p1 = min(p0 * ratio, 1.0)
-        true_or = (p1 / (1 - p1)) / (p0 / (1 - p0))
-        pie = np.r_[[True] * n_pie, [False] * n_other]
-        inside = []
-        for _ in range(n_sim):
-            a, c = rng.binomial(n_pie, p1), rng.binomial(n_other, p0)
-            has = np.r_[[True] * a, [False] * (n_pie - a), [True] * c, [False] * (n_other - c)]
-            r = pies.exact_enrichment(pie, has, confidence)
-            if np.isfinite(r["ci_low"]):
-                inside.append(r["ci_low"] <= true_or <= r["ci_high"])
-        return float(np.mean(inside)) if inside else float("nan")
+def _coverage_by_hand(n_pie, n_other, p0, ratio=1.0, n_sim=200, confidence=0.95, seed=0):
+    """interval_coverage re-written from its docstring, through ``pies.exact_enrichment``."""
+    rng = np.random.default_rng(seed)
+    p1 = min(p0 * ratio, 1.0)
+    true_or = (p1 / (1 - p1)) / (p0 / (1 - p0))
+    pie = np.r_[[True] * n_pie, [False] * n_other]
+    inside = []
+    for _ in range(n_sim):
+        a, c = rng.binomial(n_pie, p1), rng.binomial(n_other, p0)
+        has = np.r_[[True] * a, [False] * (n_pie - a), [True] * c, [False] * (n_other - c)]
+        r = pies.exact_enrichment(pie, has, confidence)
+        if np.isfinite(r["ci_low"]):
+            inside.append(r["ci_low"] <= true_or <= r["ci_high"])
+    return float(np.mean(inside)) if inside else float("nan")
 
+
+def test_interval_coverage_is_the_documented_simulation():
+    """interval_coverage draws what its docstring states: a binomial count of positive PIEs at
+    ratio x p0 and of positive others at p0 per draw, the share of defined exact intervals
+    holding the true odds ratio; NaN for an impossible prevalence or an empty group."""
     assert pies.interval_coverage(6, 30, 0.2, 2.0, n_sim=40, confidence=0.8, seed=3) == \
-        by_hand(6, 30, 0.2, 2.0, n_sim=40, confidence=0.8, seed=3)
-    assert pies.interval_coverage(5, 20, 0.3) == by_hand(5, 20, 0.3)
-    assert pies.interval_coverage(5, 20, 0.3, seed=1) != pies.interval_coverage(5, 20, 0.3)
+        _coverage_by_hand(6, 30, 0.2, 2.0, n_sim=40, confidence=0.8, seed=3)
     for args in ((1, 20, 0.3), (5, 1, 0.3)):                 # one image in a group is enough
         assert np.isfinite(pies.interval_coverage(*args, n_sim=20))
     for args in ((0, 20, 0.3), (5, 0, 0.3), (5, 20, 0.0), (5, 20, 1.0), (5, 20, 0.5, 2.0),
                  (5, 20, 0.3, 0.0)):
         assert np.isnan(pies.interval_coverage(*args, n_sim=5)), args
     assert np.isnan(pies.interval_coverage(1, 1, 0.01, n_sim=3))   # no interval defined
+
+
+def test_interval_coverage_defaults_are_200_draws_from_seed_0_at_95(monkeypatch):
+    """By default 200 draws from seed 0 at 95%. exact_enrichment is replaced by a quick
+    stand-in (its interval a function of the draw, undefined for some) so that the default
+    run costs nothing; the real interval is checked against the hand-written loop above."""
+    calls = []
+
+    def stand_in(pie, has, confidence=0.95):
+        calls.append((confidence, int(has[pie].sum()), int(has[~pie].sum())))
+        a, c = calls[-1][1:]
+        return {"ci_low": np.nan if a == 0 else 0.0, "ci_high": a / (c + 1) * 4}
+
+    monkeypatch.setattr(pies, "exact_enrichment", stand_in)
+    ours = pies.interval_coverage(5, 20, 0.3)
+    draws, calls[:] = calls[:], []
+    assert ours == _coverage_by_hand(5, 20, 0.3) and calls == draws
+    assert len(draws) == 200 and {conf for conf, *_ in draws} == {0.95}
+    assert 0 < ours < 1 and any(a == 0 for _, a, _ in draws)
+    calls.clear()
+    pies.interval_coverage(5, 20, 0.3, seed=1)
+    assert calls != draws
 
 
 def test_interval_coverage_function_simulates_at_least_nominal_coverage():
