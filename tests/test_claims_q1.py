@@ -406,3 +406,166 @@ def test_the_weights_claims_values_with_and_without_weights():
     assert (none.values["n_seeds"], none.values["n_weights"]) == (0, 0)
     assert np.isnan(none.values["fraction_below"]) and none.verdict == UNRESOLVED
     assert none.values["sd_text"] == "no seed's weights in this store"
+
+
+# ------------------------------------------------------------------ q1_first_drop, whole
+
+def _same(got: dict, want: dict) -> bool:
+    """Equal dicts, NaN equal to NaN (not to None), a bool not equal to None."""
+    def eq(a, b):
+        if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
+            return True
+        return (a is None) == (b is None) and a == b
+    return got.keys() == want.keys() and all(eq(got[k], want[k]) for k in got)
+
+
+def _two_method_maps() -> pd.DataFrame:
+    """l1 with its dense models and random pruning without its own: at k = 0.75 random's paired
+    drop has Holm P between 0.01 and 0.05, l1's first drop is k = 0.5."""
+    grid = [0.0, 0.25, 0.5, 0.75]
+    l1 = maps_table(6, {0.25: -0.01, 0.5: -0.03, 0.75: -0.3}, 0.03, rng_seed=1, grid=grid)
+    rnd = maps_table(6, {0.25: -0.03, 0.5: -0.06, 0.75: -0.5}, 0.04, rng_seed=101, grid=grid)
+    return pd.concat([l1, rnd[rnd.sparsity > 0].assign(method="random")])
+
+
+def test_first_drop_values_whole_at_the_settings_level_method_and_target():
+    """The claim's values are the paired table of Settings.method at Settings.level (95%
+    intervals) read at the nearest level above first_drop_at_least, beside the Welch first drop
+    at Settings.alpha; the texts are _first_drop_texts of those values."""
+    from prunecxr.claims import q1
+
+    maps = _two_method_maps()
+    s = claims.Settings(method="random", level=0.01, equivalence_margin=0.1,
+                        first_drop_at_least=0.7, alpha=0.05)
+    table = overall.paired_by_sparsity(maps, level=0.01, method="random", confidence=0.95)
+    # the data tell the settings apart: another level or method finds another first drop
+    assert np.isnan(overall.first_paired_drop(table))
+    assert overall.first_paired_drop(overall.paired_by_sparsity(maps, method="random")) == 0.75
+    assert overall.first_paired_drop(overall.paired_by_sparsity(maps, level=0.01)) == 0.5
+    row = table.set_index("sparsity").loc[0.75]
+    first = overall.first_significant_drop(overall.welch_by_sparsity(maps, alpha=0.05,
+                                                                     method="random"))
+    want = {"first_drop": first, "welch_ok": True, "target": 0.7, "at": 0.75, "margin": 0.1,
+            "level": 0.01, "n_seeds": 6, "rel": row["rel"], "rel_lo": row["rel_lo"],
+            "rel_hi": row["rel_hi"], "p_paired": row["p"], "p_holm": row["p_holm"],
+            "first_paired_drop": float("nan"), "paired_ok": True, "paired_tested": True}
+    want.update(q1._first_drop_texts(want))
+    ev = claims.Evidence(None, s)
+    ev.maps = maps
+    r = claims.evaluate(ev, ["q1_first_drop"])["q1_first_drop"]
+    assert _same(r.values, want), (r.values, want)
+    pd.testing.assert_frame_equal(q1.paired(ev), table)
+    assert q1.paired(ev).attrs == table.attrs
+
+
+def test_first_drop_values_whole_without_a_paired_test():
+    """No dense models: neither test runs; one seed: the table has no test at any level."""
+    nan = float("nan")
+    none = {"first_drop": nan, "welch_ok": False, "target": 0.6, "at": nan, "margin": 0.05,
+            "level": 0.05, "n_seeds": 0, "rel": nan, "rel_lo": nan, "rel_hi": nan,
+            "p_paired": nan, "p_holm": nan, "first_paired_drop": nan, "paired_ok": False,
+            "paired_tested": False, "k_text": "k = 0.60", "margin_text": "−5%",
+            "change_text": "n/a", "first_paired_text": "n/a",
+            "unresolved_text": ("This build cannot decide whether mAP holds up to high "
+                                "sparsity: no paired test could run (no dense models or no "
+                                "pruned levels).")}
+    maps = maps_table(4, {0.6: -0.3}, 0.02)
+    verdict, paper_verdict, r = verdicts(maps[maps.sparsity > 0])
+    assert _same(r.values, none), r.values
+    assert (verdict, paper_verdict) == (UNRESOLVED, UNRESOLVED)
+    assert r.sentence == none["unresolved_text"] and r.sound == none["unresolved_text"]
+    _, _, r = verdicts(maps_table(1, {0.6: -0.3}, 0.0))
+    v = r.values
+    assert (v["paired_ok"], v["paired_tested"], v["n_seeds"]) == (True, False, 1)
+    assert v["rel"] == pytest.approx(-0.3) and np.isnan(v["rel_lo"]) and np.isnan(v["p_holm"])
+    assert np.isnan(v["first_paired_drop"]) and np.isnan(v["first_drop"])
+
+
+def test_first_drop_texts_whole_in_each_case():
+    """Each sentence piece from hand-made values: grid short of the target or no paired test;
+    the nearest level above; 0, 1 or 2+ seeds; an interval across the margin, touching it from
+    above or from below; a first paired drop found, or tested and not found."""
+    from prunecxr.claims import q1
+
+    it, fp = overall.interval_text, claims.core.format_p
+    base = {"margin": 0.05, "target": 0.6, "at": 0.6, "paired_ok": True, "n_seeds": 8,
+            "rel": -0.04, "rel_lo": -0.07, "rel_hi": -0.01, "p_paired": 0.004,
+            "p_holm": 0.02, "paired_tested": True, "first_paired_drop": 0.8}
+    start = "This build cannot decide whether mAP holds up to high sparsity: "
+    short = q1._first_drop_texts({**base, "at": float("nan")})
+    assert short == {"k_text": "k = 0.60", "margin_text": "−5%", "change_text": "n/a",
+                     "first_paired_text": "n/a",
+                     "unresolved_text": start + "the grid does not reach k = 0.60."}
+    assert q1._first_drop_texts({**base, "at": float("nan"), "paired_ok": False})[
+        "unresolved_text"] == start + ("no paired test could run (no dense models or no pruned "
+                                       "levels).")
+
+    def whole(v, k_text, seeds, test, first, reason):
+        change = (f"at {k_text}, mAP changes by {it(v['rel'], v['rel_lo'], v['rel_hi'], 0.95)} "
+                  f"against each seed's own dense model ({seeds}; {test})")
+        return {"k_text": k_text, "margin_text": "−5%", "change_text": change,
+                "first_paired_text": first,
+                "unresolved_text": (f"Not resolved: {change}; {reason}, so it does not decide "
+                                    "whether the models can be pruned heavily before their "
+                                    "overall performance suffers.")}
+
+    tested = f"paired t-test {fp(0.004)}, Holm-adjusted {fp(0.02)}"
+    both = ("the interval reaches both sides of the −5% margin: this build cannot tell a small "
+            "loss from a large one")
+    one = "the interval lies on one side of the margin but the rule needs more"
+    assert q1._first_drop_texts(base) == whole(base, "k = 0.60", "8 seeds", tested, "k = 0.80",
+                                               both)
+    two = {**base, "n_seeds": 2, "rel_hi": 0.04}              # crosses -5% and +5%
+    assert q1._first_drop_texts(two) == whole(two, "k = 0.60", "2 seeds", tested, "k = 0.80",
+                                              both)
+    for edge in ({"rel_lo": -0.05}, {"rel_hi": -0.05, "rel_lo": -0.1}):   # touching: one side
+        v = {**base, **edge, "first_paired_drop": float("nan")}
+        assert q1._first_drop_texts(v) == whole(v, "k = 0.60", "8 seeds", tested,
+                                                "not reached within the grid", one)
+    untested = {**base, "at": 0.65, "rel_lo": float("nan"), "rel_hi": float("nan"),
+                "p_paired": float("nan"), "p_holm": float("nan"), "paired_tested": False}
+    near = "k = 0.65 (the grid has no k = 0.60; the nearest level above it)"
+    for n, seeds, verb in ((1, "1 seed", "gives"), (0, "0 seeds", "give")):
+        v = {**untested, "n_seeds": n}
+        assert q1._first_drop_texts(v) == whole(
+            v, near, seeds, "no paired test: fewer than two seeds",
+            "not tested (fewer than two seeds)", f"{seeds} {verb} no interval")
+    assert "(95% CI -7.0% to -1.0%)" in q1._first_drop_texts(base)["change_text"]
+
+
+def test_first_drop_sound_text_whole():
+    """The sound statistic: the change sentence capitalised and the first paired drop at the
+    settings' level; without a level at the target, the unresolved sentence."""
+    from prunecxr.claims import q1
+
+    v = {"at": 0.6, "level": 0.01, "change_text": "at k = 0.60, mAP changes by x",
+         "first_paired_text": "k = 0.80", "unresolved_text": "u"}
+    assert q1._sound_first_drop(v) == ("At k = 0.60, mAP changes by x; first paired drop "
+                                       "(Holm, P < 0.01): k = 0.80")
+    assert q1._sound_first_drop({**v, "at": float("nan")}) == "u"
+
+
+def test_first_drop_rules_at_their_edges():
+    """Strict inequalities at the margin and the level; 2 seeds are enough; the values a rule
+    needs all present; the paper's rule counts a first Welch drop at the target (to 1e-9)."""
+    rule = claims.CLAIMS["q1_first_drop"].rule
+    paper = claims.CLAIMS["q1_first_drop"].paper_rule
+    s = claims.Settings()
+    v = {"at": 0.6, "n_seeds": 2, "rel": -0.04, "rel_lo": -0.04, "rel_hi": -0.02,
+         "p_holm": 0.2, "margin": 0.05, "level": 0.05}
+    assert rule(v, s) is True                                              # 2 seeds decide
+    assert rule({**v, "rel_lo": -0.05}, s) is None                         # touching: not above
+    assert rule({**v, "rel_lo": -0.08, "rel_hi": -0.05}, s) is None        # touching: not below
+    cross = {**v, "rel": -0.06, "rel_lo": -0.09, "rel_hi": 0.01, "p_holm": 0.01}
+    assert rule(cross, s) is False
+    assert rule({**cross, "p_holm": 0.05}, s) is None                      # P = level
+    assert rule({**cross, "rel": -0.05}, s) is None                        # estimate = -margin
+    assert rule({**cross, "rel": -0.03}, s) is None                        # small estimate
+    assert rule({**v, "n_seeds": 1}, s) is None
+    assert rule({**v, "at": float("nan")}, s) is None
+    assert rule({**v, "rel_lo": float("nan")}, s) is None
+    welch = {"welch_ok": True, "first_drop": s.first_drop_at_least - 1e-9}
+    assert paper(welch, s) is True
+    assert paper({**welch, "first_drop": 0.4}, s) is False
+    assert paper({**welch, "first_drop": float("nan")}, s) is True
+    assert paper({**welch, "welch_ok": False}, s) is None
