@@ -534,3 +534,33 @@ def test_first_step_losses_without_a_second_level_is_an_empty_float_series():
     curve = pd.DataFrame({"method": ["solo"], "level": [0.0], "loss": [0.0]})
     got = cp.first_step_losses(curve)
     assert got.empty and got.dtype == float and got.name == "first_step_loss"
+
+
+def test_matched_levels_at_exact_grid_losses_and_edges():
+    """Losses exact in binary (AP 1, 0.875, 0.5 for one class): a target met exactly at a grid
+    level is matched there (grid level at or above it); a grid loss of exactly RESOLUTION x
+    the target resolves; a grid whose first level (below the dense one) already lost the
+    target is matched at that level; no loss asked gives the empty table with its columns."""
+    def one_class(levels, aps):
+        return pd.DataFrame({"method": "m", "seed": 0, "sparsity": levels, "class": "c0",
+                             "ap": aps})
+
+    got = cp.matched_levels(one_class([0.0, 0.25, 0.5], [1.0, 0.875, 0.5]),
+                            losses=(0.125, 0.25)).set_index("loss")
+    assert got.loc[0.125, ["level", "grid_level", "grid_loss"]].tolist() == [0.25, 0.25, 0.125]
+    assert got.loc[0.125, "resolved"] and got.loc[0.25, "grid_loss"] == 2 * 0.25
+    assert got.loc[0.25, "resolved"] and got.loc[0.25, "level"] == pytest.approx(0.25 + 0.25 / 3)
+    below = cp.matched_levels(one_class([-0.5, 0.0, 0.5], [0.5, 1.0, 0.5]), losses=(0.25,))
+    assert below[["level", "grid_level", "grid_loss"]].iloc[0].tolist() == [-0.5, -0.5, 0.5]
+    empty = cp.matched_levels(one_class([0.0, 0.5], [1.0, 0.5]), losses=())
+    assert empty.empty and list(empty.columns) == ["method", "loss", "level", "reached",
+                                                   "grid_level", "grid_loss", "resolved"]
+
+
+def test_a_level_column_beside_the_stores_sparsity_column_replaces_it():
+    """The store's ap_table has both ``level`` and ``sparsity`` (NaN off the sparsity grid);
+    read by ``level``, the sparsity column is set aside, whatever it holds."""
+    ap = table(seeds=(0, 1, 2))
+    both = ap.rename(columns={"sparsity": "level"}).assign(sparsity=np.nan)
+    pd.testing.assert_frame_equal(cp.damage_curve(both, level="level"), cp.damage_curve(ap))
+    pd.testing.assert_frame_equal(cp.matched_levels(both, level="level"), cp.matched_levels(ap))

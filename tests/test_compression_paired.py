@@ -410,3 +410,36 @@ def test_matched_changes_on_a_known_grid():
                 np.interp(at, ks, (lose[:, 1] - 0.8) / 0.8), np.nan]
         np.testing.assert_allclose(change[0], want)
         assert np.isnan(change[1]).all()
+
+
+def test_gap_and_rho_need_three_valued_classes_and_say_nothing_on_a_constant_row():
+    """Rho against scipy row by row: rows valued on the same 3 classes (vectorised), rows each
+    with its own 3 valued classes (one at a time), NaN with only 2 valued classes and for a row
+    whose classes all changed alike (quietly, as rowwise_spearman does); the gap is NaN where
+    no class is rare, or every class is."""
+    logc = np.log([5000.0, 900.0, 120.0, 20.0, 8.0])
+    nan = np.nan
+    rows = {"same 3": [[0.1, 0.3, 0.2, nan, nan], [-0.2, -0.2, -0.2, nan, nan],
+                       [0.3, 0.1, 0.2, nan, nan]],
+            "own 3": [[0.1, 0.3, 0.2, nan, nan], [nan, nan, 0.2, -0.1, 0.4]],
+            "2": [[0.1, 0.3, nan, nan, nan], [0.3, 0.1, nan, nan, nan]]}
+    rare = np.array([False, False, False, True, True])
+    for kind, change in rows.items():
+        change = np.array(change)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = cp.gap_and_rho(change, logc, rare)
+            none_rare = cp.gap_and_rho(change, logc, np.zeros(5, bool))
+            all_rare = cp.gap_and_rho(change, logc, np.ones(5, bool))
+        for r, row in enumerate(change):
+            ok = np.isfinite(row)
+            want = (st.spearmanr(logc[ok], row[ok]).statistic
+                    if ok.sum() >= 3 and np.ptp(row[ok]) > 0 else nan)
+            np.testing.assert_allclose(got[r, 1], want, err_msg=kind)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the "same 3" rows have no rare value
+            gap = np.nanmedian(change[:, rare], axis=1) - np.nanmedian(change[:, ~rare], axis=1)
+        np.testing.assert_allclose(got[:, 0], gap)
+        np.testing.assert_array_equal(np.isnan(none_rare[:, 0]), True)
+        np.testing.assert_array_equal(np.isnan(all_rare[:, 0]), True)
+        np.testing.assert_allclose(all_rare[:, 1], got[:, 1])
