@@ -60,6 +60,26 @@ def test_relative_change_uses_shared_dense_when_method_has_none():
     assert rel.loc[rel.method == "random", "rel_change"].iloc[0] == pytest.approx(-0.75)
 
 
+def test_relative_change_keeps_every_row_once_and_needs_a_dense_row():
+    """Two methods with their own dense rows: each row once, in the table's order, against its
+    own method's AP_0; a method without one takes the seed's first dense AP; a seed with no
+    dense model at all keeps its rows with AP_0 and the change NaN. No dense row anywhere is
+    an error that says so."""
+    rows = [("l1", 0, 0.0, "a", 0.4), ("ft", 0, 0.0, "a", 0.5), ("l1", 0, 0.5, "a", 0.2),
+            ("ft", 0, 0.5, "a", 0.25), ("random", 0, 0.5, "a", 0.1), ("l1", 1, 0.5, "a", 0.3),
+            ("random", 1, 0.5, "a", 0.2)]
+    ap = pd.DataFrame(rows, columns=["method", "seed", "sparsity", "class", "ap"])
+    rel = forgetting.relative_change(ap)
+    pd.testing.assert_frame_equal(rel[list(ap.columns)], ap)
+    expected_ap0 = [0.4, 0.5, 0.4, 0.5, 0.4, np.nan, np.nan]
+    assert rel["ap0"].tolist() == pytest.approx(expected_ap0, nan_ok=True)
+    expected = [(r[4] - a0) / a0 for r, a0 in zip(rows, expected_ap0)]
+    assert rel["rel_change"].tolist() == pytest.approx(expected, nan_ok=True)
+    with pytest.raises(ValueError, match=r"^ap_table has no dense \(sparsity 0\) rows; "
+                                         r"relative change needs AP_0$"):
+        forgetting.relative_change(ap[ap["sparsity"] > 0])
+
+
 def test_forgettability_curves_are_seed_medians_excluding_k0():
     ap = make_ap_table(seeds=(0, 1, 2, 3))
     rel = forgetting.relative_change(ap)

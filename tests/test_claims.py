@@ -192,6 +192,49 @@ def test_summary_sentence_groups_claims_by_verdict_in_order():
     assert claims.summary_sentence(results[1:2]) == "Holds here: a at 10%."
 
 
+def test_judge_reports_the_sound_statistic_or_the_papers_where_none():
+    """judge: the sound statistic's text goes to the result (its table row and its sentence);
+    a claim without one reports the paper's statistic in both columns."""
+    from types import SimpleNamespace
+
+    def claim(sound):
+        return claims.Claim(
+            key="k", question="Q0", statement=lambda s: "x is big", paper_nih=(),
+            paper_mimic=(), compute=lambda ev: {"x": 2.0}, rule=lambda v, s: v["x"] > 1,
+            describe=lambda v: f"mean x = {v['x']}", sound=sound,
+            paper_rule=None if sound is None else lambda v, s: False)
+
+    evidence = SimpleNamespace(settings=claims.Settings())
+    with_sound = claims.judge(claim(lambda v: f"paired x = {v['x'] + 1}"), evidence)
+    assert (with_sound.build, with_sound.sound) == ("mean x = 2.0", "paired x = 3.0")
+    assert (with_sound.verdict, with_sound.paper_verdict) == (HOLDS, FAILS)
+    row = with_sound.row()
+    assert (row[claims.PAPER_STAT_COL], row[claims.SOUND_STAT_COL]) == (
+        "mean x = 2.0", "paired x = 3.0")
+    assert with_sound.sentence == f"X is big: {HOLDS} here (paired x = 3.0)."
+    plain = claims.judge(claim(None), evidence)
+    assert plain.sound == plain.build == "mean x = 2.0"
+    assert plain.paper_verdict == plain.verdict == HOLDS
+
+
+def test_evidence_keeps_the_readers_responses_for_q4():
+    """The responses given to Evidence reach the readers' claim: its count of answers and the
+    PIE and non-PIE means of each question; without responses it is not resolved."""
+    from prunecxr.analysis.readers import reader_study_stats
+
+    responses = pd.DataFrame({"reader": "r1", "image": range(6), "is_pie": [1, 1, 1, 0, 0, 0],
+                              "agrees_with_label": [0, 1, 0, 1, 1, 1],
+                              "quality": [2, 3, 1, 4, 5, 4], "difficulty": [4, 4, 5, 2, 1, 2]})
+    ev = claims.Evidence(None, responses=responses)
+    pd.testing.assert_frame_equal(ev.readers, reader_study_stats(responses))
+    result = claims.evaluate(ev, ["q4_readers"])["q4_readers"]
+    assert result.values["n_answers"] == 6 and result.verdict == HOLDS
+    assert (result.values["quality_mean_a"], result.values["quality_mean_b"]) == pytest.approx(
+        (2.0, 13 / 3))
+    none = claims.evaluate(claims.Evidence(None), ["q4_readers"])["q4_readers"]
+    assert none.values["n_answers"] == 0 and none.verdict == UNRESOLVED
+
+
 def test_unknown_claim_is_named():
     with pytest.raises(KeyError, match="q9"):
         claims.evaluate(None, ["q9"])

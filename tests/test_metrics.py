@@ -75,9 +75,9 @@ def test_degenerate_columns(fn):
         assert got[3] == 1.0
     else:
         assert got[0] == 0.5 and np.isnan(got[3])
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")   # undefined classes are NaN without numpy's warning
-            np.testing.assert_array_equal(fn(y, s), got)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # undefined classes are NaN without numpy's warning
+        np.testing.assert_array_equal(fn(y, s), got)
 
 
 @pytest.mark.parametrize("fn", [average_precision, auroc], ids=["ap", "auroc"])
@@ -107,15 +107,18 @@ def test_ties_are_grouped_not_ordered():
 
 
 def test_input_validation():
+    """Each bad input is named in a whole message."""
     y, s = data((10, 2), 0)
-    with pytest.raises(ValueError, match="0/1"):
+    with pytest.raises(ValueError, match=r"^labels must be 0/1 \(binary indicator matrix\)$"):
         average_precision(y * 2, s)
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="^scores contain NaN or infinity$"):
         auroc(y, np.where(y == 1, np.nan, s))
     with pytest.raises(ValueError, match="do not match"):
         average_precision(y[:5], s)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match=r"^scores must have shape \(\.\.\., N, C\), got \(10,\)$"):
         average_precision(y[:, 0], s[:, 0])
+    with pytest.raises(ValueError, match=r"^labels must have shape \(N, C\), got \(10,\)$"):
+        auroc(y[:, 0], s)
     assert average_precision(y.astype(bool), s).shape == (2,)
 
 

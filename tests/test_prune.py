@@ -535,6 +535,23 @@ def test_state_reports_the_amount_asked_and_the_total():
     assert pruner.state() == step
 
 
+@pytest.mark.parametrize("make", [
+    lambda: nn.Linear(4, 3), lambda: nn.Conv2d(2, 3, 3),
+    lambda: nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Linear(4, 3))],
+    ids=["linear", "conv", "sequential"])
+def test_layer_sparsity_is_keyed_by_the_state_dict_names(make):
+    """Each prunable weight's sparsity is reported under its state_dict key, also for a model
+    that is itself one Linear or Conv2d (key "weight")."""
+    model = make()
+    step = NestedPruner(model).prune_to(0.5)
+    state = model.state_dict()
+    assert list(step.layer_sparsity) == [k for k in state if k.endswith("weight")]
+    for (m, n), name in zip(prunable_parameters(model), step.layer_sparsity):
+        w = state[name]
+        assert getattr(m, n).data_ptr() == w.data_ptr()
+        assert step.layer_sparsity[name] == (w == 0).sum().item() / w.numel()
+
+
 def test_global_order_is_torchs_stable_sort_on_every_path():
     """Against torch.sort(stable=True) of the concatenated scores: the packed float32 keys
     (negative and tied scores, float16 scores), the float64 path (scores that float32 would
