@@ -10,6 +10,7 @@ from scipy import stats as st
 from sklearn.metrics import average_precision_score
 from statsmodels.stats.multitest import multipletests
 
+from ci import under_mutmut
 from prunecxr.analysis import overall
 
 SPARSITIES = [0.0, 0.25, 0.5, 0.75]
@@ -257,3 +258,184 @@ def test_fraction_below_sd_measures_float32_layers_in_float64():
     bound = overall.SD_FRACTION * statistics.pstdev(x)
     assert abs(x[0]) < bound and (bound - abs(x[0])) / bound > 1e-9   # clear of float64 noise
     assert overall.fraction_below_sd([w]) == sum(abs(v) < bound for v in x) / len(x)
+
+
+def _maps(rows):
+    """A map_per_model-style table of method l1 from (seed, sparsity, map) triples, in order."""
+    return pd.DataFrame([("l1", s, k, m) for s, k, m in rows],
+                        columns=["method", "seed", "sparsity", "map"])
+
+
+def test_welch_by_sparsity_sorts_levels_and_switches_p_column_with_adjust():
+    """Levels come out in ascending order whatever the rows' order (a map table is used as
+    given); ``significant`` reads the unadjusted P by default and Holm's with adjust="holm",
+    here at an alpha between the smallest P and its Holm value, so the two disagree; a P equal
+    to alpha is not below it."""
+    rng = np.random.default_rng(3)
+    dense = [(s, 0.0, 0.5 + 0.01 * rng.standard_normal()) for s in range(4)]
+    levels = {0.75: -0.02, 0.25: 0.0, 0.5: -0.01}          # rows of 0.75 first
+    sparse = [(s, k, 0.5 + d + 0.01 * rng.standard_normal()) for k, d in levels.items()
+              for s in range(4)]
+    maps = _maps(sparse + dense)
+    plain = overall.welch_by_sparsity(maps, alpha=0.5)
+    assert list(plain["sparsity"]) == [0.25, 0.5, 0.75]
+    for _, row in plain.iterrows():
+        s = maps[np.isclose(maps.sparsity, row.sparsity)]["map"]
+        assert row.p == pytest.approx(st.ttest_ind([m for _, _, m in dense], s,
+                                                   equal_var=False).pvalue)
+    p_min = plain["p"].min()
+    alpha = (p_min + plain["p_holm"].min()) / 2     # Holm's smallest is 3 x the smallest P
+    assert p_min < alpha < 1
+    for adjust, column in ((None, "p"), ("holm", "p_holm")):
+        out = overall.welch_by_sparsity(maps, alpha=alpha, adjust=adjust)
+        assert list(out["significant"]) == list(out[column] < alpha)
+        assert out.attrs == {"alpha": alpha, "adjust": adjust}
+    assert overall.welch_by_sparsity(maps, alpha=alpha)["significant"].any()
+    assert not overall.welch_by_sparsity(maps, alpha=alpha, adjust="holm")["significant"].any()
+    assert not overall.welch_by_sparsity(maps, alpha=p_min)["significant"].any()   # P = alpha
+
+
+def test_first_significant_drop_default_alpha_and_strict_edges():
+    """Without ``alpha`` or a recorded one the bound is 0.001; a P equal to alpha is not below
+    it, and a level whose mean equals the dense mean is no drop, however small its P."""
+    t = pd.DataFrame({"sparsity": [0.1, 0.2, 0.3, 0.4], "mean_dense": [0.5] * 4,
+                      "mean_sparse": [0.4, 0.5, 0.45, 0.3], "p": [0.01, 1e-9, 5e-4, 1e-6]})
+    assert not t.attrs
+    assert overall.first_significant_drop(t) == 0.3        # 0.01 is not below 0.001
+    assert overall.first_significant_drop(t, alpha=0.05) == 0.1
+    assert overall.first_significant_drop(t, alpha=5e-4) == 0.4   # P = alpha is not below it
+    assert np.isnan(overall.first_significant_drop(t.assign(mean_sparse=0.5), alpha=0.05))
+
+
+def test_level_at_least_tolerance_is_inclusive():
+    """A level at the target, or below it by the tolerance (1e-9) or less, counts as reached."""
+    assert overall.level_at_least([0.0, 0.5], 1e-9) == 0.0
+    assert overall.level_at_least([0.7 - 0.4, 0.5], 0.3) == 0.7 - 0.4     # 0.29999999999999993
+    assert overall.level_at_least([0.0, 0.5], 2e-9) == 0.5
+    assert np.isnan(overall.level_at_least([0.0, 0.5], 0.6))
+
+
+def test_interval_text_whole():
+    """The estimate and its interval as signed percentages with the confidence; the estimate
+    alone without an interval; "n/a" for an undefined number."""
+    assert overall.interval_text(-0.123, -0.201, -0.045) == "-12.3% (95% CI -20.1% to -4.5%)"
+    assert overall.interval_text(0.05, 0.01, 0.2, 0.9) == "+5.0% (90% CI +1.0% to +20.0%)"
+    assert (overall.interval_text(0.05, np.nan, np.nan)
+            == "+5.0% (no interval: fewer than two seeds)")
+    assert (overall.interval_text(np.nan, np.nan, np.nan)
+            == "n/a (no interval: fewer than two seeds)")
+    assert overall.interval_text(-0.5, -0.9, np.inf) == "-50.0% (95% CI -90.0% to n/a)"
+
+
+def _paired_maps(n_seeds=4, effects=None, rng_seed=5):
+    """Dense mAP per seed and, per level, the same seed's model changed by ``effect`` (a
+    relative change) plus noise: a map table of method l1, dense rows last."""
+    rng = np.random.default_rng(rng_seed)
+    dense = 0.5 + 0.05 * rng.standard_normal(n_seeds)
+    effects = {0.25: 0.1, 0.5: -0.05, 0.75: -0.2} if effects is None else effects
+    rows = [(s, k, dense[s] * (1 + e + 0.01 * rng.standard_normal()))
+            for k, e in effects.items() for s in range(n_seeds)]
+    return _maps(rows + [(s, 0.0, dense[s]) for s in range(n_seeds)])
+
+
+def _paired_by_hand(maps, k, confidence):
+    """(P of the paired t-test, t-interval of the relative change) at level k, from scipy."""
+    wide = maps.pivot(index="seed", columns="sparsity", values="map")
+    d, s = wide[0.0].to_numpy(), wide[k].to_numpy()
+    rel = s / d - 1
+    half = st.t.ppf((1 + confidence) / 2, len(rel) - 1) * rel.std(ddof=1) / np.sqrt(len(rel))
+    return st.ttest_rel(d, s).pvalue, (rel.mean() - half, rel.mean() + half)
+
+
+@pytest.mark.parametrize("n_seeds", [2, 4])
+def test_paired_by_sparsity_tests_from_two_seeds_at_the_callers_confidence(n_seeds):
+    """Two paired seeds are enough for the test and the interval; the interval is taken at the
+    caller's confidence, and ``attrs`` record level and confidence."""
+    maps = _paired_maps(n_seeds)
+    out = overall.paired_by_sparsity(maps, level=0.1, confidence=0.8)
+    assert out.attrs == {"level": 0.1, "confidence": 0.8}
+    assert list(out["sparsity"]) == [0.25, 0.5, 0.75] and out["n"].eq(n_seeds).all()
+    for _, row in out.iterrows():
+        p, interval = _paired_by_hand(maps, row.sparsity, 0.8)
+        assert row.p == pytest.approx(p)
+        assert (row.rel_lo, row.rel_hi) == pytest.approx(interval)
+
+
+def test_paired_by_sparsity_drop_is_a_decrease_with_holm_p_strictly_below_level():
+    """A significant increase is no drop; a decrease is one only while its Holm P is strictly
+    below the level (a level equal to it does not count)."""
+    maps = _paired_maps(6, {0.25: 0.3, 0.5: -0.3})
+    out = overall.paired_by_sparsity(maps, level=0.05).set_index("sparsity")
+    assert out.loc[0.25, "p_holm"] < 0.05 and out.loc[0.5, "p_holm"] < 0.05
+    assert list(out["drop"]) == [False, True]
+    at = overall.paired_by_sparsity(maps, level=out.loc[0.5, "p_holm"])
+    assert not at["drop"].any()
+
+
+def test_paired_by_sparsity_counts_each_seeds_first_row_once():
+    """Rows repeated later for a seed (a re-evaluation appended, its mAP different) leave the
+    result as it was: each seed's first dense and first pruned row are paired, once."""
+    maps = _paired_maps()
+    again = _maps([(0, 0.0, 0.9), (1, 0.5, 0.1)])
+    pd.testing.assert_frame_equal(overall.paired_by_sparsity(pd.concat([maps, again])),
+                                  overall.paired_by_sparsity(maps))
+
+
+def test_grid_messages_whole():
+    """The errors about the grid, word for word: a level outside (0, 1), too few dense seeds
+    for Welch's test, no pruned level (either test)."""
+    maps = _paired_maps()
+    for level in (0, 1, 1.5, -0.1):
+        with pytest.raises(ValueError) as caught:
+            overall.paired_by_sparsity(maps, level=level)
+        assert str(caught.value) == f"level must be in (0, 1), got {level!r}"
+    with pytest.raises(ValueError) as caught:
+        overall.welch_by_sparsity(_maps([(0, 0.0, 0.5), (0, 0.5, 0.4), (1, 0.5, 0.41)]))
+    assert str(caught.value) == ("welch_by_sparsity needs at least two seeds per group (dense "
+                                 "and each sparsity); table has 1 dense model(s)")
+    for test in (overall.welch_by_sparsity, overall.paired_by_sparsity):
+        with pytest.raises(ValueError) as caught:
+            test(maps[maps.sparsity == 0])
+        assert str(caught.value) == "table has no sparsity > 0 for method 'l1'"
+
+
+def test_map_per_model_rows_sorted_and_its_warning_at_the_callers_line():
+    """Models come out sorted by method, seed and sparsity whatever the rows' order; the
+    warning about a class without an AP names the caller's line (stacklevel 2)."""
+    ap = make_ap_table(seeds=(0, 1), empty_class=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shuffled = overall.map_per_model(ap.sample(frac=1, random_state=2))
+    assert under_mutmut() or caught[0].filename == __file__
+    keys = list(zip(shuffled["method"], shuffled["seed"], shuffled["sparsity"]))
+    assert keys == sorted(keys) and len(keys) == 2 * 2 * len(SPARSITIES)
+
+
+def test_dense_models_borrowed_once_per_seed_from_the_first_method():
+    """A method without k = 0 rows is compared against the table's dense models, one per seed
+    (the first listed: here l1's, though random has its own too)."""
+    maps = overall.map_per_model(make_ap_table(seeds=(0, 1, 2)))
+    snip = maps[(maps.method == "l1") & (maps.sparsity > 0)].assign(method="snip")
+    out = overall.welch_by_sparsity(pd.concat([maps, snip]), alpha=0.05, method="snip")
+    l1_dense = maps[(maps.method == "l1") & (maps.sparsity == 0)]["map"]
+    assert out["n_dense"].eq(3).all()
+    assert out["mean_dense"].to_numpy() == pytest.approx(np.full(3, l1_dense.mean()))
+
+
+def test_method_and_table_messages_whole():
+    """The errors choosing a method and its dense models name the table, word for word."""
+    maps = overall.map_per_model(make_ap_table(seeds=(0, 1)))
+    with pytest.raises(ValueError) as caught:
+        overall.select_method(maps, None)
+    assert str(caught.value) == ("frame holds methods ['l1', 'random']; pass method= to "
+                                 "choose one")
+    with pytest.raises(ValueError) as caught:
+        overall.welch_by_sparsity(maps, method="snip")
+    assert str(caught.value) == "method 'snip' not in table; available: ['l1', 'random']"
+    with pytest.raises(ValueError) as caught:
+        overall.welch_by_sparsity(maps.drop(columns="seed"))
+    assert str(caught.value) == ("table is missing column(s) ['seed']; it has ['method', "
+                                 "'sparsity', 'map', 'n_classes']")
+    with pytest.raises(ValueError) as caught:
+        overall.paired_by_sparsity(maps[maps.sparsity > 0])
+    assert str(caught.value) == "table has no dense (sparsity 0) models to compare against"
