@@ -3,12 +3,12 @@ the one P-value formatter of the project.
 
 The tests themselves are scipy's and statsmodels' (``ttest_ind(equal_var=False)``,
 ``kruskal``, ``mannwhitneyu``, ``pearsonr``, ``spearmanr``, ``ols``; Holm's step-down is
-computed here and checked against ``multipletests(method="holm")``). What this module adds on top is the project's NaN policy (NaN/inf values are dropped;
-an undefined test gives NaN, without a warning, instead of raising) and a tidy one-row
-``pandas.DataFrame`` per test (the pingouin convention), so results of many calls concatenate
-into one table. The row-wise correlations are vectorised here because they are several times
-faster than scipy's ``pearsonr(axis=1)`` on a test set's worth of rows; the tests check them
-against scipy.
+computed here and checked against ``multipletests(method="holm")``). What this module adds
+on top is the project's NaN policy (NaN/inf values are dropped; an undefined test gives NaN,
+without a warning, instead of raising) and a tidy one-row ``pandas.DataFrame`` per test (the
+pingouin convention), so results of many calls concatenate into one table. The row-wise
+correlations are vectorised here because they are several times faster than scipy's
+``pearsonr(axis=1)`` on a test set's worth of rows; the tests check them against scipy.
 """
 
 from __future__ import annotations
