@@ -146,8 +146,6 @@ def test_enrichment_inf_and_nan_ratios():
 def test_defaults_fraction_bounds_and_warning_site():
     """Defaults (method l1, dense level 0.0), the fraction's closed range [0, 1], no warning
     without NaN scores, and the NaN warning attributed to the caller."""
-    import warnings
-
     store = FakeStore()
     np.testing.assert_array_equal(pies.mean_probabilities(store),
                                   pies.mean_probabilities(store, "l1", 0.0))
@@ -274,47 +272,6 @@ def test_findings_count_is_an_integer_count_whatever_the_label_dtype():
     expected = labels[:, [0, 2, 3]].sum(axis=1)
     for y in (labels, labels.astype(np.uint8), labels.astype(float)):
         np.testing.assert_array_equal(pies.findings_count(y, classes), expected, strict=True)
-
-
-def _table_masks(a, b, c, d):
-    """PIE mask and property of the 2x2 table: a PIEs with it, b without; c others with, d
-    without."""
-    pie = np.r_[np.ones(a + b, bool), np.zeros(c + d, bool)]
-    has = np.r_[np.ones(a, bool), np.zeros(b, bool), np.ones(c, bool), np.zeros(d, bool)]
-    return pie, has
-
-
-@pytest.mark.parametrize("a, b, c, d", [(0, 0, 3, 4), (2, 3, 0, 0), (0, 3, 0, 4), (2, 0, 3, 0),
-                                        (1, 0, 0, 0)])
-def test_exact_enrichment_without_a_row_or_column_has_no_odds_ratio(a, b, c, d):
-    """No PIEs, no other images, no image with the property or every image with it: scipy
-    would still give P = 1 and the interval (0, inf); here the odds ratio, its interval and P
-    are NaN, under the same keys as a defined table. The counts and the expected count of PIEs
-    with the property are still given (one image alone: 1 expected)."""
-    r = pies.exact_enrichment(*_table_masks(a, b, c, d))
-    assert list(r) == list(pies.exact_enrichment(*_table_masks(3, 3, 40, 85)))
-    assert (r["pie_with"], r["pie_without"], r["other_with"], r["other_without"]) == (a, b, c, d)
-    assert all(np.isnan(r[k]) for k in ("odds_ratio", "ci_low", "ci_high", "p"))
-    assert r["expected_pie"] == (a + b) * (a + c) / (a + b + c + d)
-
-
-@pytest.mark.parametrize("a, b, c, d", [(1, 0, 1, 3), (2, 2, 1, 0), (3, 1, 40, 0),
-                                        (3, 3, 40, 3), (3, 5, 10, 10)])
-def test_exact_enrichment_small_and_balanced_tables_against_scipy(a, b, c, d):
-    """Tables with one PIE, one other image, one image without the property, or equal cells
-    are defined: the ratio of prevalences by hand, scipy's conditional odds ratio, interval and
-    Fisher's P. A 0/1 float mask is read as the boolean one."""
-    from scipy.stats.contingency import odds_ratio
-
-    pie, has = _table_masks(a, b, c, d)
-    r = pies.exact_enrichment(pie, has)
-    ref = odds_ratio([[a, b], [c, d]], kind="conditional")
-    ci = ref.confidence_interval(0.95)
-    assert r["ratio"] == pytest.approx((a / (a + b)) / (c / (c + d)))
-    assert r["odds_ratio"] == pytest.approx(ref.statistic)
-    assert (r["ci_low"], r["ci_high"]) == pytest.approx((ci.low, ci.high))
-    assert r["p"] == pytest.approx(st.fisher_exact([[a, b], [c, d]])[1])
-    assert pies.exact_enrichment(pie.astype(float), has) == r
 
 
 def test_ratios_with_an_empty_group_warn_nothing():

@@ -82,12 +82,18 @@ def test_pies_at_levels_match_pie_scores_and_select_pies():
 
 # --------------------------------------------------------------- exact intervals
 
+def _table_masks(a, b, c, d):
+    """PIE mask and property of the 2x2 table: a PIEs with it, b without; c others with, d
+    without."""
+    pie = np.r_[np.ones(a + b, bool), np.zeros(c + d, bool)]
+    has = np.r_[np.ones(a, bool), np.zeros(b, bool), np.ones(c, bool), np.zeros(d, bool)]
+    return pie, has
+
+
 @pytest.mark.parametrize("a, b, c, d", [(3, 3, 40, 85), (0, 6, 24, 101), (20, 80, 25, 1875),
                                         (5, 95, 5, 1895), (2, 4, 0, 125)])
 def test_exact_enrichment_against_scipy(a, b, c, d):
-    pie = np.r_[np.ones(a + b, bool), np.zeros(c + d, bool)]
-    has = np.r_[np.ones(a, bool), np.zeros(b, bool), np.ones(c, bool), np.zeros(d, bool)]
-    r = pies.exact_enrichment(pie, has)
+    r = pies.exact_enrichment(*_table_masks(a, b, c, d))
     assert (r["pie_with"], r["pie_without"], r["other_with"], r["other_without"]) == (a, b, c, d)
     assert r["p"] == pytest.approx(st.fisher_exact([[a, b], [c, d]])[1])
     assert r["expected_pie"] == pytest.approx((a + b) * (a + c) / (a + b + c + d))
@@ -98,6 +104,39 @@ def test_exact_enrichment_against_scipy(a, b, c, d):
     assert (r["ci_high"] < 1) == (p_less < 0.025)
     ratio = (a / (a + b)) / (c / (c + d)) if c else np.inf
     assert r["ratio"] == pytest.approx(ratio)
+
+
+@pytest.mark.parametrize("a, b, c, d", [(0, 0, 3, 4), (2, 3, 0, 0), (0, 3, 0, 4), (2, 0, 3, 0),
+                                        (1, 0, 0, 0)])
+def test_exact_enrichment_without_a_row_or_column_has_no_odds_ratio(a, b, c, d):
+    """No PIEs, no other images, no image with the property or every image with it: scipy
+    would still give P = 1 and the interval (0, inf); here the odds ratio, its interval and P
+    are NaN, under the same keys as a defined table. The counts and the expected count of PIEs
+    with the property are still given (one image alone: 1 expected)."""
+    r = pies.exact_enrichment(*_table_masks(a, b, c, d))
+    assert list(r) == list(pies.exact_enrichment(*_table_masks(3, 3, 40, 85)))
+    assert (r["pie_with"], r["pie_without"], r["other_with"], r["other_without"]) == (a, b, c, d)
+    assert all(np.isnan(r[k]) for k in ("odds_ratio", "ci_low", "ci_high", "p"))
+    assert r["expected_pie"] == (a + b) * (a + c) / (a + b + c + d)
+
+
+@pytest.mark.parametrize("a, b, c, d", [(1, 0, 1, 3), (2, 2, 1, 0), (3, 1, 40, 0),
+                                        (3, 3, 40, 3), (3, 5, 10, 10)])
+def test_exact_enrichment_small_and_balanced_tables_against_scipy(a, b, c, d):
+    """Tables with one PIE, one other image, one image without the property, or equal cells
+    are defined: the ratio of prevalences by hand, scipy's conditional odds ratio, interval and
+    Fisher's P. A 0/1 float mask is read as the boolean one."""
+    from scipy.stats.contingency import odds_ratio
+
+    pie, has = _table_masks(a, b, c, d)
+    r = pies.exact_enrichment(pie, has)
+    ref = odds_ratio([[a, b], [c, d]], kind="conditional")
+    ci = ref.confidence_interval(0.95)
+    assert r["ratio"] == pytest.approx((a / (a + b)) / (c / (c + d)))
+    assert r["odds_ratio"] == pytest.approx(ref.statistic)
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((ci.low, ci.high))
+    assert r["p"] == pytest.approx(st.fisher_exact([[a, b], [c, d]])[1])
+    assert pies.exact_enrichment(pie.astype(float), has) == r
 
 
 @pytest.mark.slow

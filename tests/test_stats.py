@@ -1,6 +1,7 @@
 """prunecxr.stats against independent implementations (scipy, statsmodels, numpy, loops)."""
 
 import itertools
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -230,8 +231,6 @@ def test_median_iqr_matches_numpy():
 
 def test_degenerate_inputs_give_the_documented_rows():
     """Empty or too-small groups, all-equal values: the same columns, NaN where undefined."""
-    import warnings
-
     from scipy import stats as scs
 
     from prunecxr import stats as S
@@ -386,8 +385,6 @@ def test_kruskal_and_mann_whitney_rows_on_edges_quietly():
     """The computed rows have the documented columns (Kruskal's df = groups - 1); a single
     value in the second group is enough; 0/1 data (a range of exactly 1) is tested, not taken
     as all equal; an empty group is NaN without scipy's small-sample warning."""
-    import warnings
-
     row = stats.kruskal([1.0, 2.0, 4.0], [3.0, 5.0], [0.5, 6.0])
     assert list(row.columns) == ["H", "df", "p"] and row["df"].item() == 2
     w = stats.welch([1.0, 2.0, 4.0], [3.0, 5.0])
@@ -409,8 +406,6 @@ def test_kruskal_and_mann_whitney_rows_on_edges_quietly():
 def test_compare_groups_undefined_summaries_are_nan_without_a_warning():
     """An empty group's mean and SD, and a one-value group's SD, are NaN quietly (the NaN
     policy); two values in either group give a sample SD."""
-    import warnings
-
     frame = pd.DataFrame({"g": ["a", "b", "b", "c", "c", "c"], "x": [1.0, 2.0, 4.0, 0.0, 1.0, 5.0]})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
